@@ -1,0 +1,5 @@
+"""Allow `python -m provenance`."""
+
+from provenance.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""The audit pipeline: resolve models, collect evidence, run tests per reference, decide, write results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from provenance import __version__
+from provenance.cache import EvidenceCache
+from provenance.collect import ModelEvidence, ProbePlan, collect
+from provenance.errors import InputError
+from provenance.fsutil import atomic_write_bytes, atomic_write_json
+from provenance.models import LoadOptions, ResolvedModel, SpecKind, parse_spec, resolve
+from provenance.models.packaged import PACKAGED
+from provenance.probeset import ProbeSet, load as load_probes
+from provenance.stats import Panel, TestResult, next_token_divergence, output_agreement, weight_permutation_test
+from provenance.verdict import DECISION_RULE, bonferroni, decide, holm
+
+RESULTS_SCHEMA_VERSION = 1
+BUNDLE_MARKERS = ("results.json", "manifest.json", "transcripts.jsonl")
+
+
+@dataclass
+class AuditConfig:
+    suspect: str
+    references: Sequence[str]
+    controls: Sequence[str] | None = None
+    out: Path | None = None
+    budget: int = 200
+    seed: int = 0
+    options: LoadOptions = field(default_factory=LoadOptions)
+    progress: bool = True
+    cache: EvidenceCache | None = None
+    continuation_set: str = "continuation"
+    next_token_set: str = "next-token"
+
+
+def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
+    """Packaged models other than the references and the suspect (and outside their packaged families)."""
+    taken = {parse_spec(s).location for s in [suspect, *references] if parse_spec(s).kind is SpecKind.PACKAGED}
+    families = {PACKAGED[t].family for t in taken}
+    return [name for name, m in PACKAGED.items() if name not in taken and m.family not in families]
+
+
+def check_out_dir(out: Path) -> None:
+    """An existing output directory must be empty or a previous bundle (which is replaced), never user data."""
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"output path exists and is not a directory: {out}")
+        entries = [p.name for p in out.iterdir()]
+        if entries and not any(m in entries for m in BUNDLE_MARKERS):
+            raise InputError(f"output directory {out} is not empty and is not an evidence bundle; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"output directory {out} is not writable ({exc.strerror})") from None
+
+
+def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> list[ProbePlan]:
+    if budget < 2:
+        raise InputError("--budget must be at least 2 probes")
+    n_next = min(budget // 2, len(next_token.probes))
+    return [ProbePlan(continuation, min(budget - n_next, len(continuation.probes))), ProbePlan(next_token, n_next)]
+
+
+def _git_commit() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0:
+            return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"commit": None, "dirty": None}
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkgs = {}
+    for name in ("torch", "transformers", "numpy", "scipy", "gguf", "safetensors", "httpx", "click"):
+        try:
+            pkgs[name] = version(name)
+        except PackageNotFoundError:
+            pkgs[name] = None
+    return {"tool": {"name": "provenance", "version": __version__, **_git_commit()}, "python": sys.version.split()[0],
+            "platform": platform.platform(), "packages": pkgs}
+
+
+def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
+             plans: Sequence[ProbePlan], seed: int) -> list[dict[str, Any]]:
+    """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
+    cont, nxt = plans[0], plans[1]
+    tokenizers = {k: ev.tokenizer_id for k, ev in evidence.items()}
+
+    def panel(plan: ProbePlan) -> Panel:
+        return Panel(tuple(p.id for p in plan.probes), {k: ev.answers[plan.probe_set.id] for k, ev in evidence.items()},
+                     tokenizers)
+
+    pc, pn = panel(cont), panel(nxt)
+    rng = np.random.default_rng(seed)
+    entries: list[dict[str, Any]] = []
+    raw_ps: list[float | None] = []
+    all_tests: list[list[TestResult]] = []
+    for ref in references:
+        models = [suspect, ref, *[c for c in controls if c not in (suspect, ref)]]
+        if evidence[suspect].model.fingerprint == evidence[ref].model.fingerprint:
+            tests = [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
+                                null="identical SHA-256 fingerprints cannot arise independently")]
+        else:
+            tests = [
+                output_agreement(pc, suspect, ref, models),
+                next_token_divergence(pn, suspect, ref, models),
+                weight_permutation_test(evidence[suspect].weights, evidence[ref].weights, evidence[suspect].model_type,
+                                        evidence[ref].model_type, rng),
+            ]
+        all_tests.append(tests)
+        raw_ps.append(bonferroni(tests))
+    adjusted = holm(raw_ps)
+    n_probes = len(cont.probes)
+    for ref, tests, p_raw, p_adj in zip(references, all_tests, raw_ps, adjusted):
+        if tests[0].name == "identical_files":
+            verdict, reason = "derived", "the suspect's files are byte-identical to the reference's"
+        else:
+            d = decide(tests, p_adj, n_probes)
+            verdict, reason = d.verdict, d.reason
+        entries.append({
+            "spec": evidence[ref].model.label,
+            "verdict": verdict,
+            "p_value": p_adj,
+            "p_value_unadjusted": p_raw,
+            "reason": reason,
+            "tests": [t.to_json() for t in tests],
+        })
+    return entries
+
+
+def run_audit(cfg: AuditConfig) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    t0 = time.time()
+    if not cfg.references:
+        raise InputError("give at least one --reference")
+    controls = list(cfg.controls) if cfg.controls else default_controls(cfg.suspect, cfg.references)
+    if not controls:
+        raise InputError("no control models: pass at least one --control (a model known to be independent of the reference)")
+    if cfg.out is not None:
+        check_out_dir(Path(cfg.out))
+        # results.json marks a finished audit; drop a stale one so a crash cannot leave it looking complete.
+        (Path(cfg.out) / "results.json").unlink(missing_ok=True)
+    cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
+    plans = plan_probes(cfg.budget, cont, nxt)
+    # Identify every model before querying any: fingerprints are fixed first (chain of custody).
+    specs = [cfg.suspect, *cfg.references, *controls]
+    resolved: dict[str, ResolvedModel] = {}
+    for s in specs:
+        if s not in resolved:
+            resolved[s] = resolve(s, cfg.options)
+    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress)
+    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
+    refs = list(dict.fromkeys(cfg.references))
+    ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
+    entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed)
+    finished = datetime.now(timezone.utc)
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "propositions": {
+            "H1": "the suspect was distilled from, or derived from, the reference",
+            "H0": "the suspect was built independently of the reference (it may share public data, architecture or tokenizer)",
+        },
+        "suspect": resolved[cfg.suspect].to_json(),
+        "references": entries,
+        "controls": [resolved[c].to_json() for c in ctrl],
+        "reference_models": [resolved[r].to_json() for r in refs],
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes)} for p in plans],
+        "budget": cfg.budget,
+        "seed": cfg.seed,
+        "access": {s: sorted(evidence[s].capabilities) for s in resolved},
+        "notes": sorted({n for ev in evidence.values() for n in ev.notes}),
+        "decision_rule": DECISION_RULE,
+        "started_utc": started.isoformat(),
+        "finished_utc": finished.isoformat(),
+        "wall_seconds": round(time.time() - t0, 2),
+        "environment": environment(),
+    }
+    if cfg.out is not None:
+        write_outputs(Path(cfg.out), results, evidence)
+    return results
+
+
+def write_outputs(out: Path, results: dict[str, Any], evidence: dict[str, ModelEvidence]) -> None:
+    """Transcripts first, results last: a directory with results.json is a finished audit."""
+    seen: set[str] = set()
+    lines = []
+    for ev in evidence.values():
+        if ev.model.fingerprint in seen:
+            continue
+        seen.add(ev.model.fingerprint)
+        lines.extend(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in ev.records)
+    atomic_write_bytes(out / "transcripts.jsonl", ("\n".join(lines) + "\n").encode())
+    atomic_write_json(out / "results.json", results)

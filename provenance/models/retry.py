@@ -1,0 +1,46 @@
+"""Retries with exponential backoff, in one wrapper for every HTTP call (after inspect_ai's should_retry)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class RetryableError(Exception):
+    """A failure that may succeed if tried again (timeout, dropped connection, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        # Full jitter: spreads retries of concurrent clients; does not touch any result, so it need not be seeded.
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+def with_retries(fn: Callable[[], T], policy: RetryPolicy, on_retry: Callable[[int, Exception], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """Call fn until it succeeds or raises a non-retryable error; re-raise the last error when attempts run out."""
+    for attempt in range(policy.attempts):
+        try:
+            return fn()
+        except RetryableError as exc:
+            if attempt == policy.attempts - 1:
+                raise
+            if on_retry:
+                on_retry(attempt + 1, exc)
+            sleep(policy.delay(attempt, exc.retry_after))
+    raise AssertionError("unreachable")

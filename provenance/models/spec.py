@@ -1,0 +1,74 @@
+"""Parse a model spec string into a typed ModelSpec: directory, .gguf file, HTTP endpoint, packaged name or hub id."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from provenance.errors import InputError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+class SpecKind(str, enum.Enum):
+    DIRECTORY = "directory"
+    GGUF = "gguf"
+    HTTP = "http"
+    PACKAGED = "packaged"
+    HUB = "hub"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for (`raw`) and how we will reach it."""
+
+    raw: str
+    kind: SpecKind
+    location: str  # path, base URL, packaged name or hub id
+    model_name: str | None = None  # for HTTP endpoints: the served model's name
+
+    def describe(self) -> str:
+        if self.kind is SpecKind.HTTP:
+            return f"{self.location} (model {self.model_name or '?'})"
+        return f"{self.kind.value} {self.location}"
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def parse_spec(raw: str) -> ModelSpec:
+    """Turn a spec string into a ModelSpec, or raise InputError with one clear line."""
+    from provenance.models.packaged import PACKAGED  # light: a dict of metadata
+
+    s = raw.strip()
+    if not s:
+        raise InputError("empty model spec")
+    if s.startswith(("http://", "https://")):
+        url, _, model = s.partition("#")
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise InputError(f"malformed endpoint URL: {raw!r} (expected http(s)://HOST[:PORT]/v1#MODEL)")
+        return ModelSpec(raw, SpecKind.HTTP, url.rstrip("/"), model or None)
+    if s in PACKAGED:
+        return ModelSpec(raw, SpecKind.PACKAGED, s)
+    path = Path(s).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return ModelSpec(raw, SpecKind.DIRECTORY, str(path.resolve()))
+        if path.suffix.lower() == ".gguf":
+            return ModelSpec(raw, SpecKind.GGUF, str(path.resolve()))
+        if path.suffix.lower() in PICKLE_SUFFIXES + (".safetensors",):
+            raise InputError(f"{raw}: pass the model's directory (with config.json and tokenizer), not a weight file")
+        raise InputError(f"{raw}: not a model directory or .gguf file")
+    looks_like_path = s.startswith((".", "/", "~")) or s.lower().endswith(".gguf") or "\\" in s or s.count("/") > 1
+    if looks_like_path:
+        raise InputError(f"model path does not exist: {raw}")
+    if _HUB_ID.match(s):
+        return ModelSpec(raw, SpecKind.HUB, s)
+    close = difflib.get_close_matches(s, list(PACKAGED), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; packaged models: {', '.join(PACKAGED)}"
+    raise InputError(f"unknown model '{raw}' (not a path, URL, packaged name or hub id){hint}")
