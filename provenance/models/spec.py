@@ -47,6 +47,8 @@ def parse_spec(raw: str) -> ModelSpec:
     s = raw.strip()
     if not s:
         raise InputError("empty model spec")
+    if any(ord(c) < 32 or c == "\x7f" for c in s):
+        raise InputError(f"model spec contains control characters: {raw!r}")
     if s.startswith(("http://", "https://")):
         url, _, model = s.partition("#")
         parts = urlsplit(url)
@@ -55,8 +57,12 @@ def parse_spec(raw: str) -> ModelSpec:
         return ModelSpec(raw, SpecKind.HTTP, url.rstrip("/"), model or None)
     if s in PACKAGED:
         return ModelSpec(raw, SpecKind.PACKAGED, s)
-    path = Path(s).expanduser()
-    if path.exists():
+    try:
+        path = Path(s).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError, ValueError):  # e.g. '~user' with no such user, or a name too long
+        raise InputError(f"not a usable path: {raw!r}") from None
+    if exists:
         if path.is_dir():
             return ModelSpec(raw, SpecKind.DIRECTORY, str(path.resolve()))
         if path.suffix.lower() == ".gguf":
@@ -71,4 +77,4 @@ def parse_spec(raw: str) -> ModelSpec:
         return ModelSpec(raw, SpecKind.HUB, s)
     close = difflib.get_close_matches(s, list(PACKAGED), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else f"; packaged models: {', '.join(PACKAGED)}"
-    raise InputError(f"unknown model '{raw}' (not a path, URL, packaged name or hub id){hint}")
+    raise InputError(f"unknown model {s!r} (not a path, URL, packaged name or hub id){hint}")

@@ -1,0 +1,62 @@
+"""End-to-end audits on real packaged models: a derived copy is flagged, an unrelated family is not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provenance.audit import AuditConfig, run_audit
+from tests.conftest import requires_models
+
+pytestmark = [requires_models, pytest.mark.slow]
+BUDGET = 100
+
+
+@pytest.fixture(scope="module")
+def derived_audit(noised_smol: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("audit-derived")
+    results = run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], out=out,
+                                    budget=BUDGET, progress=False))
+    return {"results": results, "out": out}
+
+
+def test_derived_copy_is_related(derived_audit: dict) -> None:
+    ref = derived_audit["results"]["references"][0]
+    assert ref["verdict"] == "derived"
+    assert ref["p_value"] < 0.01
+    tests = {t["name"]: t for t in ref["tests"]}
+    # Each behavioural family on its own also sees the relation, far above every independent pair
+    # (greedy agreement is the weaker of the two: 2% weight noise already changes many continuations).
+    assert tests["output_agreement"]["p_value"] < 0.05
+    assert tests["next_token_divergence"]["p_value"] < 0.01
+    assert tests["weight_alignment"]["p_value"] <= 0.001
+    assert tests["output_agreement"]["statistic"] > tests["output_agreement"]["details"]["suspect_controls_mean"] + 0.3
+
+
+def test_results_schema_and_transcripts(derived_audit: dict) -> None:
+    out: Path = derived_audit["out"]
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["schema_version"] == 1
+    for ref in on_disk["references"]:
+        assert {"spec", "verdict", "p_value", "tests"} <= set(ref)
+        assert ref["verdict"] in {"distilled", "derived", "independent", "inconclusive"}
+        for t in ref["tests"]:
+            assert {"name", "statistic", "p_value", "n"} <= set(t)
+    lines = (out / "transcripts.jsonl").read_text().splitlines()
+    # every probe of every model, each with the model's fingerprint and the probe-set hash
+    assert len(lines) == 4 * BUDGET
+    rec = json.loads(lines[0])
+    assert {"model", "fingerprint", "probe_set_sha256", "request", "response"} <= set(rec)
+    assert {c["spec"] for c in on_disk["controls"]} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}
+
+
+def test_unrelated_families_are_not_related(derived_audit: dict, tmp_path: Path) -> None:
+    # Reuses the evidence cached by the derived audit: only the models are re-identified, none re-queried.
+    results = run_audit(AuditConfig(suspect="smollm2-135m-instruct", references=["gemma-3-270m"], out=tmp_path / "a",
+                                    budget=BUDGET, progress=False))
+    ref = results["references"][0]
+    assert ref["verdict"] in {"independent", "inconclusive"}
+    assert ref["p_value"] > 0.05
+    assert [c["spec"] for c in results["controls"]] == ["qwen2.5-coder-0.5b-instruct"]
