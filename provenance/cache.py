@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from provenance.fsutil import atomic_write_json, cache_dir, sha256_json
 
 # Bump when the collector's output for the same model and probes would change.
-COLLECTOR_VERSION = "1"
+COLLECTOR_VERSION = "2"
 
 
 def entry_key(model_fingerprint: str, probe_set_sha256: str, decoding: dict[str, Any], mode: str) -> dict[str, Any]:

@@ -56,9 +56,12 @@ class Completion:
     top: tuple[TopToken, ...] | None = None  # first-position top-k, None when the backend cannot give it
     n_tokens: int = 0
     raw: dict[str, Any] = field(default_factory=dict)  # backend-specific details kept for the transcript
+    logprob: float | None = None  # log-likelihood of the generated tokens under the model, from the same pass
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "n_tokens": self.n_tokens}
+        if self.logprob is not None:
+            out["logprob"] = self.logprob
         if self.top is not None:
             out["top"] = [[t.token, t.logprob, t.token_id] for t in self.top]
         if self.raw:
@@ -73,6 +76,7 @@ class Completion:
             top=None if top is None else tuple(TopToken(t[0], float(t[1]), t[2]) for t in top),
             n_tokens=int(obj.get("n_tokens", 0)),
             raw=obj.get("raw", {}),
+            logprob=obj.get("logprob"),
         )
 
 

@@ -176,6 +176,13 @@ class HFBackend(Backend):
                         out = self.model.generate(**enc, **kwargs)
                         logits, sequences = out.logits[0], out.sequences
                 first = torch.log_softmax(logits.float(), dim=-1) if top_k else None
+                seq_lp = None
+                if max_new > 0:
+                    # Log-likelihood of what was generated, from the logits of this same pass (no second forward).
+                    steps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in out.logits], dim=1)
+                    gen = sequences[:, prompt_len:]
+                    tok_lp = steps.gather(-1, gen.unsqueeze(-1)).squeeze(-1)
+                    seq_lp = (tok_lp * (gen != self.tokenizer.pad_token_id)).sum(dim=1)
                 for row, i in enumerate(batch):
                     gen_ids = sequences[row, prompt_len:]
                     text = self.tokenizer.decode(gen_ids, skip_special_tokens=True)
@@ -186,7 +193,8 @@ class HFBackend(Backend):
                         top = tuple(
                             TopToken(self.tokenizer.decode([int(t)]), float(v), int(t)) for v, t in zip(vals, ids)
                         )
-                    results[i] = Completion(text=text, top=top, n_tokens=n_tok)
+                    results[i] = Completion(text=text, top=top, n_tokens=n_tok,
+                                            logprob=None if seq_lp is None else float(seq_lp[row]))
         return [r for r in results if r is not None]
 
     def weight_sketch(self) -> dict[str, Any]:
