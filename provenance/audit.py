@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -18,11 +17,11 @@ from provenance import __version__
 from provenance.cache import EvidenceCache
 from provenance.collect import ModelEvidence, ProbePlan, collect
 from provenance.errors import InputError
-from provenance.fsutil import atomic_write_bytes, atomic_write_json
 from provenance.models import LoadOptions, ResolvedModel, SpecKind, parse_spec, resolve
 from provenance.models.packaged import PACKAGED
 from provenance.probeset import ProbeSet, load as load_probes
 from provenance.stats import Panel, TestResult, next_token_divergence, output_agreement, weight_permutation_test
+from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry, write_bundle
 from provenance.verdict import DECISION_RULE, bonferroni, decide, holm
 
 RESULTS_SCHEMA_VERSION = 1
@@ -42,6 +41,8 @@ class AuditConfig:
     cache: EvidenceCache | None = None
     continuation_set: str = "continuation"
     next_token_set: str = "next-token"
+    case: CaseInfo = field(default_factory=CaseInfo)
+    zip_bundle: bool = False
 
 
 def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
@@ -159,8 +160,6 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         raise InputError("no control models: pass at least one --control (a model known to be independent of the reference)")
     if cfg.out is not None:
         check_out_dir(Path(cfg.out))
-        # results.json marks a finished audit; drop a stale one so a crash cannot leave it looking complete.
-        (Path(cfg.out) / "results.json").unlink(missing_ok=True)
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
     plans = plan_probes(cfg.budget, cont, nxt)
     # Identify every model before querying any: fingerprints are fixed first (chain of custody).
@@ -204,18 +203,55 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "environment": environment(),
     }
     if cfg.out is not None:
-        write_outputs(Path(cfg.out), results, evidence)
+        roles = {cfg.suspect: "suspect", **{r: "reference" for r in refs}, **{c: "control" for c in ctrl}}
+        transcripts, weights, seen = [], {}, set()
+        # Weight evidence is shipped only for models a weights test actually compared (keeps bundles small).
+        compared = {fp for fp in _weights_compared(results, evidence, cfg.suspect, refs)}
+        for ev in evidence.values():
+            if ev.model.fingerprint in seen:
+                continue
+            seen.add(ev.model.fingerprint)
+            transcripts.extend(ev.records)
+            if ev.weights is not None and ev.model.fingerprint in compared:
+                weights[ev.model.fingerprint] = {"__model_type__": np.array(str(ev.model_type)), **ev.weights}
+        manifest = build_manifest(cfg, results, evidence, roles, plans, compared)
+        digest = write_bundle(Path(cfg.out), results, manifest, transcripts, [Path(p.probe_set.path) for p in plans],
+                              weights, cfg.zip_bundle)
+        results["bundle_sha256"] = digest  # returned and printed; not stored inside what it covers
     return results
 
 
-def write_outputs(out: Path, results: dict[str, Any], evidence: dict[str, ModelEvidence]) -> None:
-    """Transcripts first, results last: a directory with results.json is a finished audit."""
-    seen: set[str] = set()
-    lines = []
-    for ev in evidence.values():
-        if ev.model.fingerprint in seen:
-            continue
-        seen.add(ev.model.fingerprint)
-        lines.extend(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in ev.records)
-    atomic_write_bytes(out / "transcripts.jsonl", ("\n".join(lines) + "\n").encode())
-    atomic_write_json(out / "results.json", results)
+def _weights_compared(results: dict[str, Any], evidence: dict[str, ModelEvidence], suspect: str,
+                      refs: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for ref, entry in zip(refs, results["references"]):
+        if any(t["name"] == "weight_alignment" and not t["skipped"] for t in entry["tests"]):
+            out |= {evidence[suspect].model.fingerprint, evidence[ref].model.fingerprint}
+    return out
+
+
+def build_manifest(cfg: AuditConfig, results: dict[str, Any], evidence: dict[str, ModelEvidence], roles: dict[str, str],
+                   plans: Sequence[ProbePlan], weights_shipped: set[str]) -> dict[str, Any]:
+    env = results["environment"]
+    models = []
+    for spec, role in roles.items():
+        ev = evidence[spec]
+        shipped = ev.weights is not None and ev.model.fingerprint in weights_shipped
+        models.append({"role": role, **ev.model.to_json(), "tokenizer_id": ev.tokenizer_id,
+                       "capabilities": sorted(ev.capabilities), "model_type": ev.model_type, "endpoint": ev.endpoint,
+                       "weights_evidence": f"evidence/weights/{ev.model.fingerprint}.npz" if shipped else None})
+    return {
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "case": cfg.case.to_json(),
+        "tool": env["tool"],
+        "environment": {k: env[k] for k in ("python", "platform", "packages")},
+        "started_utc": results["started_utc"],
+        "finished_utc": results["finished_utc"],
+        "models": models,
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "file": f"probes/{Path(p.probe_set.path).name}"}
+                       for p in plans],
+        "seeds": {"permutation_test": cfg.seed},
+        "budget": cfg.budget,
+        "custody": [custody_entry("audit", f"collected {sum(len(e.records) for e in evidence.values())} answers and "
+                                  f"computed results", cfg.case.examiner)],
+    }

@@ -11,6 +11,7 @@ from provenance.fsutil import atomic_write_json, cache_dir, sha256_json
 
 # Bump when the collector's output for the same model and probes would change.
 COLLECTOR_VERSION = "2"
+WEIGHT_SKETCH_VERSION = "2"  # first 512 MLP units of three layers, float16
 
 
 def entry_key(model_fingerprint: str, probe_set_sha256: str, decoding: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -89,4 +90,4 @@ class EvidenceCache:
         atomic_write_json(self.model_meta_path(fingerprint), {**meta, "fingerprint": fingerprint})
 
     def weights_path(self, fingerprint: str) -> Path:
-        return self.root.parent / "weights" / f"{fingerprint}.npz"
+        return self.root.parent / "weights" / f"{fingerprint}-v{WEIGHT_SKETCH_VERSION}.npz"

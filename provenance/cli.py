@@ -13,6 +13,7 @@ import click
 from provenance import __version__
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+SUMS_NAME = "SHA256SUMS"
 
 
 def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: str | None, timeout: float) -> Any:
@@ -40,7 +41,8 @@ def cli() -> None:
     endpoint `http(s)://HOST:PORT/v1#MODEL`, a packaged model name (see `provenance models`),
     or a hub id (`org/name`, when the hub is reachable).
 
-    Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal failure.
+    Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal failure,
+    3 a bundle that fails `verify`.
     """
 
 
@@ -57,18 +59,27 @@ def cli() -> None:
               help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`).")
 @click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
               help="Probe set for next-token divergence.")
+@click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page.")
+@click.option("--examiner", default=None, help="Name and role of the person running the audit.")
+@click.option("--requested-by", default=None, help="Who asked for the audit.")
+@click.option("--note", default=None, help="Free-text note for the manifest.")
+@click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int,
-          continuation_probes: str, next_token_probes: str, as_json: bool, no_progress: bool, batch_size: int,
+          continuation_probes: str, next_token_probes: str, case_id: str, examiner: str | None, requested_by: str | None,
+          note: str | None, zip_bundle: bool, as_json: bool, no_progress: bool, batch_size: int,
           timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
-    """Test whether SUSPECT descends from each REFERENCE, against control models."""
+    """Test whether SUSPECT descends from each REFERENCE, against control models; write an evidence bundle to OUT."""
     from provenance.audit import AuditConfig, run_audit
+    from provenance.report.bundle import CaseInfo
 
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
                       options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress,
-                      continuation_set=continuation_probes, next_token_set=next_token_probes)
+                      continuation_set=continuation_probes, next_token_set=next_token_probes,
+                      case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
+                      zip_bundle=zip_bundle)
     results = run_audit(cfg)
     if as_json:
         click.echo(json.dumps(results, indent=2, sort_keys=True))
@@ -84,7 +95,54 @@ def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], 
                 click.echo(f"      {t['name']:<24} skipped: {t['skipped']}")
             else:
                 click.echo(f"      {t['name']:<24} statistic {t['statistic']:.3f}  p {t['p_value']:.3g}  n {t['n']}")
-    click.echo(f"results: {out / 'results.json'}")
+    click.echo(f"report:  {out / 'report.html'}")
+    click.echo(f"bundle:  {out}  (SHA-256 of SHA256SUMS: {results['bundle_sha256']})")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
+def verify(bundle: Path, as_json: bool) -> None:
+    """Check every hash in BUNDLE, then recompute every statistic from its transcripts.
+
+    Exit 0 when the bundle verifies, 3 when any file is edited, missing or added, or a number differs.
+    """
+    from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
+
+    rep = run_verify(bundle)
+    if as_json:
+        click.echo(json.dumps(rep.to_json(), indent=2))
+    else:
+        for p in rep.problems:
+            click.echo(f"FAIL  {p}")
+        state = "verified" if rep.ok else "NOT verified"
+        click.echo(f"{state}: {bundle} ({rep.files_checked} files hashed, statistics "
+                   f"{'recomputed' if rep.recomputed else 'not recomputed'}; bundle SHA-256 {rep.bundle_sha256})")
+    if not rep.ok:
+        sys.exit(EXIT_VERIFY_FAILED)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+def report(bundle: Path) -> None:
+    """Re-render tables, figures and report.html from BUNDLE's evidence files alone."""
+    from provenance.errors import InputError
+    from provenance.report.bundle import PRIMARY, PRIMARY_DIRS, write_sums
+    from provenance.report.render import render_derived
+    from provenance.report.verify import VerifyReport, check_hashes
+
+    rep = VerifyReport(str(bundle))
+    if not (Path(bundle) / "results.json").is_file():
+        raise InputError(f"{bundle}: not an evidence bundle (no results.json)")
+    check_hashes(Path(bundle), rep)
+    # Refuse to re-hash a bundle whose evidence changed: that would launder an edit.
+    bad = [p for p in rep.problems if p.split(": ", 1)[-1] in PRIMARY or p.split(": ", 1)[-1].split("/")[0] in PRIMARY_DIRS
+           or SUMS_NAME in p]
+    if bad:
+        raise InputError(f"{bundle}: evidence files fail their hashes ({'; '.join(bad[:3])}); not re-rendering")
+    render_derived(Path(bundle))
+    digest = write_sums(Path(bundle))
+    click.echo(f"re-rendered {Path(bundle) / 'report.html'} (bundle SHA-256 {digest})")
 
 
 @cli.command()

@@ -33,6 +33,7 @@ class ModelEvidence:
     model_type: str | None = None
     loaded: bool = False
     notes: list[str] = field(default_factory=list)
+    endpoint: dict[str, Any] | None = None  # what an HTTP server reported about itself while answering
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         if backend is not None:
             http_caps = backend.capabilities  # an endpoint may have turned out to omit logprobs
             meta["capabilities"] = sorted(c.value for c in http_caps)
+            if hasattr(backend, "system_fingerprints"):
+                meta["endpoint"] = {"system_fingerprints": sorted(backend.system_fingerprints),
+                                    "returned_models": sorted(backend.returned_models)}
             cache.save_meta(fp, meta)
     finally:
         if backend is not None:
@@ -114,6 +118,13 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
             ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
                                "probe_set_sha256": ps.sha256, **rec})
+    ev.endpoint = meta.get("endpoint")
+    if ev.endpoint and len(ev.endpoint["system_fingerprints"]) > 1:
+        ev.notes.append(f"{model.label}: the endpoint's system_fingerprint changed during collection "
+                        f"({', '.join(ev.endpoint['system_fingerprints'])})")
+    if ev.endpoint and ev.endpoint["returned_models"] and ev.endpoint["returned_models"] != [model.source.get("model")]:
+        ev.notes.append(f"{model.label}: the endpoint answered as {ev.endpoint['returned_models']}, "
+                        f"not only the requested '{model.source.get('model')}'")
     if Capability.TOP_LOGPROBS.value not in ev.capabilities:
         ev.notes.append("no top-k logprobs: next-token tests skipped for this model")
     if wpath.is_file():

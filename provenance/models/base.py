@@ -105,5 +105,5 @@ class Backend(ABC):
         """Small weight matrices for the weights test, or None when weights are not accessible."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook; most backends hold nothing to release
         """Release memory; the collector calls this before loading the next model."""

@@ -197,15 +197,20 @@ class HFBackend(Backend):
                                             logprob=None if seq_lp is None else float(seq_lp[row]))
         return [r for r in results if r is not None]
 
-    def weight_sketch(self) -> dict[str, Any]:
-        """MLP up-projection matrices of the first, middle and last layers (rows = hidden units)."""
+    def weight_sketch(self, max_units: int = 512) -> dict[str, Any]:
+        """MLP up-projections of the first, middle and last layers: the first `max_units` hidden units, float16.
+
+        Small enough to ship in an evidence bundle so `verify` can recompute the weights test exactly.
+        """
+        import torch
+
         params = dict(self.model.named_parameters())
         names = sorted((n for n in params if n.endswith("mlp.up_proj.weight")),
                        key=lambda n: int(n.split("layers.")[1].split(".")[0]) if "layers." in n else 0)
         chosen = sorted({names[0], names[len(names) // 2], names[-1]}) if names else []
         return {
             "model_type": getattr(self.model.config, "model_type", None),
-            "tensors": {n: params[n].detach().float().cpu().numpy() for n in chosen},
+            "tensors": {n: params[n][:max_units].detach().to("cpu", dtype=torch.float16).numpy() for n in chosen},
         }
 
     def close(self) -> None:

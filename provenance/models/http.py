@@ -64,7 +64,7 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
             data = resp.json()
         except ValueError:
             # A truncated body is a transport fault; retry it like a dropped connection.
-            raise RetryableError(f"malformed JSON from {url}")
+            raise RetryableError(f"malformed JSON from {url}") from None
         if not isinstance(data, dict):
             raise RetryableError(f"unexpected JSON from {url}")
         capture["body"] = resp.text

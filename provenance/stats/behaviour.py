@@ -50,6 +50,8 @@ def _result(name: str, per_probe: dict[tuple[str, str], np.ndarray], suspect: st
             "null_logits": list(pn.null_values),
             "affinity": {f"{a} ~ {b}": float(np.mean(v)) for (a, b), v in per_probe.items() if a < b},
             "suspect_controls_mean": float(np.mean(sc)),
+            "per_probe": {"probe_ids": list(probe_ids), "suspect_reference": [float(x) for x in sr],
+                          "suspect_controls": [float(x) for x in sc]},
         },
         top_probes=tuple(probe_ids[i] for i in order if sr[i] > sc[i]),
         references=REFERENCES,

@@ -31,17 +31,17 @@ def weight_permutation_test(a: Mapping[str, np.ndarray] | None, b: Mapping[str, 
     Limitation: a derivative whose units were deliberately permuted escapes this statistic (it stays valid).
     """
     name = "weight_alignment"
+    if type_a is not None and type_b is not None and type_a != type_b:
+        return TestResult.skip(name, f"different architectures ({type_a} vs {type_b})")
     if a is None or b is None:
         return TestResult.skip(name, "needs weight access to both models")
-    if type_a != type_b:
-        return TestResult.skip(name, f"different architectures ({type_a} vs {type_b})")
     common = sorted(k for k in a if k in b and a[k].shape == b[k].shape)
     if not common:
         return TestResult.skip(name, "no MLP matrices of matching shape")
     obs_parts, null = [], np.zeros(n_permutations)
     for k in common:
         # corr[i, j] = correlation of unit i of a with unit j of b; a permutation is then just a gather.
-        corr = _standardise_rows(a[k]) @ _standardise_rows(b[k]).T
+        corr = _standardise_rows(a[k].astype(np.float32)) @ _standardise_rows(b[k].astype(np.float32)).T
         h = corr.shape[0]
         diag = np.arange(h)
         obs_parts.append(float(corr[diag, diag].mean()))
@@ -59,6 +59,7 @@ def weight_permutation_test(a: Mapping[str, np.ndarray] | None, b: Mapping[str, 
         n=n_permutations,
         null=f"{n_permutations} random permutations of MLP hidden units of one model (exact permutation test)",
         effect=observed,
-        details={"matrices": common, "null_mean": float(null.mean()), "null_sd": sd, "z": (observed - float(null.mean())) / sd},
+        details={"matrices": common, "null_mean": float(null.mean()), "null_sd": sd, "z": (observed - float(null.mean())) / sd,
+                 "null_distribution": [round(float(x), 6) for x in null]},
         references=REFERENCES,
     )

@@ -1,0 +1,1 @@
+"""Evidence bundles: manifest, transcripts, results, tables, figures, report.html, SHA256SUMS; and their verification."""

@@ -1,0 +1,108 @@
+"""Derived artifacts of a bundle (tables, figures, report.html), rendered from the bundle's files alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from provenance.fsutil import atomic_write_bytes, atomic_write_text
+from provenance.report.figures import null_figure, per_probe_figure
+
+VERDICT_WORDS = {
+    "derived": "shares weights with",
+    "distilled": "shows behaviour inherited from",
+    "independent": "shows no evidence of descent from",
+    "inconclusive": "cannot be placed relative to",
+}
+
+
+def _read(bundle: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    results = json.loads((bundle / "results.json").read_text())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
+    return results, manifest, transcripts
+
+
+def tables(results: dict[str, Any], case_id: str) -> dict[str, pd.DataFrame]:
+    rows, aff, per_probe = [], [], []
+    for ref in results["references"]:
+        for t in ref["tests"]:
+            ci = t.get("effect_ci") or {}
+            rows.append({"case_id": case_id, "reference": ref["spec"], "verdict": ref["verdict"], "test": t["name"],
+                         "statistic": t["statistic"], "p_value": t["p_value"], "n": t["n"], "effect": t.get("effect"),
+                         "ci_low": ci.get("low"), "ci_high": ci.get("high"), "skipped": t.get("skipped"), "null": t["null"]})
+            d = t.get("details") or {}
+            for pair, v in (d.get("affinity") or {}).items():
+                a, b = pair.split(" ~ ", 1)
+                aff.append({"case_id": case_id, "reference": ref["spec"], "test": t["name"], "model_a": a, "model_b": b,
+                            "affinity": v})
+            pp = d.get("per_probe")
+            if pp:
+                for pid, sr, sc in zip(pp["probe_ids"], pp["suspect_reference"], pp["suspect_controls"]):
+                    per_probe.append({"case_id": case_id, "reference": ref["spec"], "test": t["name"], "probe_id": pid,
+                                      "suspect_reference": sr, "suspect_controls_mean": sc})
+    return {"tests": pd.DataFrame(rows), "affinities": pd.DataFrame(aff), "per_probe": pd.DataFrame(per_probe)}
+
+
+def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: int = 5) -> list[dict[str, Any]]:
+    """Probes where the suspect's answer sits closest to the reference's, beside every control's answer."""
+    by_probe: dict[tuple[str, str], dict[str, str]] = {}
+    prompts: dict[str, str] = {}
+    for r in transcripts:
+        by_probe.setdefault((r["probe_set"], r["probe_id"]), {})[r["model"]] = r["response"]["text"]
+        prompts[r["probe_id"]] = r["request"]["prompt"]
+    suspect = results["suspect"]["spec"]
+    controls = [c["spec"] for c in results["controls"]]
+    out = []
+    for ref in results["references"]:
+        for t in ref["tests"]:
+            if t["name"] != "output_agreement":
+                continue
+            for pid in t.get("top_probes", [])[:limit]:
+                answers = by_probe.get(("continuation", pid)) or next(
+                    (v for (ps, p), v in by_probe.items() if p == pid), {})
+                out.append({"reference": ref["spec"], "probe_id": pid, "prompt": prompts.get(pid, ""),
+                            "suspect": answers.get(suspect, ""), "reference_answer": answers.get(ref["spec"], ""),
+                            "controls": [(c, answers.get(c, "")) for c in controls]})
+    return out
+
+
+def render_derived(bundle: Path) -> None:
+    """(Re)write tables/, figures/ and report.html from results.json, manifest.json and transcripts.jsonl."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    results, manifest, transcripts = _read(bundle)
+    case_id = manifest["case"]["case_id"]
+    for name, df in tables(results, case_id).items():
+        atomic_write_text(bundle / "tables" / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
+    figures: dict[str, list[tuple[str, str]]] = {}
+    suspect = results["suspect"]["spec"]
+    for i, ref in enumerate(results["references"]):
+        for t in ref["tests"]:
+            if t.get("skipped"):
+                continue
+            for kind, png in (("null", null_figure(t, suspect, ref["spec"])), ("probes", per_probe_figure(t))):
+                if png is None:
+                    continue
+                rel = f"figures/ref{i + 1}-{t['name']}-{kind}.png"
+                atomic_write_bytes(bundle / rel, png)
+                figures.setdefault(f"{i}:{t['name']}", []).append((rel, base64.b64encode(png).decode()))
+    env = Environment(loader=PackageLoader("provenance.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["p"] = lambda p: "n/a" if p is None else (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}")
+    env.filters["num"] = lambda x: "n/a" if x is None else f"{x:.3f}"
+    html = env.get_template("report.html.j2").render(
+        results=results, manifest=manifest, figures=figures, exhibits=exhibits(results, transcripts),
+        verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
+        models=_model_rows(results, manifest),
+    )
+    atomic_write_text(bundle / "report.html", html)
+
+
+def _model_rows(results: dict[str, Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "spec": m["spec"], "kind": m["kind"], "fingerprint": m["fingerprint"],
+             "source": m["source"], "access": ", ".join(m.get("capabilities", []))} for m in manifest["models"]]

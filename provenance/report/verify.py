@@ -1,0 +1,127 @@
+"""`provenance verify`: check every hash, then recompute every statistic from the transcripts alone."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from provenance.errors import InputError
+from provenance.fsutil import sha256_file
+from provenance.report.bundle import SUMS, load_bundle_json
+
+EXIT_VERIFY_FAILED = 3
+
+
+@dataclass
+class VerifyReport:
+    bundle: str
+    bundle_sha256: str | None = None
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    recomputed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bundle": self.bundle, "ok": self.ok, "bundle_sha256": self.bundle_sha256, "problems": self.problems,
+                "files_checked": self.files_checked, "statistics_recomputed": self.recomputed}
+
+
+def check_hashes(bundle: Path, report: VerifyReport) -> None:
+    sums = bundle / SUMS
+    if not sums.is_file():
+        report.problems.append(f"missing: {SUMS}")
+        return
+    report.bundle_sha256 = sha256_file(sums)
+    listed: dict[str, str] = {}
+    for i, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            report.problems.append(f"malformed: {SUMS} line {i}")
+            continue
+        listed[name] = digest
+    for name, digest in sorted(listed.items()):
+        path = bundle / name
+        if ".." in Path(name).parts or not path.is_file():
+            report.problems.append(f"missing: {name}")
+        elif sha256_file(path) != digest:
+            report.problems.append(f"modified: {name}")
+        report.files_checked += 1
+    for p in sorted(bundle.rglob("*")):
+        rel = p.relative_to(bundle).as_posix()
+        if p.is_file() and rel != SUMS and rel not in listed:
+            report.problems.append(f"added: {rel}")
+
+
+def _close(a: Any, b: Any, path: str, out: list[str]) -> None:
+    """Compare recomputed JSON with stored JSON; floats to 1e-9 relative (BLAS may differ across machines)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                out.append(f"{path}.{k}: present in only one of stored/recomputed")
+            else:
+                _close(a[k], b[k], f"{path}.{k}", out)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{path}: length {len(a)} != {len(b)}")
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]", out)
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
+            out.append(f"{path}: stored {b!r}, recomputed {a!r}")
+    elif a != b:
+        out.append(f"{path}: stored {b!r}, recomputed {a!r}")
+
+
+def recompute(bundle: Path) -> list[dict[str, Any]]:
+    """Re-run every test on the bundle's transcripts, probe files and weight evidence; no model is loaded."""
+    from provenance.audit import evaluate
+    from provenance.collect import ModelEvidence, ProbePlan
+    from provenance.models import Completion, ResolvedModel
+    from provenance.models.spec import ModelSpec, SpecKind
+    from provenance.probeset import load_file
+
+    manifest = load_bundle_json(bundle, "manifest.json")
+    transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
+    plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"]) for ps in manifest["probe_sets"]]
+    answers: dict[str, dict[str, dict[str, Completion]]] = {}
+    for r in transcripts:
+        answers.setdefault(r["fingerprint"], {}).setdefault(r["probe_set"], {})[r["probe_id"]] = Completion.from_json(r["response"])
+    evidence: dict[str, ModelEvidence] = {}
+    roles: dict[str, list[str]] = {"suspect": [], "reference": [], "control": []}
+    for m in manifest["models"]:
+        model = ResolvedModel(ModelSpec(m["spec"], SpecKind(m["kind"]), m["spec"]), m["fingerprint"], m["source"], m["files"])
+        ev = ModelEvidence(model=model, capabilities=frozenset(m["capabilities"]), tokenizer_id=m["tokenizer_id"],
+                           answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"))
+        if m.get("weights_evidence"):
+            with np.load(bundle / m["weights_evidence"]) as z:
+                ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
+        evidence[m["spec"]] = ev
+        roles[m["role"]].append(m["spec"])
+    return evaluate(evidence, roles["suspect"][0], roles["reference"], roles["control"], plans,
+                    manifest["seeds"]["permutation_test"])
+
+
+def verify(bundle: Path) -> VerifyReport:
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise InputError(f"not a bundle directory: {bundle}")
+    report = VerifyReport(str(bundle))
+    check_hashes(bundle, report)
+    try:
+        stored = load_bundle_json(bundle, "results.json")["references"]
+        fresh = recompute(bundle)
+        report.recomputed = True
+        mismatches: list[str] = []
+        _close(json.loads(json.dumps(fresh)), stored, "results.references", mismatches)
+        report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
+    except (InputError, KeyError, ValueError, TypeError, OSError, IndexError) as exc:
+        report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {exc}")
+    return report
