@@ -25,8 +25,8 @@ def run_demo(out: Path, budget: int, progress: bool = True) -> list[dict[str, st
         res = run_audit(AuditConfig(suspect=suspect, references=[REFERENCE], out=out / name, budget=budget, progress=progress))
         ref = res["references"][0]
         rows.append({"case": name, "truth": truth, "verdict": ref["verdict"], "p_value": f"{ref['p_value']:.3g}",
-                     "results": str(out / name / "results.json")})
-    click.echo(f"\n{'case':<14}{'ground truth':<14}{'verdict':<14}{'p-value':<10}results")
+                     "report": str(out / name / "report.html")})
+    click.echo(f"\n{'case':<14}{'ground truth':<14}{'verdict':<14}{'p-value':<10}report")
     for r in rows:
-        click.echo(f"{r['case']:<14}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['results']}")
+        click.echo(f"{r['case']:<14}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['report']}")
     return rows
