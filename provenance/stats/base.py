@@ -55,6 +55,9 @@ def logit(x: float, n: int) -> float:
     return math.log(x / (1 - x))
 
 
+ANCHORED_MIN_CONTROLS = 3
+
+
 @dataclass(frozen=True)
 class PairNull:
     """The suspect~reference affinity set against affinities of pairs of models independent under H0."""
@@ -68,27 +71,43 @@ class PairNull:
     effect: float
     effect_ci: ConfidenceInterval
     rank_p: float
+    construction: str  # "anchored" or "all-pairs"
 
 
 def pair_null_test(per_probe: Mapping[tuple[str, str], np.ndarray], target: tuple[str, str], models: Sequence[str],
                    sd_floor: float = 0.05) -> PairNull:
-    """Prediction-interval t-test of the target pair's affinity against the other pairs' affinities.
+    """Prediction-interval t-test of the suspect~reference affinity against affinities of independent pairs.
 
-    Under H0 the suspect is one more model built independently of the reference, so every pair among
-    {suspect, reference, controls} is a pair of independent models and their (logit) affinities are draws
-    from one between-pair distribution, which includes model-to-model variation and not just prompt noise.
-    The target is tested against N(mean, s^2 (1 + 1/m)) with Student-t tails. Pairs that share a model are
-    correlated, so we use df = (#models - 2), fewer than the m - 1 that m independent pairs would give.
-    `sd_floor` (on the logit scale) keeps a degenerate null (all pairs alike by chance) from producing
-    absurd t statistics. Also returns the exact rank p-value over pairs, floor 1/(m + 1).
+    models = [suspect, reference, *controls]. Under H0 the suspect is one more model built independently of the
+    reference, exchangeable with the controls. Two constructions, chosen by the number of controls k alone
+    (fixed before any data are seen):
+
+    * anchored (k >= 3): the null values are the controls' affinities to the reference, aff(C_j, R): the same
+      statistic computed on models known to be independent of R. df = k - 1; the exact rank p-value
+      (1 + #{null >= observed}) / (k + 1) is reported too.
+    * all-pairs (k < 3): too few controls for the anchored null, so strength is borrowed from every pair among
+      {suspect, reference, controls} except the target, all independent under H0. This adds the assumption that
+      pairs of different models are exchangeable; pairs sharing a model are correlated, so df = #models - 2.
+
+    The target is tested against N(mean, s^2 (1 + 1/m)) with Student-t tails, on the logit scale, which carries
+    model-to-model variation and not just prompt noise. `sd_floor` keeps a degenerate null (all values alike by
+    chance) from producing absurd t statistics.
     """
     n = len(next(iter(per_probe.values())))
     aff = {pair: logit(float(np.mean(v)), n) for pair, v in per_probe.items()}
     obs = aff[target]
-    null_pairs = tuple(p for p in itertools.combinations(models, 2) if set(p) != set(target) and p in aff)
+    suspect, reference = target
+    controls = [m for m in models if m not in target]
+    if len(controls) >= ANCHORED_MIN_CONTROLS:
+        construction = "anchored"
+        null_pairs: tuple[tuple[str, str], ...] = tuple((c, reference) for c in controls)
+        df = len(controls) - 1
+    else:
+        construction = "all-pairs"
+        null_pairs = tuple(p for p in itertools.combinations(models, 2) if set(p) != set(target) and p in aff)
+        df = max(len(models) - 2, 1)
     null = np.array([aff[p] for p in null_pairs])
     m = len(null)
-    df = max(len(models) - 2, 1)
     mean = float(null.mean())
     s = float(null.std(ddof=1)) if m > 1 else 0.0
     s = max(s, sd_floor)
@@ -99,7 +118,7 @@ def pair_null_test(per_probe: Mapping[tuple[str, str], np.ndarray], target: tupl
     effect = obs - mean
     rank_p = (1 + int(np.sum(null >= obs))) / (m + 1)
     return PairNull(obs, tuple(float(x) for x in null), null_pairs, float(t), df, p, effect,
-                    ConfidenceInterval(effect - q * scale, effect + q * scale), rank_p)
+                    ConfidenceInterval(effect - q * scale, effect + q * scale), rank_p, construction)
 
 
 def pairwise(models: Sequence[str], sim: Callable[[str, str], np.ndarray]) -> dict[tuple[str, str], np.ndarray]:

@@ -44,7 +44,7 @@ def _result(name: str, per_probe: dict[tuple[str, str], np.ndarray], suspect: st
         effect=pn.effect,
         effect_ci=pn.effect_ci,
         details={
-            "t": pn.t, "df": pn.df, "rank_p_value": pn.rank_p,
+            "t": pn.t, "df": pn.df, "rank_p_value": pn.rank_p, "null_construction": pn.construction,
             "suspect_reference_logit": pn.observed,
             "null_pairs": [list(p) for p in pn.null_pairs],
             "null_logits": list(pn.null_values),
@@ -67,8 +67,9 @@ def output_agreement(panel: Panel, suspect: str, reference: str, models: Sequenc
 
     per_probe = pairwise(models, sim)
     return _result("output_agreement", per_probe, suspect, reference, models, ids,
-                   "suspect~reference agreement vs agreement of all other pairs among suspect, reference and controls "
-                   "(independent under H0); prediction-interval t-test on logit agreement")
+                   "suspect~reference greedy agreement vs the controls' agreement with the reference (anchored, 3+ "
+                   "controls) or vs every other pair among suspect, reference and controls (all-pairs, fewer controls); "
+                   "prediction-interval t-test on logit agreement")
 
 
 def next_token_divergence(panel: Panel, suspect: str, reference: str, models: Sequence[str]) -> TestResult:
@@ -88,7 +89,8 @@ def next_token_divergence(panel: Panel, suspect: str, reference: str, models: Se
     per_probe = pairwise(models, sim)
     r = _result("next_token_divergence", per_probe, suspect, reference, models, ids,
                 "suspect~reference next-token similarity (1 - JS on decoded, whitespace-stripped token strings)"
-                " vs all other pairs among suspect, reference and controls; prediction-interval t-test")
+                " vs the controls' similarity to the reference (anchored, 3+ controls) or vs every other pair"
+                " (all-pairs, fewer controls); prediction-interval t-test")
     if r.skipped is None:
         r.details["shared_tokenizer"] = (panel.tokenizers.get(suspect) is not None
                                          and panel.tokenizers.get(suspect) == panel.tokenizers.get(reference))

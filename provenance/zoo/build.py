@@ -1,0 +1,198 @@
+"""`provenance zoo build`: a lineage zoo with ground-truth labels (micro: seconds, for CI; small: real teacher)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import InputError
+from provenance.fsutil import atomic_write_json, cache_dir
+from provenance.probeset import load as load_probes
+from provenance.zoo.train import (fresh_model, is_complete, restrict_vocab, sample, save, tiny_config,
+                                  train_logit_level, train_sequence_level)
+
+ZOO_VERSION = "1"
+SMOL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class ZooSize:
+    name: str
+    teachers: tuple[str, ...]  # "tiny:<seed>" (random peaky tiny model) or a packaged model name; the first is the reference
+    samples: dict[str, int]  # sampled answers per teacher
+    new_tokens: int
+    students_per_teacher: dict[str, int]  # sequence-level students of each teacher
+    student_hidden: int
+    epochs: int
+    logit_students: int  # of the reference teacher (needs its tokenizer: always shared here)
+    vocab_limit: int | None = None  # tiny teachers emit only the first ids; students train a softmax over them
+
+
+SIZES = {
+    "micro": ZooSize("micro", ("tiny:100", "tiny:101", "tiny:102", "tiny:103"),
+                     {"*": 128}, 24, {"tiny:100": 2, "*": 2}, 64, 8, 1, 2048),
+    "small": ZooSize("small", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
+                     {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 96, 8, 1),
+    "full": ZooSize("full", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
+                    {SMOL: 480, "*": 240}, 48, {SMOL: 4, "*": 4}, 128, 8, 2),
+}
+
+
+def _get(d: dict[str, int], key: str) -> int:
+    return d.get(key, d.get("*", 0))
+
+
+def default_zoo_dir(size: str) -> Path:
+    return cache_dir() / "zoo" / f"{size}-v{ZOO_VERSION}"
+
+
+def _tokenizer() -> Any:
+    """All students (and tiny teachers) use SmolLM2's tokenizer: students of other teachers then share the
+    reference's tokenizer without having learned from it (the hard negatives)."""
+    from transformers import AutoTokenizer
+
+    from provenance.models import resolve
+    from provenance.models.hf import converted_gguf_dir
+
+    m = resolve(SMOL)
+    assert m.gguf is not None
+    tok = AutoTokenizer.from_pretrained(str(converted_gguf_dir(m.gguf, m.fingerprint)))
+    return tok
+
+
+def _bar(total: int, desc: str, progress: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, disable=not progress or bool(os.environ.get("PROVENANCE_NO_PROGRESS")))
+
+
+def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = True) -> Path:
+    """Deterministic from seeds; every finished model is kept, so an interrupted build resumes where it stopped."""
+    if size not in SIZES:
+        raise InputError(f"unknown zoo size '{size}' (choose from {', '.join(SIZES)})")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    spec = SIZES[size]
+    out = Path(out) if out else default_zoo_dir(size)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = _tokenizer()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    # Training prompts come from the continuation generator beyond any audit's prefix (no probe leakage).
+    pool = load_probes("continuation").probes
+    labels: list[dict[str, Any]] = []
+    teacher_paths: dict[str, str] = {}
+
+    def teacher_model(name: str) -> Any:
+        if name.startswith("tiny:"):
+            path = out / "teachers" / name.replace(":", "-")
+            if not is_complete(path):
+                cfg = tiny_config(len(tok), spec.student_hidden, 2, init_range=0.5, bos=tok.bos_token_id,
+                                  eos=tok.eos_token_id, pad=pad)
+                teacher = restrict_vocab(fresh_model(cfg, int(name.split(":")[1])), spec.vocab_limit or len(tok))
+                save(teacher, tok, path, f"tiny random teacher, seed {name}, emits ids < {spec.vocab_limit}")
+            teacher_paths[name] = str(path)
+            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        from provenance.models import resolve
+
+        r = resolve(name)
+        backend = r.load()
+        teacher_paths[name] = name
+        return backend.model
+
+    for t_index, teacher in enumerate(spec.teachers):
+        slug = teacher.replace(":", "-")
+        n_students = _get(spec.students_per_teacher, teacher)
+        n_logit = spec.logit_students if t_index == 0 else 0
+        student_dirs = [out / "students" / f"seq-{slug}-{i}" for i in range(n_students)]
+        logit_dirs = [out / "students" / f"logit-{slug}-{i}" for i in range(n_logit)]
+        data_file = out / "data" / f"{slug}.json"
+        need = [d for d in student_dirs + logit_dirs if not is_complete(d)]
+        derivs = [out / "derived" / f"{slug}-{kind}" for kind in ("noised", "finetuned")] if t_index == 0 else []
+        if not need:
+            teacher_paths[teacher] = str(out / "teachers" / slug) if teacher.startswith("tiny:") else teacher
+        else:
+            model = teacher_model(teacher)
+            model.eval()
+            if data_file.is_file():
+                seqs = json.loads(data_file.read_text())
+            else:
+                n = _get(spec.samples, teacher)
+                start = 1000 + 200 * t_index  # disjoint prompt ranges per teacher, all beyond audit prefixes
+                prompts = [p.text for p in pool[start : start + n]]
+                bar = _bar(n, f"sampling {teacher}", progress)
+                seqs = sample(model, tok, prompts, spec.new_tokens, 1.0, seed=t_index, progress=bar)
+                bar.close()
+                atomic_write_json(data_file, seqs)
+            for i, d in enumerate(student_dirs):
+                if is_complete(d):
+                    continue
+                cfg = tiny_config(len(tok), spec.student_hidden, 2, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=pad)
+                bar = _bar(spec.epochs * ((len(seqs) + 15) // 16), f"student {d.name}", progress)
+                st = train_sequence_level(fresh_model(cfg, 1000 + 10 * t_index + i), seqs, spec.epochs, 3e-3, seed=i,
+                                          pad=pad, progress=bar, vocab_limit=spec.vocab_limit)
+                bar.close()
+                save(st, tok, d, f"sequence-level student of {teacher} (seed {i})")
+            for i, d in enumerate(logit_dirs):
+                if is_complete(d):
+                    continue
+                cfg = tiny_config(len(tok), spec.student_hidden, 2, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=pad)
+                bar = _bar(spec.epochs * ((len(seqs) + 15) // 16), f"student {d.name}", progress)
+                st = train_logit_level(fresh_model(cfg, 2000 + i), model, seqs, spec.epochs, 3e-3, seed=i, pad=pad,
+                                       progress=bar, vocab_limit=spec.vocab_limit)
+                bar.close()
+                save(st, tok, d, f"logit-level (top-20) student of {teacher} (seed {i})")
+            del model
+        for d in student_dirs:
+            labels.append({"suspect": str(d), "reference": teacher_paths.get(teacher, teacher), "teacher": teacher,
+                           "kind": "sequence-distilled", "relation": "distilled" if t_index == 0 else "independent"})
+        for d in logit_dirs:
+            labels.append({"suspect": str(d), "reference": teacher_paths.get(teacher, teacher), "teacher": teacher,
+                           "kind": "logit-distilled", "relation": "distilled"})
+        for d in derivs:
+            labels.append({"suspect": str(d), "reference": teacher_paths.get(teacher, teacher), "teacher": teacher,
+                           "kind": d.name.rsplit("-", 1)[1], "relation": "derived"})
+    ref_slug = spec.teachers[0].replace(":", "-")
+    derivs = [out / "derived" / f"{ref_slug}-{kind}" for kind in ("noised", "finetuned")]
+    if not all(is_complete(d) for d in derivs):  # after all teachers, so another teacher's data exists to fine-tune on
+        model = teacher_model(spec.teachers[0])
+        _derivatives(model, tok, derivs, out, pad, ref_slug, spec.vocab_limit)
+        del model
+    reference = teacher_paths[spec.teachers[0]] if spec.teachers[0] in teacher_paths else (
+        str(out / "teachers" / ref_slug) if spec.teachers[0].startswith("tiny:") else spec.teachers[0])
+    for lab in labels:
+        lab["reference"] = reference  # every pair is audited against the first teacher
+    controls = [lab["suspect"] for lab in labels if lab["relation"] == "independent"]
+    atomic_write_json(out / "labels.json", {"zoo_version": ZOO_VERSION, "size": asdict(spec), "reference": reference,
+                                            "controls": controls, "pairs": labels})
+    return out
+
+
+def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, ref_slug: str,
+                 vocab_limit: int | None) -> None:
+    """Weight-sharing copies of the reference teacher: Gaussian-noised, and briefly fine-tuned on another teacher's data."""
+    import copy
+
+    import torch
+
+    noised, finetuned = dirs
+    if not is_complete(noised):
+        m = copy.deepcopy(model)
+        gen = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            for _, p in sorted(m.named_parameters(), key=lambda kv: kv[0]):
+                if p.numel() > 1:
+                    p.add_(torch.randn(p.shape, generator=gen) * float(p.std()) * 0.02)
+        save(m, tok, noised, "reference teacher + 2% Gaussian noise on every weight")
+    if not is_complete(finetuned):
+        others = sorted((out / "data").glob("*.json"))
+        other = next((f for f in others if f.stem != ref_slug), None)
+        m = copy.deepcopy(model)
+        seqs = json.loads(other.read_text())[:64] if other else []
+        if seqs:
+            train_sequence_level(m, seqs, 1, 1e-4, seed=0, pad=pad, vocab_limit=vocab_limit)
+        save(m, tok, finetuned, f"reference teacher fine-tuned for one epoch on {other.name if other else 'nothing'}")
