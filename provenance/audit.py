@@ -15,12 +15,13 @@ import numpy as np
 
 from provenance import __version__
 from provenance.cache import EvidenceCache
-from provenance.collect import ModelEvidence, ProbePlan, collect
+from provenance.collect import ModelEvidence, ProbePlan, ScoreItem, collect, collect_scores
 from provenance.errors import InputError
 from provenance.models import LoadOptions, ResolvedModel, SpecKind, parse_spec, resolve
 from provenance.models.packaged import PACKAGED
 from provenance.probeset import ProbeSet, load as load_probes
 from provenance.stats import Panel, TestResult, next_token_divergence, output_agreement, weight_permutation_test
+from provenance.stats.likelihood import reference_likelihood
 from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry, write_bundle
 from provenance.verdict import DECISION_RULE, bonferroni, decide, holm
 
@@ -41,6 +42,7 @@ class AuditConfig:
     cache: EvidenceCache | None = None
     continuation_set: str = "continuation"
     next_token_set: str = "next-token"
+    likelihood_set: str | None = "instructions"  # None: skip the reference-sample likelihood test
     case: CaseInfo = field(default_factory=CaseInfo)
     zip_bundle: bool = False
 
@@ -76,6 +78,22 @@ def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> li
     return [ProbePlan(continuation, min(budget - n_next, len(continuation.probes))), ProbePlan(next_token, n_next)]
 
 
+def likelihood_plan(budget: int, instructions: ProbeSet) -> ProbePlan:
+    """Sampled answers to a quarter of the budget's worth of instructions (each is then scored by every model)."""
+    return ProbePlan(instructions, max(4, min(budget // 4, len(instructions.probes))))
+
+
+def score_items(evidence: dict[str, ModelEvidence], sources: Sequence[str], plan: ProbePlan) -> list[ScoreItem]:
+    """Every source model's sampled answer to every prompt of the plan, as texts to score."""
+    items = []
+    for p in plan.probes:
+        for src in sources:
+            ev = evidence[src]
+            items.append(ScoreItem(f"{p.id}|{ev.model.fingerprint}", p.text, ev.answers[plan.probe_set.id][p.id].text,
+                                   plan.probe_set.chat))
+    return items
+
+
 def _git_commit() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
@@ -106,6 +124,7 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
              plans: Sequence[ProbePlan], seed: int) -> list[dict[str, Any]]:
     """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
     cont, nxt = plans[0], plans[1]
+    ll_plan = plans[2] if len(plans) > 2 else None
     tokenizers = {k: ev.tokenizer_id for k, ev in evidence.items()}
 
     def panel(plan: ProbePlan) -> Panel:
@@ -123,9 +142,16 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
             tests = [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
                                 null="identical SHA-256 fingerprints cannot arise independently")]
         else:
+            if ll_plan is None:
+                ll = TestResult.skip("reference_likelihood", "not requested")
+            else:
+                ll = reference_likelihood({k: ev.scores for k, ev in evidence.items()}, [p.id for p in ll_plan.probes],
+                                          {k: ev.model.fingerprint for k, ev in evidence.items()}, suspect, ref,
+                                          [m for m in models if m not in (suspect, ref)])
             tests = [
                 output_agreement(pc, suspect, ref, models),
                 next_token_divergence(pn, suspect, ref, models),
+                ll,
                 weight_permutation_test(evidence[suspect].weights, evidence[ref].weights, evidence[suspect].model_type,
                                         evidence[ref].model_type, rng),
             ]
@@ -175,10 +201,20 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         if biased:
             raise InputError(f"probe set '{plan.probe_set.id}' was mined against a control of this audit; "
                              "use other controls (mined prompts would bias the null)")
-    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress)
-    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
     refs = list(dict.fromkeys(cfg.references))
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
+    extra: dict[str, list[ProbePlan]] = {}
+    if cfg.likelihood_set:
+        ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set))
+        # Only the reference(s) and controls need to answer; the suspect only scores their answers.
+        extra = {resolved[s].fingerprint: [ll_plan] for s in [*refs, *ctrl]}
+    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
+    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
+    if cfg.likelihood_set:
+        sources = [s for s in [*refs, *ctrl] if ll_plan.probe_set.id in evidence[s].answers]
+        items = score_items(evidence, sources, ll_plan)
+        collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)
+        plans = [*plans, ll_plan]
     entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed)
     finished = datetime.now(timezone.utc)
     results = {

@@ -312,6 +312,63 @@ def probes_mine(reference: str, controls: tuple[str, ...], n: int, pool: int, so
         click.echo(f"distinctiveness: selected {summary['mean_score_selected']:.3f} vs pool {summary['mean_score_pool']:.3f}")
 
 
+@cli.group()
+def zoo() -> None:
+    """The lineage zoo: models of known lineage built from the packaged teachers (ground truth)."""
+
+
+@zoo.command("build")
+@click.option("--size", type=click.Choice(["micro", "small", "full"]), default="small", show_default=True,
+              help="micro: tiny random teachers, about 2 minutes (CI); small: SmolLM2 as teacher; full: more students.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Zoo directory (default: in the cache).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
+    """Train students with known lineage and write labels.json (deterministic, resumable)."""
+    from provenance.zoo.build import build_zoo
+
+    path = build_zoo(size, out, progress=not no_progress)
+    labels = json.loads((path / "labels.json").read_text())
+    click.echo(f"zoo {size}: {len(labels['pairs'])} labelled pairs in {path}")
+
+
+@cli.command()
+@click.option("--zoo", "zoo_dir", type=click.Path(path_type=Path), default=None, help="A built zoo (default: build --size).")
+@click.option("--size", type=click.Choice(["micro", "small", "full"]), default="small", show_default=True)
+@click.option("--budget", type=click.IntRange(20, 10_000), default=100, show_default=True, help="Probes per model.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True,
+              help="Where the JSON summary and ROC figure go.")
+@click.option("--markdown", "md", type=click.Path(path_type=Path), default=Path("BENCHMARKS.md"), show_default=True,
+              help="Markdown file whose section for this zoo is replaced with the new table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def bench(zoo_dir: Path | None, size: str, budget: int, out: Path, md: Path, as_json: bool, no_progress: bool) -> None:
+    """Audit every labelled pair of a zoo: TPR at 1%/5% FPR, AUC, accuracy per relation, probes and time."""
+    from provenance.zoo.bench import markdown, run_bench
+    from provenance.zoo.build import build_zoo
+
+    path = zoo_dir or build_zoo(size, None, progress=not no_progress)
+    summary = run_bench(path, budget, progress=not no_progress, out=out)
+    command = f"provenance bench --size {summary['zoo']} --budget {budget}"
+    _replace_section(md, f"bench:{summary['zoo']}", markdown(summary, command))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(markdown(summary, command))
+
+
+def _replace_section(path: Path, key: str, body: str) -> None:
+    from provenance.fsutil import atomic_write_text
+
+    start, end = f"<!-- {key} -->", f"<!-- /{key} -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(path, text)
+
+
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True)
 @click.option("--budget", type=click.IntRange(20, 10_000), default=120, show_default=True)

@@ -15,6 +15,7 @@ import numpy as np
 from provenance.cache import EvidenceCache, entry_key
 from provenance.fsutil import atomic_write_bytes
 from provenance.models import Capability, Completion, Request, ResolvedModel, SpecKind
+from provenance.models.base import Score, ScoreRequest
 from provenance.probeset import ProbeSet
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class ModelEvidence:
     loaded: bool = False
     notes: list[str] = field(default_factory=list)
     endpoint: dict[str, Any] | None = None  # what an HTTP server reported about itself while answering
+    scores: dict[str, Score] = field(default_factory=dict)  # likelihood item id -> this model's score of it
 
 
 @dataclass(frozen=True)
@@ -135,14 +137,19 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
 
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
-            progress: bool = True, batch: int = 16) -> dict[str, ModelEvidence]:
-    """One model at a time (peak memory ~ the largest model); N models cost N probing passes."""
+            progress: bool = True, batch: int = 16,
+            extra: dict[str, Sequence[ProbePlan]] | None = None) -> dict[str, ModelEvidence]:
+    """One model at a time (peak memory ~ the largest model); N models cost N probing passes.
+
+    `extra` adds plans for some models only (by fingerprint), e.g. sampled answers from the reference and controls.
+    """
     cache = cache or EvidenceCache()
     out: dict[str, ModelEvidence] = {}
     for m in models:
         if m.fingerprint in out:
             continue
-        out[m.fingerprint] = collect_model(m, plans, cache, batch=batch, progress=progress)
+        more = list((extra or {}).get(m.fingerprint, ()))
+        out[m.fingerprint] = collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
     return out
 
 
@@ -160,3 +167,65 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="probe", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+LIKELIHOOD_SET = "likelihood"
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One text to score: another model's sampled answer to a prompt."""
+
+    id: str  # "<probe id>|<source fingerprint>"
+    prompt: str
+    continuation: str
+    chat: bool
+
+
+def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], cache: EvidenceCache | None,
+                   evidence: dict[str, ModelEvidence], *, progress: bool = True, batch: int = 16) -> None:
+    """Every model scores every item (cached per model and item set); results go into evidence[fp].scores."""
+    from provenance.fsutil import sha256_json
+
+    cache = cache or EvidenceCache()
+    items_hash = sha256_json([[i.id, i.prompt, i.continuation, i.chat] for i in items])
+    seen: set[str] = set()
+    for m in models:
+        if m.fingerprint in seen:
+            continue
+        seen.add(m.fingerprint)
+        ev = evidence[m.fingerprint]
+        if Capability.LOGITS.value not in ev.capabilities:
+            continue
+        # Keyed per text, not per item set, so audits with other controls reuse every score already computed.
+        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score")
+        done = cache.load(key)
+        todo = [it for it in items if _text_key(it) not in done]
+        if todo:
+            backend = m.load()
+            try:
+                bar = _bar(len(todo), f"{m.label[:28]} · scoring", progress)
+                for start in range(0, len(todo), batch):
+                    chunk = todo[start : start + batch]
+                    sent = time.time()
+                    scores = backend.score([ScoreRequest(it.prompt, it.continuation, it.chat) for it in chunk])
+                    recs = [{"probe_id": _text_key(it), "request": {"prompt": it.prompt, "continuation": it.continuation,
+                                                                    "chat": it.chat}, "response": sc.to_json(), "sent": sent,
+                             "received": time.time()} for it, sc in zip(chunk, scores)]
+                    cache.append(key, recs)
+                    done.update({r["probe_id"]: r for r in recs})
+                    bar.update(len(chunk))
+                bar.close()
+            finally:
+                backend.close()
+        for it in items:
+            rec = {**done[_text_key(it)], "probe_id": it.id}
+            ev.scores[it.id] = Score(**rec["response"])
+            ev.records.append({"model": m.label, "fingerprint": m.fingerprint, "probe_set": LIKELIHOOD_SET,
+                               "probe_set_sha256": items_hash, **rec})
+
+
+def _text_key(item: ScoreItem) -> str:
+    from provenance.fsutil import sha256_json
+
+    return sha256_json([item.prompt, item.continuation, item.chat])

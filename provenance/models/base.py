@@ -80,6 +80,25 @@ class Completion:
         )
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score `continuation` after `prompt` (rendered like a Request with the same `chat`)."""
+
+    prompt: str
+    continuation: str
+    chat: bool = False
+
+
+@dataclass(frozen=True)
+class Score:
+    logprob: float  # sum over the continuation's tokens
+    n_tokens: int
+    n_bytes: int  # UTF-8 bytes of the continuation: per-byte values compare across tokenizers
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logprob": self.logprob, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}
+
+
 class Backend(ABC):
     """A loaded model. Subclasses set `capabilities` and implement `generate`."""
 
@@ -100,6 +119,10 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Answer every request, in order. Greedy when temperature is 0."""
+
+    def score(self, requests: Sequence["ScoreRequest"]) -> list["Score"]:
+        """Log-likelihood of each continuation given its prompt (needs `logits` access)."""
+        raise CapabilityError(f"{self.spec}: scoring text needs '{Capability.LOGITS.value}' access, which this backend lacks")
 
     def weight_sketch(self) -> dict[str, Any] | None:
         """Small weight matrices for the weights test, or None when weights are not accessible."""

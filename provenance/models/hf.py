@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from provenance.errors import InputError, UnsafeCheckpointError
 from provenance.fsutil import cache_dir
-from provenance.models.base import Backend, Capability, Completion, Request, TopToken
+from provenance.models.base import Backend, Capability, Completion, Request, Score, ScoreRequest, TopToken
 from provenance.models.spec import PICKLE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,42 @@ class HFBackend(Backend):
                     results[i] = Completion(text=text, top=top, n_tokens=n_tok,
                                             logprob=None if seq_lp is None else float(seq_lp[row]))
         return [r for r in results if r is not None]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Sum of log-probabilities of the continuation tokens, prompt and continuation encoded separately and
+        concatenated (as lm-evaluation-harness does), batched with right padding."""
+        import torch
+
+        out: list[Score | None] = [None] * len(requests)
+        encoded = []
+        for i, r in enumerate(requests):
+            ctx = self._render(Request(r.prompt, chat=r.chat))
+            add_special = not (r.chat and self.has_chat_template)
+            ctx_ids = self.tokenizer(ctx, add_special_tokens=add_special)["input_ids"]
+            cont_ids = self.tokenizer(r.continuation, add_special_tokens=False)["input_ids"]
+            if not ctx_ids:  # the first continuation token needs a position to be predicted from
+                ctx_ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id]
+            encoded.append((i, ctx_ids, cont_ids))
+        encoded.sort(key=lambda e: len(e[1]) + len(e[2]))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start : start + self.batch_size]
+            width = max(len(c) + len(k) for _, c, k in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (_, c, k) in enumerate(chunk):
+                ids[row, : len(c) + len(k)] = torch.tensor(c + k)
+                mask[row, : len(c) + len(k)] = 1
+            with torch.inference_mode():
+                logp = torch.log_softmax(self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float(), -1)
+            for row, (i, c, k) in enumerate(chunk):
+                if not k:
+                    out[i] = Score(0.0, 0, 0)
+                    continue
+                pos = torch.arange(len(c) - 1, len(c) + len(k) - 1)
+                lp = logp[row, pos].gather(-1, torch.tensor(k).unsqueeze(-1).to(logp.device)).sum()
+                out[i] = Score(float(lp), len(k), len(requests[i].continuation.encode("utf-8")))
+        return [o for o in out if o is not None]
 
     def weight_sketch(self, max_units: int = 512) -> dict[str, Any]:
         """MLP up-projections of the first, middle and last layers: the first `max_units` hidden units, float16.

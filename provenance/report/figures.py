@@ -41,18 +41,20 @@ def null_figure(test: dict[str, Any], suspect: str, reference: str) -> bytes | N
         ax.axvline(test["statistic"], color="#b2182b", lw=2, label=f"observed {test['statistic']:.3f}")
         ax.set_xlabel("mean correlation of matched MLP units")
     else:
-        null = np.asarray(d.get("null_logits") or [])
+        null = np.asarray(d.get("null_values") or [])
         if null.size == 0:
             return None
-        obs = d["suspect_reference_logit"]
-        m, s, df = float(null.mean()), max(float(null.std(ddof=1)) if null.size > 1 else 0.0, 0.05), d["df"]
+        obs = d["observed"]
+        floor = 0.01 if test["name"] == "reference_likelihood" else 0.05
+        m, s, df = float(null.mean()), max(float(null.std(ddof=1)) if null.size > 1 else 0.0, floor), d["df"]
         scale = s * np.sqrt(1 + 1 / null.size)
         lo, hi = min(null.min(), obs) - 3 * scale, max(null.max(), obs) + 3 * scale
         xs = np.linspace(lo, hi, 400)
         ax.plot(xs, sps.t.pdf((xs - m) / scale, df) / scale, color="#4a6fa5", label=f"null (t, df={df})")
-        ax.plot(null, np.zeros_like(null), "o", color="#4a6fa5", ms=7, alpha=0.8, label="independent pairs")
+        ax.plot(null, np.zeros_like(null), "o", color="#4a6fa5", ms=7, alpha=0.8,
+                label="controls" if d.get("null_construction") == "anchored" else "independent pairs")
         ax.axvline(obs, color="#b2182b", lw=2, label="suspect ~ reference")
-        ax.set_xlabel("affinity (logit of mean per-probe similarity)")
+        ax.set_xlabel(d.get("scale", "statistic"))
         ax.set_yticks([])
     ax.set_title(f"{test['name']}: {suspect} vs {reference}", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", frameon=False)

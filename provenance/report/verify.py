@@ -83,7 +83,8 @@ def _close(a: Any, b: Any, path: str, out: list[str]) -> None:
 def recompute(bundle: Path) -> list[dict[str, Any]]:
     """Re-run every test on the bundle's transcripts, probe files and weight evidence; no model is loaded."""
     from provenance.audit import evaluate
-    from provenance.collect import ModelEvidence, ProbePlan
+    from provenance.collect import LIKELIHOOD_SET, ModelEvidence, ProbePlan
+    from provenance.models.base import Score
     from provenance.models import Completion, ResolvedModel
     from provenance.models.spec import ModelSpec, SpecKind
     from provenance.probeset import load_file
@@ -92,14 +93,19 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
     transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
     plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"]) for ps in manifest["probe_sets"]]
     answers: dict[str, dict[str, dict[str, Completion]]] = {}
+    scores: dict[str, dict[str, Score]] = {}
     for r in transcripts:
-        answers.setdefault(r["fingerprint"], {}).setdefault(r["probe_set"], {})[r["probe_id"]] = Completion.from_json(r["response"])
+        if r["probe_set"] == LIKELIHOOD_SET:
+            scores.setdefault(r["fingerprint"], {})[r["probe_id"]] = Score(**r["response"])
+        else:
+            answers.setdefault(r["fingerprint"], {}).setdefault(r["probe_set"], {})[r["probe_id"]] = Completion.from_json(r["response"])
     evidence: dict[str, ModelEvidence] = {}
     roles: dict[str, list[str]] = {"suspect": [], "reference": [], "control": []}
     for m in manifest["models"]:
         model = ResolvedModel(ModelSpec(m["spec"], SpecKind(m["kind"]), m["spec"]), m["fingerprint"], m["source"], m["files"])
         ev = ModelEvidence(model=model, capabilities=frozenset(m["capabilities"]), tokenizer_id=m["tokenizer_id"],
-                           answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"))
+                           answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"),
+                           scores=scores.get(m["fingerprint"], {}))
         if m.get("weights_evidence"):
             with np.load(bundle / m["weights_evidence"]) as z:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}

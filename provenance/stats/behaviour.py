@@ -45,9 +45,9 @@ def _result(name: str, per_probe: dict[tuple[str, str], np.ndarray], suspect: st
         effect_ci=pn.effect_ci,
         details={
             "t": pn.t, "df": pn.df, "rank_p_value": pn.rank_p, "null_construction": pn.construction,
-            "suspect_reference_logit": pn.observed,
+            "observed": pn.observed, "null_values": list(pn.null_values),
+            "scale": "affinity (logit of mean per-probe similarity)",
             "null_pairs": [list(p) for p in pn.null_pairs],
-            "null_logits": list(pn.null_values),
             "affinity": {f"{a} ~ {b}": float(np.mean(v)) for (a, b), v in per_probe.items() if a < b},
             "suspect_controls_mean": float(np.mean(sc)),
             "per_probe": {"probe_ids": list(probe_ids), "suspect_reference": [float(x) for x in sr],
