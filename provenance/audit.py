@@ -79,8 +79,8 @@ def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> li
 
 
 def likelihood_plan(budget: int, instructions: ProbeSet) -> ProbePlan:
-    """Sampled answers to a quarter of the budget's worth of instructions (each is then scored by every model)."""
-    return ProbePlan(instructions, max(4, min(budget // 4, len(instructions.probes))))
+    """Sampled answers to a fifth of the budget's worth of instructions (each is then scored by every model)."""
+    return ProbePlan(instructions, max(4, min(budget // 5, len(instructions.probes))))
 
 
 def score_items(evidence: dict[str, ModelEvidence], sources: Sequence[str], plan: ProbePlan) -> list[ScoreItem]:

@@ -371,13 +371,15 @@ def _replace_section(path: Path, key: str, body: str) -> None:
 
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True)
-@click.option("--budget", type=click.IntRange(20, 10_000), default=120, show_default=True)
+@click.option("--budget", type=click.IntRange(20, 10_000), default=100, show_default=True, help="Probes per set.")
+@click.option("--size", type=click.Choice(["micro", "small", "full"]), default="small", show_default=True,
+              help="Zoo to build and audit (small: SmolLM2 is the real teacher).")
 @click.option("--no-progress", is_flag=True)
-def demo(out: Path, budget: int, no_progress: bool) -> None:
-    """Audit a derived copy of SmolLM2 and Gemma against SmolLM2 (packaged models), and print the verdicts."""
+def demo(out: Path, budget: int, size: str, no_progress: bool) -> None:
+    """Build the lineage zoo, audit a distilled student, a control and a derived copy against the teacher."""
     from provenance.demo import run_demo
 
-    run_demo(out, budget, progress=not no_progress)
+    run_demo(out, budget, progress=not no_progress, size=size)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,32 +1,40 @@
-"""`provenance demo`: audit real packaged models end to end and print a table of verdicts."""
+"""`provenance demo`: build the small lineage zoo from real packaged models, audit a distilled student, a control
+and a derived copy against the teacher, and print a table of verdicts beside the ground truth."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from provenance.audit import AuditConfig, run_audit
-from provenance.fsutil import cache_dir
-
-REFERENCE = "smollm2-135m-instruct"
+from provenance.report.bundle import CaseInfo
 
 
-def run_demo(out: Path, budget: int, progress: bool = True) -> list[dict[str, str]]:
-    """Two audits against SmolLM2: a derived copy of it (ground truth: derived) and Gemma 3 (ground truth: independent)."""
-    from provenance.zoo.derive import noised_copy
+def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small") -> list[dict[str, str]]:
+    from provenance.zoo.build import build_zoo
 
-    click.echo("preparing a derived copy of SmolLM2 (every weight + 2% Gaussian noise) ...", err=True)
-    derived = noised_copy(REFERENCE, cache_dir() / "zoo" / "smollm2-noised-0.02", 0.02, seed=0)
-    cases = [("derived-copy", str(derived), "derived"), ("gemma", "gemma-3-270m", "independent")]
+    click.echo(f"building the {size} lineage zoo (first run only; cached afterwards) ...", err=True)
+    zoo = build_zoo(size, None, progress=progress)
+    labels = json.loads((zoo / "labels.json").read_text())
+    pairs = labels["pairs"]
+    pick = [next(p for p in pairs if p["relation"] == "distilled"),
+            next(p for p in pairs if p["relation"] == "independent"),
+            next(p for p in pairs if p["relation"] == "derived")]
     rows = []
-    for name, suspect, truth in cases:
-        click.echo(f"auditing {name}: {suspect} against {REFERENCE} ...", err=True)
-        res = run_audit(AuditConfig(suspect=suspect, references=[REFERENCE], out=out / name, budget=budget, progress=progress))
+    for pair in pick:
+        name = f"{pair['relation']}-{Path(pair['suspect']).name}"
+        controls = [c for c in labels["controls"] if c != pair["suspect"]]
+        click.echo(f"auditing {Path(pair['suspect']).name} ({pair['kind']}) against {labels['reference']} ...", err=True)
+        res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
+                                    out=out / name, budget=budget, progress=progress,
+                                    case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}")))
         ref = res["references"][0]
-        rows.append({"case": name, "truth": truth, "verdict": ref["verdict"], "p_value": f"{ref['p_value']:.3g}",
-                     "report": str(out / name / "report.html")})
-    click.echo(f"\n{'case':<14}{'ground truth':<14}{'verdict':<14}{'p-value':<10}report")
+        p = ref["p_value"]
+        rows.append({"case": name, "truth": pair["relation"], "verdict": ref["verdict"],
+                     "p_value": "n/a" if p is None else f"{p:.2g}", "report": str(out / name / "report.html")})
+    click.echo(f"\n{'suspect':<44}{'ground truth':<14}{'verdict':<14}{'p-value':<10}report")
     for r in rows:
-        click.echo(f"{r['case']:<14}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['report']}")
+        click.echo(f"{r['case']:<44}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['report']}")
     return rows

@@ -214,8 +214,9 @@ class HFBackend(Backend):
             encoded.append((i, ctx_ids, cont_ids))
         encoded.sort(key=lambda e: len(e[1]) + len(e[2]))
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(encoded), self.batch_size):
-            chunk = encoded[start : start + self.batch_size]
+        step = max(1, min(self.batch_size, 4))  # full-sequence logits over a large vocabulary are big: small batches
+        for start in range(0, len(encoded), step):
+            chunk = encoded[start : start + step]
             width = max(len(c) + len(k) for _, c, k in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -223,14 +224,21 @@ class HFBackend(Backend):
                 ids[row, : len(c) + len(k)] = torch.tensor(c + k)
                 mask[row, : len(c) + len(k)] = 1
             with torch.inference_mode():
-                logp = torch.log_softmax(self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float(), -1)
-            for row, (i, c, k) in enumerate(chunk):
-                if not k:
-                    out[i] = Score(0.0, 0, 0)
-                    continue
-                pos = torch.arange(len(c) - 1, len(c) + len(k) - 1)
-                lp = logp[row, pos].gather(-1, torch.tensor(k).unsqueeze(-1).to(logp.device)).sum()
-                out[i] = Score(float(lp), len(k), len(requests[i].continuation.encode("utf-8")))
+                # Hidden states once, then the output layer only at the continuation's positions.
+                hidden = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+                head = self.model.get_output_embeddings()
+                for row, (i, c, k) in enumerate(chunk):
+                    if not k:
+                        out[i] = Score(0.0, 0, 0)
+                        continue
+                    pos = torch.arange(len(c) - 1, len(c) + len(k) - 1, device=hidden.device)
+                    logits = head(hidden[row, pos]).float()
+                    scale = getattr(self.model.config, "final_logit_softcapping", None)
+                    if scale:  # Gemma-style soft-capping, as the model's own forward applies it
+                        logits = torch.tanh(logits / scale) * scale
+                    logp = torch.log_softmax(logits, -1)
+                    lp = logp.gather(-1, torch.tensor(k, device=logp.device).unsqueeze(-1)).sum()
+                    out[i] = Score(float(lp), len(k), len(requests[i].continuation.encode("utf-8")))
         return [o for o in out if o is not None]
 
     def weight_sketch(self, max_units: int = 512) -> dict[str, Any]:

@@ -53,6 +53,8 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     by_probe: dict[tuple[str, str], dict[str, str]] = {}
     prompts: dict[str, str] = {}
     for r in transcripts:
+        if "text" not in r["response"]:  # likelihood scores, not answers
+            continue
         by_probe.setdefault((r["probe_set"], r["probe_id"]), {})[r["model"]] = r["response"]["text"]
         prompts[r["probe_id"]] = r["request"]["prompt"]
     suspect = results["suspect"]["spec"]

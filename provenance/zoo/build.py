@@ -36,7 +36,7 @@ SIZES = {
     "micro": ZooSize("micro", ("tiny:100", "tiny:101", "tiny:102", "tiny:103"),
                      {"*": 128}, 24, {"tiny:100": 2, "*": 2}, 64, 8, 1, 2048),
     "small": ZooSize("small", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
-                     {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 96, 8, 1),
+                     {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 64, 6, 0),
     "full": ZooSize("full", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
                     {SMOL: 480, "*": 240}, 48, {SMOL: 4, "*": 4}, 128, 8, 2),
 }
