@@ -124,7 +124,7 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
              plans: Sequence[ProbePlan], seed: int) -> list[dict[str, Any]]:
     """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
     cont, nxt = plans[0], plans[1]
-    ll_plan = plans[2] if len(plans) > 2 else None
+    ll_plan = plans[2] if len(plans) > 2 else None  # absent when not requested or the suspect cannot score text
     tokenizers = {k: ev.tokenizer_id for k, ev in evidence.items()}
 
     def panel(plan: ProbePlan) -> Panel:
@@ -143,7 +143,8 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
                                 null="identical SHA-256 fingerprints cannot arise independently")]
         else:
             if ll_plan is None:
-                ll = TestResult.skip("reference_likelihood", "not requested")
+                ll = TestResult.skip("reference_likelihood", "not run: disabled, or the suspect gives no log-likelihoods "
+                                                             "(text or top-k access only)")
             else:
                 ll = reference_likelihood({k: ev.scores for k, ev in evidence.items()}, [p.id for p in ll_plan.probes],
                                           {k: ev.model.fingerprint for k, ev in evidence.items()}, suspect, ref,
@@ -204,13 +205,14 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     refs = list(dict.fromkeys(cfg.references))
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
     extra: dict[str, list[ProbePlan]] = {}
-    if cfg.likelihood_set:
+    use_likelihood = bool(cfg.likelihood_set) and resolved[cfg.suspect].spec.kind is not SpecKind.HTTP
+    if use_likelihood:
         ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set))
         # Only the reference(s) and controls need to answer; the suspect only scores their answers.
         extra = {resolved[s].fingerprint: [ll_plan] for s in [*refs, *ctrl]}
     by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
     evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
-    if cfg.likelihood_set:
+    if use_likelihood:
         sources = [s for s in [*refs, *ctrl] if ll_plan.probe_set.id in evidence[s].answers]
         items = score_items(evidence, sources, ll_plan)
         collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)

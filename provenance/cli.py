@@ -59,6 +59,8 @@ def cli() -> None:
               help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`).")
 @click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
               help="Probe set for next-token divergence.")
+@click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
+              help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it).")
 @click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page.")
 @click.option("--examiner", default=None, help="Name and role of the person running the audit.")
 @click.option("--requested-by", default=None, help="Who asked for the audit.")
@@ -68,7 +70,7 @@ def cli() -> None:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int,
-          continuation_probes: str, next_token_probes: str, case_id: str, examiner: str | None, requested_by: str | None,
+          continuation_probes: str, next_token_probes: str, likelihood_probes: str, case_id: str, examiner: str | None, requested_by: str | None,
           note: str | None, zip_bundle: bool, as_json: bool, no_progress: bool, batch_size: int,
           timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
     """Test whether SUSPECT descends from each REFERENCE, against control models; write an evidence bundle to OUT."""
@@ -78,6 +80,7 @@ def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], 
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
                       options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress,
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
+                      likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
                       zip_bundle=zip_bundle)
     results = run_audit(cfg)

@@ -17,8 +17,9 @@ BUDGET = 100
 @pytest.fixture(scope="module")
 def derived_audit(noised_smol: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("audit-derived")
+    # The likelihood family is exercised on the micro zoo (test_zoo_micro.py); here it would cost minutes of sampling.
     results = run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], out=out,
-                                    budget=BUDGET, progress=False))
+                                    budget=BUDGET, progress=False, likelihood_set=None))
     return {"results": results, "out": out}
 
 
@@ -55,7 +56,7 @@ def test_results_schema_and_transcripts(derived_audit: dict) -> None:
 def test_unrelated_families_are_not_related(derived_audit: dict, tmp_path: Path) -> None:
     # Reuses the evidence cached by the derived audit: only the models are re-identified, none re-queried.
     results = run_audit(AuditConfig(suspect="smollm2-135m-instruct", references=["gemma-3-270m"], out=tmp_path / "a",
-                                    budget=BUDGET, progress=False))
+                                    budget=BUDGET, progress=False, likelihood_set=None))
     ref = results["references"][0]
     assert ref["verdict"] in {"independent", "inconclusive"}
     assert ref["p_value"] > 0.05

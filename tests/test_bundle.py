@@ -24,7 +24,7 @@ FORBIDDEN = re.compile(r"\b(match|matches|matched|proves?|proof that|identifies|
 def bundle(noised_smol: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "case"
     run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], out=out, budget=100,
-                          progress=False, case=CaseInfo(case_id="CASE-7", examiner="T. Ester (QA)")))
+                          progress=False, case=CaseInfo(case_id="CASE-7", examiner="T. Ester (QA)"), likelihood_set=None))
     return out
 
 

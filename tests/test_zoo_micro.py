@@ -30,7 +30,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def bench(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_bench(zoo, budget=100, progress=False, out=tmp_path_factory.mktemp("bench"))
+    # 200 probes per set: 40 instructions whose sampled answers feed the reference-likelihood test
+    return run_bench(zoo, budget=200, progress=False, out=tmp_path_factory.mktemp("bench"))
 
 
 def test_labels_and_models(zoo: Path) -> None:
@@ -72,3 +73,18 @@ def test_per_test_calibration_on_independent_pairs(bench: dict) -> None:
         assert len(ps) >= 5
         assert sps.kstest(ps, "uniform", alternative="greater").pvalue > 0.01, (name, ps)
         assert np.mean(ps < 0.05) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / len(ps)) + 1 / len(ps), (name, ps)
+
+
+def test_bundle_with_likelihood_verifies(zoo: Path, bench: dict, tmp_path: Path) -> None:
+    """A full bundle (all four families) for a distilled student verifies; its evidence was cached by the bench."""
+    from provenance.audit import AuditConfig, run_audit
+    from provenance.report.verify import verify
+
+    labels = json.loads((zoo / "labels.json").read_text())
+    student = next(p for p in labels["pairs"] if p["kind"] == "sequence-distilled" and p["relation"] == "distilled")
+    res = run_audit(AuditConfig(suspect=student["suspect"], references=[labels["reference"]], controls=labels["controls"],
+                                out=tmp_path / "b", budget=200, progress=False))
+    names = [t["name"] for t in res["references"][0]["tests"] if not t["skipped"]]
+    assert "reference_likelihood" in names and res["references"][0]["verdict"] == "distilled"
+    rep = verify(tmp_path / "b")
+    assert rep.ok, rep.problems
