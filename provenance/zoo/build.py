@@ -34,7 +34,7 @@ class ZooSize:
 
 SIZES = {
     "micro": ZooSize("micro", ("tiny:100", "tiny:101", "tiny:102", "tiny:103"),
-                     {"*": 128}, 24, {"tiny:100": 2, "*": 2}, 64, 8, 1, 2048),
+                     {"*": 256}, 24, {"tiny:100": 2, "*": 2}, 64, 10, 1, 1024),
     "small": ZooSize("small", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
                      {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 64, 6, 0),
     "full": ZooSize("full", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
