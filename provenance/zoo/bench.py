@@ -115,7 +115,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     lines = [
         f"### Detection benchmark: {summary['zoo']} zoo ({summary['date_utc']})",
         "",
-        f"Command: `{command}`. Machine: {summary['machine']}. Budget {summary['budget']} probes per set.",
+        f"Command: `{command}`. Machine: {summary['machine']}. Budget {summary['budget']} probes per model.",
         "",
         "| metric | value |",
         "|---|---|",
