@@ -261,10 +261,13 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
 
 def _weights_compared(results: dict[str, Any], evidence: dict[str, ModelEvidence], suspect: str,
                       refs: Sequence[str]) -> set[str]:
+    # Every same-architecture suspect/reference pair with weights: `verify` must reach the same outcome, skips included.
     out: set[str] = set()
-    for ref, entry in zip(refs, results["references"]):
-        if any(t["name"] == "weight_alignment" and not t["skipped"] for t in entry["tests"]):
-            out |= {evidence[suspect].model.fingerprint, evidence[ref].model.fingerprint}
+    s = evidence[suspect]
+    for ref in refs:
+        r = evidence[ref]
+        if s.weights is not None and r.weights is not None and s.model_type == r.model_type:
+            out |= {s.model.fingerprint, r.model.fingerprint}
     return out
 
 

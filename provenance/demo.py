@@ -34,7 +34,8 @@ def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small")
         p = ref["p_value"]
         rows.append({"case": name, "truth": pair["relation"], "verdict": ref["verdict"],
                      "p_value": "n/a" if p is None else f"{p:.2g}", "report": str(out / name / "report.html")})
-    click.echo(f"\n{'suspect':<44}{'ground truth':<14}{'verdict':<14}{'p-value':<10}report")
+    w = max(len(r["case"]) for r in rows) + 2
+    click.echo(f"\n{'suspect':<{w}}{'ground truth':<14}{'verdict':<14}{'p-value':<10}report")
     for r in rows:
-        click.echo(f"{r['case']:<44}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['report']}")
+        click.echo(f"{r['case']:<{w}}{r['truth']:<14}{r['verdict']:<14}{r['p_value']:<10}{r['report']}")
     return rows

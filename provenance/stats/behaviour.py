@@ -53,7 +53,8 @@ def _result(name: str, per_probe: dict[tuple[str, str], np.ndarray], suspect: st
             "per_probe": {"probe_ids": list(probe_ids), "suspect_reference": [float(x) for x in sr],
                           "suspect_controls": [float(x) for x in sc]},
         },
-        top_probes=tuple(probe_ids[i] for i in order if sr[i] > sc[i]),
+        # A margin, so that float noise in the last digit cannot change which probes count as exhibits.
+        top_probes=tuple(probe_ids[i] for i in order if sr[i] > sc[i] + 1e-9),
         references=REFERENCES,
     )
 

@@ -68,6 +68,6 @@ def reference_likelihood(scores: Mapping[str, Mapping[str, Score]], probe_ids: S
                  "rank_p_value": (1 + int(np.sum(null >= observed))) / (k + 1),
                  "scale": "preference for the reference's answers (nats per byte)",
                  "per_prompt_preference": {"probe_ids": list(probe_ids), "values": [float(x) for x in per_probe]}},
-        top_probes=tuple(probe_ids[i] for i in order if per_probe[i] > 0),
+        top_probes=tuple(probe_ids[i] for i in order if per_probe[i] > 1e-9),
         references=REFERENCES,
     )

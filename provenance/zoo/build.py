@@ -96,13 +96,13 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
                 teacher = restrict_vocab(fresh_model(cfg, int(name.split(":")[1])), spec.vocab_limit or len(tok))
                 save(teacher, tok, path, f"tiny random teacher, seed {name}, emits ids < {spec.vocab_limit}")
             teacher_paths[name] = str(path)
-            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tok
         from provenance.models import resolve
 
         r = resolve(name)
         backend = r.load()
         teacher_paths[name] = name
-        return backend.model
+        return backend.model, backend.tokenizer
 
     for t_index, teacher in enumerate(spec.teachers):
         slug = teacher.replace(":", "-")
@@ -116,8 +116,9 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
         if not need:
             teacher_paths[teacher] = str(out / "teachers" / slug) if teacher.startswith("tiny:") else teacher
         else:
-            model = teacher_model(teacher)
+            model, t_tok = teacher_model(teacher)
             model.eval()
+            same_tokenizer = t_tok.get_vocab() == tok.get_vocab()
             if data_file.is_file():
                 seqs = json.loads(data_file.read_text())
             else:
@@ -125,9 +126,14 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
                 start = 1000 + 200 * t_index  # disjoint prompt ranges per teacher, all beyond audit prefixes
                 prompts = [p.text for p in pool[start : start + n]]
                 bar = _bar(n, f"sampling {teacher}", progress)
-                seqs = sample(model, tok, prompts, spec.new_tokens, 1.0, seed=t_index, progress=bar)
+                seqs = sample(model, t_tok, prompts, spec.new_tokens, 1.0, seed=t_index, progress=bar)
                 bar.close()
+                if not same_tokenizer:  # text-level distillation: the student reads the teacher's text in its own tokens
+                    seqs = [tok(t_tok.decode(ids, skip_special_tokens=True))["input_ids"] + [tok.eos_token_id]
+                            for ids in seqs]
                 atomic_write_json(data_file, seqs)
+            if logit_dirs and not same_tokenizer:
+                raise InputError(f"logit-level students need the teacher's tokenizer; {teacher} has another")
             for i, d in enumerate(student_dirs):
                 if is_complete(d):
                     continue
@@ -159,7 +165,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
     ref_slug = spec.teachers[0].replace(":", "-")
     derivs = [out / "derived" / f"{ref_slug}-{kind}" for kind in ("noised", "finetuned")]
     if not all(is_complete(d) for d in derivs):  # after all teachers, so another teacher's data exists to fine-tune on
-        model = teacher_model(spec.teachers[0])
+        model, _ = teacher_model(spec.teachers[0])
         _derivatives(model, tok, derivs, out, pad, ref_slug, spec.vocab_limit)
         del model
     reference = teacher_paths[spec.teachers[0]] if spec.teachers[0] in teacher_paths else (
