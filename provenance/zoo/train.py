@@ -116,9 +116,9 @@ def _lm_loss(student: Any, ids: Any, mask: Any, vocab_limit: int | None) -> Any:
     return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_limit), target.reshape(-1), ignore_index=-100)
 
 
-def train_sequence_level(student: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int, pad: int,
-                         batch: int = 16, progress: Any = None, vocab_limit: int | None = None) -> Any:
-    """Sequence-level distillation (Kim & Rush 2016): next-token cross-entropy on the teacher's sampled text."""
+def _fit(student: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int, pad: int, batch: int,
+         progress: Any, loss_fn: Any) -> Any:
+    """The training loop both distillation regimes share: seeded shuffling, AdamW, one step per batch."""
     torch = _torch()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -126,7 +126,7 @@ def train_sequence_level(student: Any, seqs: Sequence[Sequence[int]], epochs: in
     student.train()
     for _ in range(epochs):
         for ids, mask in _batches(seqs, batch, rng, pad):
-            loss = _lm_loss(student, ids, mask, vocab_limit)
+            loss = loss_fn(ids, mask)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -134,6 +134,13 @@ def train_sequence_level(student: Any, seqs: Sequence[Sequence[int]], epochs: in
                 progress.update(1)
     student.eval()
     return student
+
+
+def train_sequence_level(student: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int, pad: int,
+                         batch: int = 16, progress: Any = None, vocab_limit: int | None = None) -> Any:
+    """Sequence-level distillation (Kim & Rush 2016): next-token cross-entropy on the teacher's sampled text."""
+    return _fit(student, seqs, epochs, lr, seed, pad, batch, progress,
+                lambda ids, mask: _lm_loss(student, ids, mask, vocab_limit))
 
 
 def train_logit_level(student: Any, teacher: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int,
@@ -141,29 +148,21 @@ def train_logit_level(student: Any, teacher: Any, seqs: Sequence[Sequence[int]],
                       vocab_limit: int | None = None) -> Any:
     """Logit-level distillation (Hinton et al. 2015): match the teacher's top-k next-token distribution at every position."""
     torch = _torch()
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
-    student.train()
-    for _ in range(epochs):
-        for ids, mask in _batches(seqs, batch, rng, pad):
-            with torch.inference_mode():
-                t_logits = teacher(input_ids=ids, attention_mask=mask).logits.float()
-                vals, idx = t_logits.topk(top_k, dim=-1)
-                target = torch.softmax(vals, dim=-1)  # renormalised top-k: what an API exposing top-k logprobs gives
-            if vocab_limit is None:
-                s_logits = student(input_ids=ids, attention_mask=mask).logits.float()
-            else:  # the teacher's top-k lies inside the first ids (restrict_vocab), so this softmax suffices
-                hidden = student.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                s_logits = hidden @ student.lm_head.weight[:vocab_limit].T
-                idx = idx.clamp(max=vocab_limit - 1)
-            s_logp = torch.log_softmax(s_logits, dim=-1)
-            ce = -(target.clone() * s_logp.gather(-1, idx.clone())).sum(-1)
-            loss = (ce * mask).sum() / mask.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if progress is not None:
-                progress.update(1)
-    student.eval()
-    return student
+
+    def loss_fn(ids: Any, mask: Any) -> Any:
+        with torch.inference_mode():
+            t_logits = teacher(input_ids=ids, attention_mask=mask).logits.float()
+            vals, idx = t_logits.topk(top_k, dim=-1)
+            target = torch.softmax(vals, dim=-1)  # renormalised top-k: what an API exposing top-k logprobs gives
+        if vocab_limit is None:
+            s_logits = student(input_ids=ids, attention_mask=mask).logits.float()
+        else:  # the teacher's top-k lies inside the first ids (restrict_vocab), so this softmax suffices
+            hidden = student.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            s_logits = hidden @ student.lm_head.weight[:vocab_limit].T
+            idx = idx.clamp(max=vocab_limit - 1)
+        s_logp = torch.log_softmax(s_logits, dim=-1)
+        ce = -(target.clone() * s_logp.gather(-1, idx.clone())).sum(-1)
+        loss = (ce * mask).sum() / mask.sum()
+        return loss
+
+    return _fit(student, seqs, epochs, lr, seed, pad, batch, progress, loss_fn)
