@@ -41,6 +41,9 @@ def check_directory(path: Path, allow_unsafe_pickle: bool = False) -> None:
             f"{path}: weights are a pickle checkpoint, which can execute code when loaded; "
             "convert to safetensors or pass --unsafe-allow-pickle to load with weights_only"
         )
+    from provenance.models.validate import validate_directory
+
+    validate_directory(path)  # headers checked against file sizes before any loader allocates what they claim
 
 
 def converted_gguf_dir(gguf: Path, digest: str) -> Path:
@@ -52,6 +55,9 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     out = cache_dir() / "converted" / f"{digest[:24]}-v{CONVERTER_VERSION}"
     if (out / "config.json").is_file() and (out / ".complete").is_file():
         return out
+    from provenance.models.validate import validate_gguf
+
+    validate_gguf(gguf)  # a malformed header must not reach the GGUF reader, which trusts its counts
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
