@@ -23,7 +23,7 @@ from provenance.probeset import ProbeSet, load as load_probes
 from provenance.stats import Panel, TestResult, next_token_divergence, output_agreement, weight_permutation_test
 from provenance.stats.likelihood import reference_likelihood
 from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry, write_bundle
-from provenance.verdict import DECISION_RULE, bonferroni, decide, holm
+from provenance.verdict import DECISION_RULE, attribute, bonferroni, decide, holm
 
 RESULTS_SCHEMA_VERSION = 1
 BUNDLE_MARKERS = ("results.json", "manifest.json", "transcripts.jsonl")
@@ -120,46 +120,54 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(), "packages": pkgs}
 
 
-def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
-             plans: Sequence[ProbePlan], seed: int) -> list[dict[str, Any]]:
-    """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
-    cont, nxt = plans[0], plans[1]
-    ll_plan = plans[2] if len(plans) > 2 else None  # absent when not requested or the suspect cannot score text
+def pair_tests(evidence: dict[str, ModelEvidence], suspect: str, ref: str, controls: Sequence[str], pc: Panel, pn: Panel,
+               ll_plan: ProbePlan | None, rng: np.random.Generator, n_permutations: int = 999) -> list[TestResult]:
+    """Every test family for one suspect/reference pair, against the controls (also used by `matrix`)."""
+    models = [suspect, ref, *[c for c in controls if c not in (suspect, ref)]]
+    if evidence[suspect].model.fingerprint == evidence[ref].model.fingerprint:
+        return [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
+                           null="identical SHA-256 fingerprints cannot arise independently")]
+    if ll_plan is None:
+        ll = TestResult.skip("reference_likelihood", "not run: disabled, or the suspect gives no log-likelihoods "
+                                                     "(text or top-k access only)")
+    else:
+        ll = reference_likelihood({k: ev.scores for k, ev in evidence.items()}, [p.id for p in ll_plan.probes],
+                                  {k: ev.model.fingerprint for k, ev in evidence.items()}, suspect, ref,
+                                  [m for m in models if m not in (suspect, ref)])
+    return [
+        output_agreement(pc, suspect, ref, models),
+        next_token_divergence(pn, suspect, ref, models),
+        ll,
+        weight_permutation_test(evidence[suspect].weights, evidence[ref].weights, evidence[suspect].model_type,
+                                evidence[ref].model_type, rng, n_permutations),
+    ]
+
+
+def panels(evidence: dict[str, ModelEvidence], plans: Sequence[ProbePlan]) -> tuple[Panel, Panel, ProbePlan | None]:
+    """Continuation and next-token panels, and the likelihood plan (absent when not requested or not possible)."""
     tokenizers = {k: ev.tokenizer_id for k, ev in evidence.items()}
 
     def panel(plan: ProbePlan) -> Panel:
         return Panel(tuple(p.id for p in plan.probes), {k: ev.answers[plan.probe_set.id] for k, ev in evidence.items()},
                      tokenizers)
 
-    pc, pn = panel(cont), panel(nxt)
+    return panel(plans[0]), panel(plans[1]), plans[2] if len(plans) > 2 else None
+
+
+def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
+             plans: Sequence[ProbePlan], seed: int, n_permutations: int = 999) -> list[dict[str, Any]]:
+    """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
+    pc, pn, ll_plan = panels(evidence, plans)
     rng = np.random.default_rng(seed)
     entries: list[dict[str, Any]] = []
     raw_ps: list[float | None] = []
     all_tests: list[list[TestResult]] = []
     for ref in references:
-        models = [suspect, ref, *[c for c in controls if c not in (suspect, ref)]]
-        if evidence[suspect].model.fingerprint == evidence[ref].model.fingerprint:
-            tests = [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
-                                null="identical SHA-256 fingerprints cannot arise independently")]
-        else:
-            if ll_plan is None:
-                ll = TestResult.skip("reference_likelihood", "not run: disabled, or the suspect gives no log-likelihoods "
-                                                             "(text or top-k access only)")
-            else:
-                ll = reference_likelihood({k: ev.scores for k, ev in evidence.items()}, [p.id for p in ll_plan.probes],
-                                          {k: ev.model.fingerprint for k, ev in evidence.items()}, suspect, ref,
-                                          [m for m in models if m not in (suspect, ref)])
-            tests = [
-                output_agreement(pc, suspect, ref, models),
-                next_token_divergence(pn, suspect, ref, models),
-                ll,
-                weight_permutation_test(evidence[suspect].weights, evidence[ref].weights, evidence[suspect].model_type,
-                                        evidence[ref].model_type, rng),
-            ]
+        tests = pair_tests(evidence, suspect, ref, controls, pc, pn, ll_plan, rng, n_permutations)
         all_tests.append(tests)
         raw_ps.append(bonferroni(tests))
     adjusted = holm(raw_ps)
-    n_probes = len(cont.probes)
+    n_probes = len(plans[0].probes)
     for ref, tests, p_raw, p_adj in zip(references, all_tests, raw_ps, adjusted):
         if tests[0].name == "identical_files":
             verdict, reason = "derived", "the suspect's files are byte-identical to the reference's"
@@ -227,6 +235,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         },
         "suspect": resolved[cfg.suspect].to_json(),
         "references": entries,
+        # The reference the suspect descends from, exactly as given, or "none" (ranking and reasons in the detail).
+        "attribution": attribute(entries)["attribution"],
+        "attribution_detail": attribute(entries),
         "controls": [resolved[c].to_json() for c in ctrl],
         "reference_models": [resolved[r].to_json() for r in refs],
         "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes)} for p in plans],

@@ -46,34 +46,42 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.option("--suspect", "-s", required=True, metavar="SPEC", help="The model under suspicion.")
-@click.option("--reference", "-r", "references", multiple=True, required=True, metavar="SPEC",
-              help="A model the suspect may descend from (repeatable; Holm-adjusted across references).")
-@click.option("--control", "-c", "controls", multiple=True, metavar="SPEC",
-              help="A model known to be independent of the references (repeatable). Default: the other packaged models.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for results.json and transcripts.")
-@click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
-@click.option("--continuation-probes", default="continuation", show_default=True, metavar="ID|FILE",
-              help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`).")
-@click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
-              help="Probe set for next-token divergence.")
-@click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
-              help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it).")
-@click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page.")
-@click.option("--examiner", default=None, help="Name and role of the person running the audit.")
-@click.option("--requested-by", default=None, help="Who asked for the audit.")
-@click.option("--note", default=None, help="Free-text note for the manifest.")
-@click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip.")
-@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@model_options
-def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int,
-          continuation_probes: str, next_token_probes: str, likelihood_probes: str, case_id: str, examiner: str | None, requested_by: str | None,
-          note: str | None, zip_bundle: bool, as_json: bool, no_progress: bool, batch_size: int,
-          timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
-    """Test whether SUSPECT descends from each REFERENCE, against control models; write an evidence bundle to OUT."""
+def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `audit` and `attribute`, in help order (click applies decorators bottom-up)."""
+    f = model_options(f)
+    for opt in reversed([
+        click.option("--suspect", "-s", required=True, metavar="SPEC", help="The model under suspicion."),
+        click.option("--reference", "-r", "references", multiple=True, required=True, metavar="SPEC",
+                     help="A model the suspect may descend from (repeatable; Holm-adjusted across references)."),
+        click.option("--control", "-c", "controls", multiple=True, metavar="SPEC",
+                     help="A model known to be independent of the references (repeatable). Default: the other packaged models."),
+        click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+                     help="Directory for the evidence bundle (results.json, transcripts, report.html)."),
+        click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests."),
+        click.option("--continuation-probes", default="continuation", show_default=True, metavar="ID|FILE",
+                     help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`)."),
+        click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
+                     help="Probe set for next-token divergence."),
+        click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
+                     help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it)."),
+        click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page."),
+        click.option("--examiner", default=None, help="Name and role of the person running the audit."),
+        click.option("--requested-by", default=None, help="Who asked for the audit."),
+        click.option("--note", default=None, help="Free-text note for the manifest."),
+        click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip."),
+        click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int,
+                       seed: int, continuation_probes: str, next_token_probes: str, likelihood_probes: str, case_id: str,
+                       examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
+                       no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
+                       unsafe_allow_pickle: bool) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.report.bundle import CaseInfo
 
@@ -83,12 +91,10 @@ def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], 
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
                       zip_bundle=zip_bundle)
-    results = run_audit(cfg)
-    if as_json:
-        click.echo(json.dumps(results, indent=2, sort_keys=True))
-        return
-    click.echo(f"suspect: {suspect}")
-    click.echo(f"controls: {', '.join(c['spec'] for c in results['controls'])}")
+    return run_audit(cfg)
+
+
+def _echo_references(results: dict[str, Any]) -> None:
     for ref in results["references"]:
         p = ref["p_value"]
         click.echo(f"  reference {ref['spec']}: {ref['verdict'].upper()}  (p = {p:.3g})  {ref['reason']}" if p is not None
@@ -98,8 +104,92 @@ def audit(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], 
                 click.echo(f"      {t['name']:<24} skipped: {t['skipped']}")
             else:
                 click.echo(f"      {t['name']:<24} statistic {t['statistic']:.3f}  p {t['p_value']:.3g}  n {t['n']}")
+
+
+@cli.command()
+@audit_options
+def audit(as_json: bool, **kw: Any) -> None:
+    """Test whether SUSPECT descends from each REFERENCE, against control models; write an evidence bundle to OUT."""
+    results = _run_audit_command(**kw)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        return
+    out = kw["out"]
+    click.echo(f"suspect: {kw['suspect']}")
+    click.echo(f"controls: {', '.join(c['spec'] for c in results['controls'])}")
+    _echo_references(results)
     click.echo(f"report:  {out / 'report.html'}")
     click.echo(f"bundle:  {out}  (SHA-256 of SHA256SUMS: {results['bundle_sha256']})")
+
+
+@cli.command()
+@audit_options
+def attribute(as_json: bool, **kw: Any) -> None:
+    """Which REFERENCE, if any, SUSPECT descends from ("none of these" is an answer); writes an evidence bundle to OUT.
+
+    Every reference is tested against the same controls, with Holm's adjustment across references; the attribution
+    is the flagged reference with the smallest adjusted p-value, and results.json records it under `attribution`
+    (the spec exactly as given, or "none") with the full ranking under `attribution_detail`.
+    """
+    results = _run_audit_command(**kw)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        return
+    detail = results["attribution_detail"]
+    click.echo(f"suspect: {kw['suspect']}")
+    click.echo(f"attribution: {results['attribution']}  ({detail['status']})")
+    click.echo(f"  {detail['explanation']}")
+    click.echo("ranking:")
+    for r in detail["ranking"]:
+        p = "n/a" if r["p_value"] is None else f"{r['p_value']:.3g}"
+        click.echo(f"  {r['rank']}. {r['reference']:<40} {r['verdict']:<13} p = {p}")
+    click.echo(f"report:  {kw['out'] / 'report.html'}")
+    click.echo(f"bundle:  {kw['out']}  (SHA-256 of SHA256SUMS: {results['bundle_sha256']})")
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--control", "-c", "controls", multiple=True, metavar="SPEC",
+              help="A model known to be independent of every SPEC (repeatable). Default: the other packaged models.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Directory for results.json, matrix.csv, heatmap.png, lineage.png and matrix.html.")
+@click.option("--budget", type=click.IntRange(2, 100_000), default=100, show_default=True, help="Probes per model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
+@click.option("--correction", type=click.Choice(["holm", "bh"]), default="holm", show_default=True,
+              help="Across pairs: holm (family-wise error) or bh (false discovery rate, for screening many models).")
+@click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
+              help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it).")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_options
+def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, correction: str,
+           likelihood_probes: str, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
+           api_key: str | None, unsafe_allow_pickle: bool) -> None:
+    """Lineage evidence for every pair of SPECs: each model is probed once, every pair tested against the controls.
+
+    Writes a CSV of all pairs, a clustered heatmap, a lineage graph (edges where the corrected evidence is
+    significant; arrows from parent to student where a test gives direction) and a self-contained matrix.html.
+    """
+    from provenance.matrix import MatrixConfig, run_matrix
+
+    res = run_matrix(MatrixConfig(models=specs, controls=controls or None, out=out, budget=budget, seed=seed,
+                                  options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
+                                  progress=not no_progress, correction=correction,
+                                  likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes))
+    if as_json:
+        click.echo(json.dumps(res, indent=2, sort_keys=True))
+        return
+    names = {m["spec"]: m["name"] for m in res["models"]}
+    click.echo(f"{len(res['models'])} models, {len(res['pairs'])} pairs, controls: "
+               f"{', '.join(c['spec'] for c in res['controls'])}")
+    if not res["edges"]:
+        click.echo("no pair shows evidence of lineage at the tested power")
+    for e in res["edges"]:
+        d = e["direction"]
+        arrow = f"{names[d['parent']]} -> {names[d['child']]}" if d else f"{names[e['a']]} -- {names[e['b']]}"
+        click.echo(f"  {arrow:<50} {e['verdict']:<10} p = {e['p_value']:.3g}{'  (indirect)' if e['indirect'] else ''}")
+    click.echo(f"page:    {out / 'matrix.html'}")
+    click.echo(f"outputs: {out}  (SHA-256 of SHA256SUMS: {res['bundle_sha256']})")
 
 
 @cli.command()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from provenance.stats.base import TestResult
 
@@ -68,3 +69,46 @@ def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: in
     if adjusted_p < INDEPENDENT_P:
         return Decision("inconclusive", adjusted_p, "weak evidence: below 0.05 but not below the 0.01 threshold")
     return Decision("independent", adjusted_p, "no evidence of lineage at the tested power (not proof of independence)")
+
+
+FLAGGED = ("derived", "distilled")
+
+
+def _strength(entry: dict[str, Any]) -> float:
+    # Tie-break between references with equal adjusted p (e.g. both at a permutation test's floor): the summed
+    # evidence of every family, -sum log10 p. Only orders references already decided on; never makes a verdict.
+    return float(sum(-math.log10(max(t["p_value"], 1e-300)) for t in entry["tests"] if t.get("p_value") is not None))
+
+
+def attribute(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Which reference, if any, the suspect descends from; "none" is a first-class answer.
+
+    Family-wise error across references is already controlled (Holm), so a flagged reference is evidence about that
+    reference alone. The attribution is the flagged reference with the smallest adjusted p (strongest summed evidence
+    on ties). Several flagged references are reported as such: they may themselves be related to one another.
+    """
+    def key(e: dict[str, Any]) -> tuple[int, float, float]:
+        p = e["p_value"] if e["p_value"] is not None else 1.0
+        return (0 if e["verdict"] in FLAGGED else 1 if e["verdict"] == "inconclusive" else 2, p, -_strength(e))
+
+    ranked = sorted(entries, key=key)
+    ranking = [{"rank": i + 1, "reference": e["spec"], "verdict": e["verdict"], "p_value": e["p_value"],
+                "evidence_strength": round(_strength(e), 6)} for i, e in enumerate(ranked)]
+    flagged = [e for e in ranked if e["verdict"] in FLAGGED]
+    unclear = [e for e in ranked if e["verdict"] == "inconclusive"]
+    if flagged:
+        top = flagged[0]
+        others = [e["spec"] for e in flagged[1:]]
+        why = (f"{top['spec']} is flagged ({top['verdict']}, adjusted p = {top['p_value']:.3g}) and ranks first by "
+               f"adjusted p-value")
+        if others:
+            why += (f"; also flagged: {', '.join(others)} (these references may be related to one another, or the suspect "
+                    f"may draw on several)")
+        return {"attribution": top["spec"], "status": "attributed", "ranking": ranking, "explanation": why}
+    if unclear:
+        why = (f"no reference is flagged at alpha = {ALPHA}; evidence about {', '.join(e['spec'] for e in unclear)} is "
+               f"inconclusive, so 'none of these' is not established either")
+        return {"attribution": "none", "status": "inconclusive", "ranking": ranking, "explanation": why}
+    return {"attribution": "none", "status": "none", "ranking": ranking,
+            "explanation": f"no reference is flagged at alpha = {ALPHA} after Holm adjustment across {len(entries)} "
+                           f"reference(s): none of these (at the tested power; not proof of independence)"}

@@ -122,11 +122,19 @@ def verify(bundle: Path) -> VerifyReport:
     report = VerifyReport(str(bundle))
     check_hashes(bundle, report)
     try:
-        stored = load_bundle_json(bundle, "results.json")["references"]
+        stored_results = load_bundle_json(bundle, "results.json")
+        stored = stored_results["references"]
         fresh = recompute(bundle)
         report.recomputed = True
         mismatches: list[str] = []
         _close(json.loads(json.dumps(fresh)), stored, "results.references", mismatches)
+        if "attribution" in stored_results:  # bundles from before attribution existed lack it
+            from provenance.verdict import attribute
+
+            detail = attribute(fresh)
+            _close(detail["attribution"], stored_results["attribution"], "results.attribution", mismatches)
+            _close(json.loads(json.dumps(detail)), stored_results.get("attribution_detail"), "results.attribution_detail",
+                   mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
     except (InputError, KeyError, ValueError, TypeError, OSError, IndexError) as exc:
         report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {exc}")

@@ -173,8 +173,14 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
     for lab in labels:
         lab["reference"] = reference  # every pair is audited against the first teacher
     controls = [lab["suspect"] for lab in labels if lab["relation"] == "independent"]
+    # The true lineage graph (parent -> child), for `matrix` and `attribute` benchmarks: each teacher (as a spec an
+    # audit would use) to its students, and the reference teacher to its derivatives.
+    lineage = [{"parent": teacher_paths.get(lab["teacher"], lab["teacher"]), "child": lab["suspect"],
+                "relation": "derived" if lab["kind"] in ("noised", "finetuned") else "distilled", "kind": lab["kind"]}
+               for lab in labels]
     atomic_write_json(out / "labels.json", {"zoo_version": ZOO_VERSION, "size": asdict(spec), "reference": reference,
-                                            "controls": controls, "pairs": labels})
+                                            "controls": controls, "pairs": labels, "lineage": lineage,
+                                            "teachers": {t: teacher_paths.get(t, t) for t in spec.teachers}})
     return out
 
 

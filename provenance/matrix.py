@@ -1,0 +1,256 @@
+"""`provenance matrix`: probe every model once, test every pair, correct across pairs, and draw the lineage graph."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import struct
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from provenance.audit import (check_out_dir, default_controls, environment, likelihood_plan, pair_tests, panels,
+                              plan_probes, score_items)
+from provenance.cache import EvidenceCache
+from provenance.collect import ProbePlan, collect, collect_scores
+from provenance.errors import InputError
+from provenance.models import LoadOptions, ResolvedModel, resolve
+from provenance.probeset import load as load_probes
+from provenance.verdict import ALPHA, FLAGGED, bonferroni, decide, holm
+
+MATRIX_SCHEMA_VERSION = 1
+CORRECTIONS = ("holm", "bh")
+SIZE_RATIO = 1.2  # parameter counts must differ by this factor before size alone suggests who is the student
+
+
+@dataclass
+class MatrixConfig:
+    models: Sequence[str]
+    controls: Sequence[str] | None = None
+    out: Path | None = None
+    budget: int = 100
+    seed: int = 0
+    options: LoadOptions = field(default_factory=LoadOptions)
+    progress: bool = True
+    cache: EvidenceCache | None = None
+    likelihood_set: str | None = "instructions"
+    correction: str = "holm"
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """BH step-up adjusted p-values (false discovery rate; valid under positive dependence, PRDS)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out = [1.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        out[i] = min(1.0, running)
+    return out
+
+
+def safetensors_params(directory: Path | None) -> int | None:
+    """Parameter count from safetensors headers alone (no tensor is read)."""
+    if directory is None or not Path(directory).is_dir():
+        return None
+    total = 0
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        return None
+    for f in files:
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return None
+            (n,) = struct.unpack("<Q", head)
+            if n > min(f.stat().st_size, 100 << 20):
+                return None
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+def short_names(specs: Sequence[str]) -> dict[str, str]:
+    """Readable unique labels for figures: the last path component, disambiguated by its parent when needed."""
+    base = {s: Path(s.rstrip("/").split("#")[-1]).name or s for s in specs}
+    out = {}
+    for s in specs:
+        name = base[s]
+        if sum(b == name for b in base.values()) > 1:
+            name = f"{Path(s.rstrip('/')).parent.name}/{name}"
+        out[s] = name
+    return out
+
+
+def n_permutations_for(n_pairs: int) -> int:
+    # A permutation p-value cannot go below 1/(N+1); it must survive Bonferroni within a pair (4 families, 2 directions)
+    # and the correction across pairs, so N grows with the number of pairs.
+    return max(999, int(math.ceil(10 * n_pairs / ALPHA)))
+
+
+def _direction(a: str, b: str, tests_ab: list[Any], tests_ba: list[Any], verdict: str,
+               params: dict[str, int | None]) -> dict[str, Any] | None:
+    """Who learned from whom, where a test gives it; None when the evidence has no direction."""
+    if verdict not in FLAGGED:
+        return None
+
+    def ll(tests: list[Any]) -> float | None:
+        return next((t.p_value for t in tests if t.name == "reference_likelihood"), None)
+
+    l_ab, l_ba = ll(tests_ab), ll(tests_ba)  # l_ab: does `a` prefer b's sampled answers (a trained on b's outputs)?
+    if l_ab is not None and l_ba is not None:
+        if l_ab < ALPHA <= l_ba:
+            return {"parent": b, "child": a, "basis": f"{a} prefers {b}'s sampled answers (p={l_ab:.3g}), not the reverse"}
+        if l_ba < ALPHA <= l_ab:
+            return {"parent": a, "child": b, "basis": f"{b} prefers {a}'s sampled answers (p={l_ba:.3g}), not the reverse"}
+    pa, pb = params.get(a), params.get(b)
+    if verdict == "distilled" and pa and pb and max(pa, pb) >= SIZE_RATIO * min(pa, pb):
+        small, large = (a, b) if pa < pb else (b, a)
+        return {"parent": large, "child": small,
+                "basis": "size: the smaller model with fresh weights that matches a larger one is taken as the student"}
+    return None
+
+
+def prune_indirect(edges: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Edges explained by a path through a third model (data-processing inequality, as in ARACNE).
+
+    For a triangle of significant edges, the weakest edge (largest adjusted p, then smallest evidence strength) is
+    removed: two students of one teacher resemble each other through the teacher. Returns the removed pairs.
+    """
+    key = {(e["a"], e["b"]): (e["p_value"], -e["strength"]) for e in edges}
+    key.update({(b, a): v for (a, b), v in list(key.items())})
+    nodes = sorted({x for e in edges for x in (e["a"], e["b"])})
+    removed: set[tuple[str, str]] = set()
+    for x, y, z in itertools.combinations(nodes, 3):
+        tri = [(x, y), (y, z), (x, z)]
+        if all(t in key for t in tri):
+            weakest = max(tri, key=lambda t: key[t])
+            removed.add(weakest)
+    return removed
+
+
+def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    t0 = time.time()
+    models = list(dict.fromkeys(cfg.models))
+    if len(models) < 2:
+        raise InputError("give at least two distinct models")
+    if cfg.correction not in CORRECTIONS:
+        raise InputError(f"unknown correction '{cfg.correction}' (choose from {', '.join(CORRECTIONS)})")
+    controls = list(dict.fromkeys(cfg.controls)) if cfg.controls else default_controls(models[0], models[1:])
+    controls = [c for c in controls if c not in models]
+    if not controls:
+        raise InputError("no control models: pass --control models known to be independent of every model in the matrix")
+    if cfg.out is not None:
+        check_out_dir(Path(cfg.out))
+    plans = plan_probes(cfg.budget, load_probes("continuation"), load_probes("next-token"))
+    resolved: dict[str, ResolvedModel] = {s: resolve(s, cfg.options) for s in [*models, *controls]}
+    extra: dict[str, list[ProbePlan]] = {}
+    ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)) if cfg.likelihood_set else None
+    if ll_plan is not None:
+        extra = {m.fingerprint: [ll_plan] for m in resolved.values()}  # every model may be someone's reference
+    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
+    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
+    if ll_plan is not None:
+        items = score_items(evidence, list(resolved), ll_plan)
+        collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)
+        plans = [*plans, ll_plan]
+    pc, pn, llp = panels(evidence, plans)
+    pairs = list(itertools.combinations(models, 2))
+    n_perm = n_permutations_for(len(pairs))
+    rng = np.random.default_rng(cfg.seed)
+    params = {s: safetensors_params(m.local_path) for s, m in resolved.items()}
+    rows: list[dict[str, Any]] = []
+    raw: list[float] = []
+    all_tests = []
+    for a, b in pairs:
+        t_ab = pair_tests(evidence, a, b, controls, pc, pn, llp, rng, n_perm)
+        t_ba = pair_tests(evidence, b, a, controls, pc, pn, llp, rng, n_perm)
+        p_ab, p_ba = bonferroni(t_ab), bonferroni(t_ba)
+        ps = [p for p in (p_ab, p_ba) if p is not None]
+        raw.append(min(1.0, len(ps) * min(ps)) if ps else 1.0)  # Bonferroni over the two directions
+        all_tests.append((t_ab, t_ba, p_ab, p_ba))
+    adjusted = holm(raw) if cfg.correction == "holm" else benjamini_hochberg(raw)
+    n_probes = len(plans[0].probes)
+    for (a, b), p_raw, p_adj, (t_ab, t_ba, p_ab, p_ba) in zip(pairs, raw, adjusted, all_tests):
+        best = t_ab if (p_ab if p_ab is not None else 1.0) <= (p_ba if p_ba is not None else 1.0) else t_ba
+        if best[0].name == "identical_files":
+            verdict, reason = "derived", "byte-identical files"
+        else:
+            d = decide(best, p_adj, n_probes)
+            verdict, reason = d.verdict, d.reason
+        strength = sum(-math.log10(max(t.p_value, 1e-300)) for t in best if t.p_value is not None)
+        rows.append({
+            "a": a, "b": b, "verdict": verdict, "reason": reason, "p_value": p_adj, "p_value_unadjusted": p_raw,
+            "strength": round(strength, 6),
+            "direction": _direction(a, b, t_ab, t_ba, verdict, params),
+            "tests_a_as_suspect": {t.name: t.p_value for t in t_ab},
+            "tests_b_as_suspect": {t.name: t.p_value for t in t_ba},
+            "affinity": {t.name: t.statistic for t in best if t.p_value is not None},
+        })
+    edges = [r for r in rows if r["verdict"] in FLAGGED]
+    removed = prune_indirect(edges)
+    for r in rows:
+        r["edge"] = r["verdict"] in FLAGGED
+        r["indirect"] = (r["a"], r["b"]) in removed or (r["b"], r["a"]) in removed
+    names = short_names([*models, *controls])
+    results = {
+        "schema_version": MATRIX_SCHEMA_VERSION,
+        "kind": "matrix",
+        "models": [{**resolved[s].to_json(), "name": names[s], "n_params": params[s],
+                    "capabilities": sorted(evidence[s].capabilities)} for s in models],
+        "controls": [{**resolved[s].to_json(), "name": names[s]} for s in controls],
+        "pairs": rows,
+        "edges": [{"a": r["a"], "b": r["b"], "verdict": r["verdict"], "p_value": r["p_value"], "direction": r["direction"],
+                   "indirect": r["indirect"]} for r in rows if r["edge"]],
+        "correction": {"holm": "Holm step-down across pairs (family-wise error)",
+                       "bh": "Benjamini-Hochberg across pairs (false discovery rate)"}[cfg.correction],
+        "alpha": ALPHA,
+        "method": (f"Each pair is tested in both directions with the audit's test families against the same controls; "
+                   f"Bonferroni within a direction and over the two directions; {cfg.correction} across the "
+                   f"{len(pairs)} pairs; the audit's decision rule per pair. Weight tests use {n_perm} permutations so "
+                   f"their floor survives the correction. An edge of a triangle of significant edges with the weakest "
+                   f"evidence is marked indirect (two students of one teacher resemble each other through it)."),
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes)} for p in plans],
+        "budget": cfg.budget,
+        "seed": cfg.seed,
+        "started_utc": started.isoformat(),
+        "finished_utc": datetime.now(timezone.utc).isoformat(),
+        "wall_seconds": round(time.time() - t0, 2),
+        "environment": environment(),
+    }
+    if cfg.out is not None:
+        from provenance.report.matrix_render import write_matrix
+
+        transcripts = []
+        seen: set[str] = set()
+        for ev in evidence.values():
+            if ev.model.fingerprint not in seen:
+                seen.add(ev.model.fingerprint)
+                transcripts.extend(ev.records)
+        results["bundle_sha256"] = write_matrix(Path(cfg.out), results, transcripts)
+    return results
+
+
+def lineage_truth(labels: dict[str, Any], models: Sequence[str]) -> set[frozenset[str]]:
+    """The zoo's true parent-child edges among `models` (labels.json `lineage`)."""
+    wanted = set(models)
+    return {frozenset((e["parent"], e["child"])) for e in labels.get("lineage", [])
+            if e["parent"] in wanted and e["child"] in wanted}
+
+
+def edge_scores(results: dict[str, Any], truth: set[frozenset[str]], direct_only: bool = True) -> dict[str, Any]:
+    """Precision and recall of the recovered edges against the true lineage graph."""
+    found = {frozenset((e["a"], e["b"])) for e in results["edges"] if not (direct_only and e["indirect"])}
+    tp = len(found & truth)
+    return {"true_edges": len(truth), "found_edges": len(found), "true_positives": tp,
+            "precision": tp / len(found) if found else float("nan"), "recall": tp / len(truth) if truth else float("nan")}
+
+
+__all__ = ["MatrixConfig", "run_matrix", "benjamini_hochberg", "prune_indirect", "edge_scores", "lineage_truth"]
