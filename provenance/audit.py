@@ -21,6 +21,7 @@ from provenance.models import LoadOptions, ResolvedModel, SpecKind, parse_spec, 
 from provenance.models.packaged import PACKAGED
 from provenance.probeset import ProbeSet, load as load_probes
 from provenance.stats import Panel, TestResult, next_token_divergence, output_agreement, weight_permutation_test
+from provenance.stats.identity import identity_claims
 from provenance.stats.likelihood import reference_likelihood
 from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry, write_bundle
 from provenance.verdict import DECISION_RULE, attribute, bonferroni, decide, holm
@@ -43,6 +44,7 @@ class AuditConfig:
     continuation_set: str = "continuation"
     next_token_set: str = "next-token"
     likelihood_set: str | None = "instructions"  # None: skip the reference-sample likelihood test
+    identity_set: str | None = "identity"  # None: skip the identity-claims test
     case: CaseInfo = field(default_factory=CaseInfo)
     zip_bundle: bool = False
 
@@ -75,12 +77,18 @@ def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> li
     if budget < 2:
         raise InputError("--budget must be at least 2 probes")
     n_next = min(budget // 2, len(next_token.probes))
-    return [ProbePlan(continuation, min(budget - n_next, len(continuation.probes))), ProbePlan(next_token, n_next)]
+    return [ProbePlan(continuation, min(budget - n_next, len(continuation.probes)), "output"),
+            ProbePlan(next_token, n_next, "next_token")]
 
 
 def likelihood_plan(budget: int, instructions: ProbeSet) -> ProbePlan:
     """Sampled answers to a fifth of the budget's worth of instructions (each is then scored by every model)."""
-    return ProbePlan(instructions, max(4, min(budget // 5, len(instructions.probes))))
+    return ProbePlan(instructions, max(4, min(budget // 5, len(instructions.probes))), "likelihood")
+
+
+def identity_plan(budget: int, identity: ProbeSet) -> ProbePlan:
+    """Greedy answers to an eighth of the budget's worth of identity questions (at least 10), from every model."""
+    return ProbePlan(identity, max(10, min(budget // 8, len(identity.probes))), "identity")
 
 
 def score_items(evidence: dict[str, ModelEvidence], sources: Sequence[str], plan: ProbePlan) -> list[ScoreItem]:
@@ -121,7 +129,8 @@ def environment() -> dict[str, Any]:
 
 
 def pair_tests(evidence: dict[str, ModelEvidence], suspect: str, ref: str, controls: Sequence[str], pc: Panel, pn: Panel,
-               ll_plan: ProbePlan | None, rng: np.random.Generator, n_permutations: int = 999) -> list[TestResult]:
+               ll_plan: ProbePlan | None, rng: np.random.Generator, n_permutations: int = 999,
+               id_plan: ProbePlan | None = None) -> list[TestResult]:
     """Every test family for one suspect/reference pair, against the controls (also used by `matrix`)."""
     models = [suspect, ref, *[c for c in controls if c not in (suspect, ref)]]
     if evidence[suspect].model.fingerprint == evidence[ref].model.fingerprint:
@@ -134,24 +143,38 @@ def pair_tests(evidence: dict[str, ModelEvidence], suspect: str, ref: str, contr
         ll = reference_likelihood({k: ev.scores for k, ev in evidence.items()}, [p.id for p in ll_plan.probes],
                                   {k: ev.model.fingerprint for k, ev in evidence.items()}, suspect, ref,
                                   [m for m in models if m not in (suspect, ref)])
-    return [
+    tests = [
         output_agreement(pc, suspect, ref, models),
         next_token_divergence(pn, suspect, ref, models),
         ll,
         weight_permutation_test(evidence[suspect].weights, evidence[ref].weights, evidence[suspect].model_type,
                                 evidence[ref].model_type, rng, n_permutations),
     ]
+    if id_plan is not None:  # after the weights test, so its permutations (and p-values) match older bundles
+        tests.insert(3, identity_claims({k: ev.answers.get(id_plan.probe_set.id, {}) for k, ev in evidence.items()
+                                         if id_plan.probe_set.id in ev.answers},
+                                        [p.id for p in id_plan.probes], suspect, ref,
+                                        [m for m in models if m not in (suspect, ref)]))
+    return tests
+
+
+POSITIONAL_ROLES = ("output", "next_token", "likelihood")  # bundles written before plans carried roles
+
+
+def plan_roles(plans: Sequence[ProbePlan]) -> dict[str, ProbePlan]:
+    return {(p.role or POSITIONAL_ROLES[i]): p for i, p in enumerate(plans)}
 
 
 def panels(evidence: dict[str, ModelEvidence], plans: Sequence[ProbePlan]) -> tuple[Panel, Panel, ProbePlan | None]:
     """Continuation and next-token panels, and the likelihood plan (absent when not requested or not possible)."""
     tokenizers = {k: ev.tokenizer_id for k, ev in evidence.items()}
+    roles = plan_roles(plans)
 
     def panel(plan: ProbePlan) -> Panel:
         return Panel(tuple(p.id for p in plan.probes), {k: ev.answers[plan.probe_set.id] for k, ev in evidence.items()},
                      tokenizers)
 
-    return panel(plans[0]), panel(plans[1]), plans[2] if len(plans) > 2 else None
+    return panel(roles["output"]), panel(roles["next_token"]), roles.get("likelihood")
 
 
 def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
@@ -162,12 +185,13 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
     entries: list[dict[str, Any]] = []
     raw_ps: list[float | None] = []
     all_tests: list[list[TestResult]] = []
+    id_plan = plan_roles(plans).get("identity")
     for ref in references:
-        tests = pair_tests(evidence, suspect, ref, controls, pc, pn, ll_plan, rng, n_permutations)
+        tests = pair_tests(evidence, suspect, ref, controls, pc, pn, ll_plan, rng, n_permutations, id_plan)
         all_tests.append(tests)
         raw_ps.append(bonferroni(tests))
     adjusted = holm(raw_ps)
-    n_probes = len(plans[0].probes)
+    n_probes = len(plan_roles(plans)["output"].probes)
     for ref, tests, p_raw, p_adj in zip(references, all_tests, raw_ps, adjusted):
         if tests[0].name == "identical_files":
             verdict, reason = "derived", "the suspect's files are byte-identical to the reference's"
@@ -197,6 +221,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         check_out_dir(Path(cfg.out))
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
     plans = plan_probes(cfg.budget, cont, nxt)
+    if cfg.identity_set:
+        plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
     # Identify every model before querying any: fingerprints are fixed first (chain of custody).
     specs = [cfg.suspect, *cfg.references, *controls]
     resolved: dict[str, ResolvedModel] = {}
@@ -240,7 +266,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "attribution_detail": attribute(entries),
         "controls": [resolved[c].to_json() for c in ctrl],
         "reference_models": [resolved[r].to_json() for r in refs],
-        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes)} for p in plans],
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role} for p in plans],
         "budget": cfg.budget,
         "seed": cfg.seed,
         "access": {s: sorted(evidence[s].capabilities) for s in resolved},
@@ -300,7 +326,8 @@ def build_manifest(cfg: AuditConfig, results: dict[str, Any], evidence: dict[str
         "started_utc": results["started_utc"],
         "finished_utc": results["finished_utc"],
         "models": models,
-        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "file": f"probes/{Path(p.probe_set.path).name}"}
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role,
+                        "file": f"probes/{Path(p.probe_set.path).name}"}
                        for p in plans],
         "seeds": {"permutation_test": cfg.seed},
         "budget": cfg.budget,

@@ -65,6 +65,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Probe set for next-token divergence."),
         click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
                      help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it)."),
+        click.option("--identity-probes", default="identity", show_default=True, metavar="ID|FILE|none",
+                     help="Identity questions for the identity-claims test ('none' skips it)."),
         click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page."),
         click.option("--examiner", default=None, help="Name and role of the person running the audit."),
         click.option("--requested-by", default=None, help="Who asked for the audit."),
@@ -78,7 +80,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int,
-                       seed: int, continuation_probes: str, next_token_probes: str, likelihood_probes: str, case_id: str,
+                       seed: int, continuation_probes: str, next_token_probes: str, likelihood_probes: str,
+                       identity_probes: str, case_id: str,
                        examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
                        no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
                        unsafe_allow_pickle: bool) -> dict[str, Any]:
@@ -89,6 +92,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress,
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
+                      identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
                       zip_bundle=zip_bundle)
     return run_audit(cfg)

@@ -42,6 +42,7 @@ class ModelEvidence:
 class ProbePlan:
     probe_set: ProbeSet
     n: int | None  # None: all probes
+    role: str = ""  # which test reads it: "output", "next_token", "likelihood", "identity" ("" = by position)
 
     @property
     def probes(self) -> Sequence[Any]:

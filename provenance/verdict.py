@@ -17,7 +17,8 @@ DECISION_RULE = (
     f"Tests are combined by Bonferroni (valid under any dependence): p = min(1, k * min p_i). Across references, "
     f"Holm's step-down adjustment. `derived` if the weight-alignment test has p < {ALPHA} (shares weights); "
     f"`distilled` if the combined behavioural p < {ALPHA} and weights are not shared or not accessible; "
-    f"`inconclusive` if one family has p < {ALPHA} while another has p > {DISAGREE_P}, if fewer than {MIN_PROBES} "
+    f"`inconclusive` if one family has p < {ALPHA} while another (identity claims excepted: they are one-sided "
+    f"evidence) has p > {DISAGREE_P}, if fewer than {MIN_PROBES} "
     f"probes were used, or if {ALPHA} <= p < {INDEPENDENT_P}; otherwise `independent` (no evidence of lineage at "
     f"this power, not proof of independence)."
 )
@@ -56,7 +57,10 @@ def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: in
     if weights is not None and weights.p_value is not None and weights.p_value < ALPHA and adjusted_p < ALPHA:
         return Decision("derived", adjusted_p, f"weights aligned beyond every hidden-unit permutation (p={weights.p_value:.3g})")
     ps = [r.p_value for r in behaviour if r.p_value is not None]
-    if ps and min(ps) < ALPHA and max(ps) > DISAGREE_P:
+    # Identity claims are one-sided evidence: a student that never saw identity questions has no reason to name its
+    # teacher, so a quiet identity test does not contradict the other families.
+    contra = [r.p_value for r in behaviour if r.p_value is not None and r.name != "identity_claims"]
+    if ps and contra and min(ps) < ALPHA and max(contra) > DISAGREE_P:
         return Decision("inconclusive", adjusted_p, "test families disagree (one flags the reference, another sees nothing)")
     if n_probes < MIN_PROBES:
         return Decision("inconclusive", adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")

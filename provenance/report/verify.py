@@ -91,7 +91,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
 
     manifest = load_bundle_json(bundle, "manifest.json")
     transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
-    plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"]) for ps in manifest["probe_sets"]]
+    plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"], ps.get("role", "")) for ps in manifest["probe_sets"]]
     answers: dict[str, dict[str, dict[str, Completion]]] = {}
     scores: dict[str, dict[str, Score]] = {}
     for r in transcripts:
