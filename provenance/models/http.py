@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
 from provenance.errors import EndpointError, InputError
@@ -23,13 +24,19 @@ def _client(options: Any) -> Any:
                         limits=httpx.Limits(max_connections=8))
 
 
-def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One HTTP exchange with retries; returns (parsed JSON, capture of the raw exchange for the transcript)."""
+def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[str, Any] | None = None,
+          abort: threading.Event | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One HTTP exchange with retries; returns (parsed JSON, capture of the raw exchange for the transcript).
+
+    `abort` is set when a concurrent request of the same batch failed for good: retrying this one is then wasted time.
+    """
     import httpx
 
     attempts: list[dict[str, Any]] = []
 
     def once() -> tuple[dict[str, Any], dict[str, Any]]:
+        if abort is not None and abort.is_set():
+            raise EndpointError(f"{url}: abandoned after another request to this endpoint failed")
         sent = time.time()
         try:
             resp = client.request(method, url, json=body)
@@ -109,6 +116,7 @@ class HTTPBackend(Backend):
         self.logprobs_missing = False
         self.system_fingerprints: set[str] = set()
         self.returned_models: set[str] = set()
+        self._abort = threading.Event()
 
     def _one(self, req: Request) -> Completion:
         k = min(req.top_k, MAX_TOP_LOGPROBS)
@@ -117,13 +125,13 @@ class HTTPBackend(Backend):
                                     "max_tokens": max(req.max_new_tokens, 1), "temperature": req.temperature}
             if k:
                 body.update(logprobs=True, top_logprobs=k)
-            data, cap = _call(self.client, "POST", f"{self.base_url}/chat/completions", self.policy, body)
+            data, cap = _call(self.client, "POST", f"{self.base_url}/chat/completions", self.policy, body, self._abort)
         else:
             body = {"model": self.model, "prompt": req.prompt, "max_tokens": max(req.max_new_tokens, 1),
                     "temperature": req.temperature}
             if k:
                 body["logprobs"] = k
-            data, cap = _call(self.client, "POST", f"{self.base_url}/completions", self.policy, body)
+            data, cap = _call(self.client, "POST", f"{self.base_url}/completions", self.policy, body, self._abort)
         try:
             choice = data["choices"][0]
             text = choice["message"]["content"] if req.chat else choice["text"]
@@ -146,8 +154,20 @@ class HTTPBackend(Backend):
                                "system_fingerprint": data.get("system_fingerprint")})
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            out = list(pool.map(self._one, requests))
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            futures = [pool.submit(self._one, r) for r in requests]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                # Fail the batch on its first permanent error instead of retrying every queued request to exhaustion
+                # (with a dead endpoint that would be batch x attempts x timeout before the user hears anything).
+                self._abort.set()
+                raise failed.exception()  # type: ignore[misc]
+            out = [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._abort.clear()
         if self.logprobs_missing:
             self.capabilities = frozenset({Capability.TEXT})
         return out

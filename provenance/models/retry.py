@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
+
+
+def _env_delay(name: str, default: float) -> float:
+    """A delay from the environment (tests and impatient users shorten backoff); bad values fall back to the default."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if 0 <= value < float("inf") else default
 
 
 class RetryableError(Exception):
@@ -21,8 +31,8 @@ class RetryableError(Exception):
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
+    base_delay: float = field(default_factory=lambda: _env_delay("PROVENANCE_RETRY_BASE_DELAY", 0.5))
+    max_delay: float = field(default_factory=lambda: _env_delay("PROVENANCE_RETRY_MAX_DELAY", 30.0))
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
