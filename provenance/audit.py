@@ -24,7 +24,7 @@ from provenance.stats import Panel, TestResult, next_token_divergence, output_ag
 from provenance.stats.identity import identity_claims
 from provenance.stats.likelihood import reference_likelihood
 from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry, write_bundle
-from provenance.verdict import DECISION_RULE, attribute, bonferroni, decide, holm
+from provenance.verdict import DECISION_RULE, FLAGGED, attribute, bonferroni, decide, holm
 
 RESULTS_SCHEMA_VERSION = 1
 BUNDLE_MARKERS = ("results.json", "manifest.json", "transcripts.jsonl")
@@ -47,6 +47,39 @@ class AuditConfig:
     identity_set: str | None = "identity"  # None: skip the identity-claims test
     case: CaseInfo = field(default_factory=CaseInfo)
     zip_bundle: bool = False
+    sequential: bool = False  # stop at an interim look once the evidence is decisive either way
+
+
+# Group-sequential looks at these fractions of the budget, spending these shares of ALPHA (O'Brien-Fleming-like:
+# little at the early looks, most at the last). A look needs MIN_PROBES continuation probes; a dropped look's share
+# moves to the last one.
+LOOK_FRACTIONS = (0.25, 0.5, 1.0)
+ALPHA_SHARES = (0.1, 0.2, 0.7)
+FUTILITY_P = 0.5
+SEQUENTIAL_RULE = (
+    f"Looks after {', '.join(f'{f:.0%}' for f in LOOK_FRACTIONS)} of the budget, spending "
+    f"{', '.join(f'{a:.0%}' for a in ALPHA_SHARES)} of alpha: at look i every p-value is multiplied by "
+    f"1 / share_i (Bonferroni over looks, valid whatever the dependence between looks). Stop when a reference is "
+    f"flagged (decisive) or when every reference's combined p exceeds {FUTILITY_P} (futile; stopping for futility "
+    f"cannot add false positives)."
+)
+
+
+def sequential_schedule(budget: int) -> list[tuple[int, float]]:
+    """(budget, alpha share) per look; looks too small to decide on are merged into the last."""
+    from provenance.verdict import MIN_PROBES
+
+    looks: list[tuple[int, float]] = []
+    carried = 0.0
+    for frac, share in zip(LOOK_FRACTIONS, ALPHA_SHARES):
+        b = max(2, int(round(budget * frac)))
+        if frac < 1.0 and (b - b // 2 < MIN_PROBES or (looks and looks[-1][0] == b)):
+            carried += share
+            continue
+        looks.append((b, share))
+    b, share = looks[-1]
+    looks[-1] = (b, round(share + carried, 9))
+    return looks
 
 
 def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
@@ -178,8 +211,11 @@ def panels(evidence: dict[str, ModelEvidence], plans: Sequence[ProbePlan]) -> tu
 
 
 def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
-             plans: Sequence[ProbePlan], seed: int, n_permutations: int = 999) -> list[dict[str, Any]]:
-    """Run every test for every reference on collected evidence alone (this is what `verify` recomputes)."""
+             plans: Sequence[ProbePlan], seed: int, n_permutations: int = 999, p_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Run every test for every reference on collected evidence alone (this is what `verify` recomputes).
+
+    `p_scale` > 1 is a sequential audit's price for its interim looks (ALPHA / the alpha spent at this look).
+    """
     pc, pn, ll_plan = panels(evidence, plans)
     rng = np.random.default_rng(seed)
     entries: list[dict[str, Any]] = []
@@ -190,7 +226,7 @@ def evaluate(evidence: dict[str, ModelEvidence], suspect: str, references: Seque
         tests = pair_tests(evidence, suspect, ref, controls, pc, pn, ll_plan, rng, n_permutations, id_plan)
         all_tests.append(tests)
         raw_ps.append(bonferroni(tests))
-    adjusted = holm(raw_ps)
+    adjusted = [None if p is None else min(1.0, p * p_scale) for p in holm(raw_ps)]
     n_probes = len(plan_roles(plans)["output"].probes)
     for ref, tests, p_raw, p_adj in zip(references, all_tests, raw_ps, adjusted):
         if tests[0].name == "identical_files":
@@ -220,9 +256,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if cfg.out is not None:
         check_out_dir(Path(cfg.out))
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
-    plans = plan_probes(cfg.budget, cont, nxt)
-    if cfg.identity_set:
-        plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
+    identity = load_probes(cfg.identity_set) if cfg.identity_set else None
+    instructions = load_probes(cfg.likelihood_set) if cfg.likelihood_set else None
     # Identify every model before querying any: fingerprints are fixed first (chain of custody).
     specs = [cfg.suspect, *cfg.references, *controls]
     resolved: dict[str, ResolvedModel] = {}
@@ -231,27 +266,50 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             resolved[s] = resolve(s, cfg.options)
     from provenance.mine import mining_controls
 
-    for plan in plans:
-        biased = mining_controls(plan.probe_set.path) & {resolved[c].fingerprint for c in controls}
+    for ps in (cont, nxt, identity, instructions):
+        biased = mining_controls(ps.path) & {resolved[c].fingerprint for c in controls} if ps is not None else set()
         if biased:
-            raise InputError(f"probe set '{plan.probe_set.id}' was mined against a control of this audit; "
+            raise InputError(f"probe set '{ps.id}' was mined against a control of this audit; "  # type: ignore[union-attr]
                              "use other controls (mined prompts would bias the null)")
     refs = list(dict.fromkeys(cfg.references))
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
-    extra: dict[str, list[ProbePlan]] = {}
-    use_likelihood = bool(cfg.likelihood_set) and resolved[cfg.suspect].spec.kind is not SpecKind.HTTP
-    if use_likelihood:
-        ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set))
-        # Only the reference(s) and controls need to answer; the suspect only scores their answers.
-        extra = {resolved[s].fingerprint: [ll_plan] for s in [*refs, *ctrl]}
-    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
-    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
-    if use_likelihood:
-        sources = [s for s in [*refs, *ctrl] if ll_plan.probe_set.id in evidence[s].answers]
-        items = score_items(evidence, sources, ll_plan)
-        collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)
-        plans = [*plans, ll_plan]
-    entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed)
+    use_likelihood = instructions is not None and resolved[cfg.suspect].spec.kind is not SpecKind.HTTP
+
+    def look(budget: int) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
+        """Collect (or reuse from the cache) the evidence for `budget` probes per model: every plan is a prefix."""
+        plans = plan_probes(budget, cont, nxt)
+        if identity is not None:
+            plans.append(identity_plan(budget, identity))
+        extra: dict[str, list[ProbePlan]] = {}
+        if use_likelihood:
+            assert instructions is not None
+            ll_plan = likelihood_plan(budget, instructions)
+            # Only the reference(s) and controls need to answer; the suspect only scores their answers.
+            extra = {resolved[s].fingerprint: [ll_plan] for s in [*refs, *ctrl]}
+        by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
+        evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
+        if use_likelihood:
+            sources = [s for s in [*refs, *ctrl] if ll_plan.probe_set.id in evidence[s].answers]
+            items = score_items(evidence, sources, ll_plan)
+            collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)
+            plans = [*plans, ll_plan]
+        return evidence, plans
+
+    schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
+    looks: list[dict[str, Any]] = []
+    for i, (budget, share) in enumerate(schedule):
+        evidence, plans = look(budget)
+        scale = 1.0 / share  # p at this look times ALPHA / alpha_i: valid over every look by the union bound
+        entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed, p_scale=scale)
+        decisive = any(e["verdict"] in FLAGGED for e in entries)
+        futile = all(e["p_value_unadjusted"] is None or e["p_value_unadjusted"] > FUTILITY_P for e in entries)
+        last = i == len(schedule) - 1
+        looks.append({"budget": budget, "alpha_share": share, "p_scale": scale,
+                      "p_values": [e["p_value"] for e in entries], "verdicts": [e["verdict"] for e in entries],
+                      "action": "final look" if last else "stop: decisive" if decisive else
+                      "stop: futile" if futile else "continue"})
+        if last or decisive or futile:
+            break
     finished = datetime.now(timezone.utc)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
@@ -269,6 +327,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role} for p in plans],
         "budget": cfg.budget,
         "seed": cfg.seed,
+        "sequential": {"enabled": cfg.sequential, "looks": looks, "stopped_at_budget": looks[-1]["budget"],
+                       "p_scale": looks[-1]["p_scale"], "futility_p": FUTILITY_P,
+                       "rule": SEQUENTIAL_RULE if cfg.sequential else "fixed budget: one look"},
         "access": {s: sorted(evidence[s].capabilities) for s in resolved},
         "notes": sorted({n for ev in evidence.values() for n in ev.notes}),
         "decision_rule": DECISION_RULE,
@@ -330,6 +391,8 @@ def build_manifest(cfg: AuditConfig, results: dict[str, Any], evidence: dict[str
                         "file": f"probes/{Path(p.probe_set.path).name}"}
                        for p in plans],
         "seeds": {"permutation_test": cfg.seed},
+        # How `verify` must recompute: a sequential audit's p-values carry the price of its interim looks.
+        "analysis": {"p_scale": results["sequential"]["p_scale"], "weight_permutations": 999},
         "budget": cfg.budget,
         "custody": [custody_entry("audit", f"collected {sum(len(e.records) for e in evidence.values())} answers and "
                                   f"computed results", cfg.case.examiner)],

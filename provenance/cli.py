@@ -59,6 +59,9 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Directory for the evidence bundle (results.json, transcripts, report.html)."),
         click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests."),
+        click.option("--sequential", is_flag=True,
+                     help="Look at 25%, 50% and 100% of the budget and stop as soon as the evidence is decisive either "
+                          "way (alpha spent across looks, so p-values stay valid)."),
         click.option("--continuation-probes", default="continuation", show_default=True, metavar="ID|FILE",
                      help="Probe set for greedy output agreement (library id or a file, e.g. one from `probes mine`)."),
         click.option("--next-token-probes", default="next-token", show_default=True, metavar="ID|FILE",
@@ -80,7 +83,7 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int,
-                       seed: int, continuation_probes: str, next_token_probes: str, likelihood_probes: str,
+                       seed: int, sequential: bool, continuation_probes: str, next_token_probes: str, likelihood_probes: str,
                        identity_probes: str, case_id: str,
                        examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
                        no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
@@ -94,7 +97,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
-                      zip_bundle=zip_bundle)
+                      zip_bundle=zip_bundle, sequential=sequential)
     return run_audit(cfg)
 
 
@@ -122,6 +125,10 @@ def audit(as_json: bool, **kw: Any) -> None:
     click.echo(f"suspect: {kw['suspect']}")
     click.echo(f"controls: {', '.join(c['spec'] for c in results['controls'])}")
     _echo_references(results)
+    seq = results["sequential"]
+    if seq["enabled"]:
+        click.echo(f"sequential: {seq['looks'][-1]['action']} after {seq['stopped_at_budget']} of {results['budget']} "
+                   f"probes per model (p-values include the price of {len(seq['looks'])} look(s))")
     click.echo(f"report:  {out / 'report.html'}")
     click.echo(f"bundle:  {out}  (SHA-256 of SHA256SUMS: {results['bundle_sha256']})")
 

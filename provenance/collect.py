@@ -137,21 +137,38 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     return ev
 
 
+MAX_CONCURRENT_ENDPOINTS = int(os.environ.get("PROVENANCE_MAX_ENDPOINTS", "8"))
+
+
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
             progress: bool = True, batch: int = 16,
             extra: dict[str, Sequence[ProbePlan]] | None = None) -> dict[str, ModelEvidence]:
-    """One model at a time (peak memory ~ the largest model); N models cost N probing passes.
+    """Local models one at a time (peak memory ~ the largest model); endpoints concurrently, each on its own thread.
 
+    An endpoint costs no local memory and spends its time waiting on the network, so several endpoints (e.g. vLLM
+    servers on other machines) are probed at once while local models run here. Every model writes its own cache
+    entries, and the result keeps the input order, so transcripts do not depend on which finished first.
     `extra` adds plans for some models only (by fingerprint), e.g. sampled answers from the reference and controls.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     cache = cache or EvidenceCache()
-    out: dict[str, ModelEvidence] = {}
-    for m in models:
-        if m.fingerprint in out:
-            continue
+    unique = [m for i, m in enumerate(models) if m.fingerprint not in {x.fingerprint for x in models[:i]}]
+    remote = [m for m in unique if m.spec.kind is SpecKind.HTTP]
+
+    def run(m: ResolvedModel) -> ModelEvidence:
         more = list((extra or {}).get(m.fingerprint, ()))
-        out[m.fingerprint] = collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
-    return out
+        return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
+
+    got: dict[str, ModelEvidence] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(len(remote), MAX_CONCURRENT_ENDPOINTS))) as pool:
+        futures = {m.fingerprint: pool.submit(run, m) for m in remote}
+        for m in unique:
+            if m.spec.kind is not SpecKind.HTTP:
+                got[m.fingerprint] = run(m)
+        for fp, fut in futures.items():
+            got[fp] = fut.result()
+    return {m.fingerprint: got[m.fingerprint] for m in unique}
 
 
 class _NullBar:

@@ -48,7 +48,7 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int) -> Decision:
+def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = True) -> Decision:
     ran = [r for r in results if r.p_value is not None]
     if not ran or adjusted_p is None:
         return Decision("inconclusive", None, "no test could run at the available access level")
@@ -60,7 +60,7 @@ def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: in
     # Identity claims are one-sided evidence: a student that never saw identity questions has no reason to name its
     # teacher, so a quiet identity test does not contradict the other families.
     contra = [r.p_value for r in behaviour if r.p_value is not None and r.name != "identity_claims"]
-    if ps and contra and min(ps) < ALPHA and max(contra) > DISAGREE_P:
+    if disagreement and ps and contra and min(ps) < ALPHA and max(contra) > DISAGREE_P:
         return Decision("inconclusive", adjusted_p, "test families disagree (one flags the reference, another sees nothing)")
     if n_probes < MIN_PROBES:
         return Decision("inconclusive", adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")

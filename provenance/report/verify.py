@@ -111,8 +111,10 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
         evidence[m["spec"]] = ev
         roles[m["role"]].append(m["spec"])
+    analysis = manifest.get("analysis", {})  # absent in bundles written before sequential audits
     return evaluate(evidence, roles["suspect"][0], roles["reference"], roles["control"], plans,
-                    manifest["seeds"]["permutation_test"])
+                    manifest["seeds"]["permutation_test"], analysis.get("weight_permutations", 999),
+                    analysis.get("p_scale", 1.0))
 
 
 def verify(bundle: Path) -> VerifyReport:

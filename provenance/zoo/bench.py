@@ -15,6 +15,8 @@ import numpy as np
 from provenance.audit import AuditConfig, run_audit
 from provenance.errors import InputError
 from provenance.fsutil import atomic_write_bytes, atomic_write_json
+from provenance.stats.base import TestResult
+from provenance.verdict import decide
 
 
 def _clopper_pearson(k: int, n: int) -> tuple[float, float]:
@@ -49,7 +51,11 @@ def run_bench(zoo: Path, budget: int = 100, progress: bool = True, out: Path | N
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=ctrl, budget=budget,
                                     progress=progress, out=None))
         ref = res["references"][0]
+        # Rule B of the pre-registered comparison (docs/methods.md): the same evidence without the disagreement clause.
+        rule_b = decide([TestResult(name=t["name"], statistic=float("nan"), p_value=t["p_value"], n=t["n"], null="")
+                         for t in ref["tests"]], ref["p_value"], res["probe_sets"][0]["n_used"], disagreement=False)
         rows.append({"suspect": pair["suspect"], "kind": pair["kind"], "relation": pair["relation"], "verdict": ref["verdict"],
+                     "verdict_rule_b": rule_b.verdict if ref["tests"][0]["name"] != "identical_files" else ref["verdict"],
                      "p_value": ref["p_value"], "tests": {t["name"]: t["p_value"] for t in ref["tests"]},
                      "probes": sum(p["n_used"] for p in res["probe_sets"]), "seconds": round(time.time() - t0, 2)})
     return summarise(rows, labels, budget, out)
@@ -73,6 +79,12 @@ def summarise(rows: list[dict[str, Any]], labels: dict[str, Any], budget: int, o
         per_relation[rel] = {"n": len(rs), "correct_verdict": correct, "flagged": flagged, "p_below_0.01": detected,
                              "flagged_ci95": _clopper_pearson(flagged, len(rs))}
     false_accusations = per_relation["independent"]["flagged"]
+    flagged = ("distilled", "derived")
+    rule_comparison = {rule: {"false_accusations": sum(r[key] in flagged for r in rows if r["relation"] == "independent"),
+                              "related_flagged": sum(r[key] in flagged for r in rows if r["relation"] != "independent"),
+                              "related": sum(r["relation"] != "independent" for r in rows)}
+                       for rule, key in (("A (disagreement clause)", "verdict"), ("B (no clause)", "verdict_rule_b"))
+                       if all(key in r for r in rows)}
     summary = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "zoo": labels["size"]["name"], "budget": budget, "pairs": len(rows),
@@ -80,6 +92,7 @@ def summarise(rows: list[dict[str, Any]], labels: dict[str, Any], budget: int, o
         "false_accusations": false_accusations,
         "fpr_ci95": _clopper_pearson(false_accusations, per_relation["independent"]["n"]),
         "per_relation": per_relation,
+        "rule_comparison": rule_comparison,
         "median_probes_per_verdict": {v: statistics.median([r["probes"] for r in rows if r["verdict"] == v])
                                       for v in sorted({r["verdict"] for r in rows})},
         "median_seconds_per_audit": statistics.median([r["seconds"] for r in rows]),
@@ -131,6 +144,11 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     ]
     for rel, d in pr.items():
         lines.append(f"| {rel} | {d['n']} | {d['correct_verdict']} | {d['flagged']} | {d['p_below_0.01']} |")
+    if summary.get("rule_comparison"):
+        lines += ["", "Pre-registered rule comparison (docs/methods.md), same evidence:", "",
+                  "| rule | false accusations | related flagged |", "|---|---|---|"]
+        for rule, d in summary["rule_comparison"].items():
+            lines.append(f"| {rule} | {d['false_accusations']} | {d['related_flagged']} of {d['related']} |")
     lines += ["", "| suspect | kind | truth | verdict | p | seconds |", "|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         p = "n/a" if r["p_value"] is None else f"{r['p_value']:.2g}"
