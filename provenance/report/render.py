@@ -62,12 +62,14 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     out = []
     for ref in results["references"]:
         for t in ref["tests"]:
-            if t["name"] != "output_agreement":
+            # Identity claims are quoted only when the test flagged them: a quote is an exhibit, not an anecdote.
+            if t["name"] != "output_agreement" and not (t["name"] == "identity_claims" and (t["p_value"] or 1) < 0.05):
                 continue
             for pid in t.get("top_probes", [])[:limit]:
                 answers = by_probe.get(("continuation", pid)) or next(
                     (v for (ps, p), v in by_probe.items() if p == pid), {})
                 out.append({"reference": ref["spec"], "probe_id": pid, "prompt": prompts.get(pid, ""),
+                            "test": t["name"],
                             "suspect": answers.get(suspect, ""), "reference_answer": answers.get(ref["spec"], ""),
                             "controls": [(c, answers.get(c, "")) for c in controls]})
     return out
