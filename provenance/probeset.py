@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ def load_file(path: Path) -> ProbeSet:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON (nested too deeply)") from None
     return validate(data, str(path), text)
 
 
@@ -113,6 +116,13 @@ def validate(data: Any, where: str, text: str = "") -> ProbeSet:
 
     if not isinstance(data, dict):
         raise fail("a probe file is a JSON object")
+    try:
+        # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 file, cache or transcript can hold.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise fail(f"text is not valid Unicode (a lone surrogate escape near {exc.object[max(0, exc.start - 20):exc.start]!r})") from None
+    except (RecursionError, ValueError):
+        raise fail("nested too deeply") from None
     for key in ("id", "version", "family", "description", "mode", "decoding"):
         if key not in data:
             raise fail(f"missing field '{key}'")
@@ -129,7 +139,7 @@ def validate(data: Any, where: str, text: str = "") -> ProbeSet:
         raise fail("'decoding' must be an object", "decoding")
     try:
         decoding = Decoding(int(dec.get("max_new_tokens", 16)), float(dec.get("temperature", 0.0)), int(dec.get("top_k", 0)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of an infinite number such as 1e400
         raise fail("'decoding' values must be numbers", "decoding") from None
     if not (0 <= decoding.max_new_tokens <= 1024 and 0 <= decoding.top_k <= 20 and 0 <= decoding.temperature <= 2):
         raise fail("'decoding' out of range (max_new_tokens 0..1024, top_k 0..20, temperature 0..2)", "decoding")
@@ -175,6 +185,10 @@ def _generate(gen: Any, set_id: str, fail: Any) -> list[Probe]:
     n, seed = gen.get("n"), gen.get("seed")
     if not isinstance(n, int) or not 1 <= n <= 100_000 or not isinstance(seed, int):
         raise fail("generator needs integer 'seed' and 'n' (1..100000)", "generator")
+    # Fail fast when the templates cannot yield n distinct prompts, rather than after n * 50 futile draws.
+    combos = sum(math.prod(len(slots[name]) for name in _SLOT.findall(t)) for t in templates)
+    if combos < n:
+        raise fail(f"generator yields at most {combos} distinct prompts, fewer than n={n}", "generator")
     rng = random.Random(seed)  # Python's Mersenne Twister is specified, so prompts are stable across platforms
     seen: set[str] = set()
     probes: list[Probe] = []

@@ -51,8 +51,12 @@ def parse_spec(raw: str) -> ModelSpec:
         raise InputError(f"model spec contains control characters: {raw!r}")
     if s.startswith(("http://", "https://")):
         url, _, model = s.partition("#")
-        parts = urlsplit(url)
-        if not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            ok = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port raises on 'x:99999999'
+        except ValueError:  # e.g. unbalanced IPv6 brackets: 'http://[::1'
+            ok = False
+        if not ok:
             raise InputError(f"malformed endpoint URL: {raw!r} (expected http(s)://HOST[:PORT]/v1#MODEL)")
         return ModelSpec(raw, SpecKind.HTTP, url.rstrip("/"), model or None)
     if s in PACKAGED:

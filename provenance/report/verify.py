@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,23 +42,45 @@ def check_hashes(bundle: Path, report: VerifyReport) -> None:
         return
     report.bundle_sha256 = sha256_file(sums)
     listed: dict[str, str] = {}
-    for i, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64:
+    # Exactly the format write_sums writes: lowercase digests, "\n"-terminated lines, relative paths, each once.
+    # A lenient parser (splitlines, say) would accept an edited SHA256SUMS (CR line breaks) as unchanged.
+    lines = sums.read_bytes().split(b"\n")
+    if lines[-1]:
+        report.problems.append(f"malformed: {SUMS} does not end with a newline")
+    for i, raw in enumerate(lines[:-1] if not lines[-1] else lines, 1):
+        m = _SUMS_LINE.fullmatch(raw.decode("utf-8", "replace"))
+        if m is None:
             report.problems.append(f"malformed: {SUMS} line {i}")
             continue
-        listed[name] = digest
+        digest, name = m.groups()
+        if name in listed:
+            report.problems.append(f"malformed: {SUMS} line {i} lists {_show(name)} again")
+        elif name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
+            report.problems.append(f"malformed: {SUMS} line {i} names a path outside the bundle: {_show(name)}")
+        else:
+            listed[name] = digest
     for name, digest in sorted(listed.items()):
         path = bundle / name
-        if ".." in Path(name).parts or not path.is_file():
-            report.problems.append(f"missing: {name}")
-        elif sha256_file(path) != digest:
-            report.problems.append(f"modified: {name}")
+        try:
+            if not path.is_file():
+                report.problems.append(f"missing: {_show(name)}")
+            elif sha256_file(path) != digest:
+                report.problems.append(f"modified: {_show(name)}")
+        except OSError as exc:
+            report.problems.append(f"unreadable: {_show(name)} ({exc.strerror or exc})")
         report.files_checked += 1
     for p in sorted(bundle.rglob("*")):
         rel = p.relative_to(bundle).as_posix()
         if p.is_file() and rel != SUMS and rel not in listed:
-            report.problems.append(f"added: {rel}")
+            report.problems.append(f"added: {_show(rel)}")
+
+
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+
+
+def _show(name: str) -> str:
+    """A file name for a one-line problem report: quoted when it holds line breaks or other control characters."""
+    return name if name.isprintable() else repr(name)
 
 
 def _close(a: Any, b: Any, path: str, out: list[str]) -> None:
@@ -138,6 +161,7 @@ def verify(bundle: Path) -> VerifyReport:
             _close(json.loads(json.dumps(detail)), stored_results.get("attribution_detail"), "results.attribution_detail",
                    mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
-    except (InputError, KeyError, ValueError, TypeError, OSError, IndexError) as exc:
-        report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - an edited file can break recomputation in any way; that is the finding
+        first = (str(exc).splitlines() or [""])[0][:300]
+        report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {first}")
     return report
