@@ -167,6 +167,19 @@ def test_hostile_gguf(kwargs: dict[str, Any], match: str, tmp_path: Path) -> Non
     hostile(gguf_bytes(**kwargs), validate_gguf, tmp_path, match, name="x.gguf")
 
 
+def test_big_endian_gguf_passes(tmp_path: Path) -> None:
+    """Big-endian GGUF files exist (s390x builds); the version field tells the byte order."""
+    body = b"GGUF" + struct.pack(">IQQ", 3, 1, 1) + struct.pack(">Q", 4) + b"name" + struct.pack(">II", 4, 7)
+    body += struct.pack(">Q", 1) + b"w" + struct.pack(">IQIQ", 1, 4, 0, 0)
+    body += bytes(-len(body) % 32) + bytes(16)
+    path = tmp_path / "be.gguf"
+    path.write_bytes(body)
+    validate_gguf(path)
+    path.write_bytes(body[:-1])  # one byte short of the F32 tensor
+    with pytest.raises(InputError, match="past the end"):
+        validate_gguf(path)
+
+
 def test_tiny_gguf_refused(tmp_path: Path) -> None:
     hostile(b"GGUF\x03\x00", validate_gguf, tmp_path, "shorter than", name="x.gguf")
 

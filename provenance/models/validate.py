@@ -54,8 +54,10 @@ def validate_safetensors(path: Path) -> None:
         raise InputError(f"{path}: cannot read weight file ({exc.strerror or exc})") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail(path, f"header is not valid JSON: {str(exc)[:80]}") from None
+    except RecursionError:
+        raise _fail(path, "header is not valid JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail(path, f"header is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
     data_len = size - 8 - n
@@ -148,7 +150,8 @@ def _walk_gguf(path: Path, buf: Any, size: int, quant: dict[int, tuple[int, int]
     if buf[:4] != GGUF_MAGIC:
         raise _fail(path, f"magic {bytes(buf[:4])!r}, expected b'GGUF'")
     # Big-endian GGUF files exist; the version field tells which byte order the writer used.
-    endian = "<" if struct.unpack_from("<I", buf, 4)[0] in GGUF_VERSIONS else ">"
+    big = struct.unpack_from(">I", buf, 4)[0] in GGUF_VERSIONS and struct.unpack_from("<I", buf, 4)[0] not in GGUF_VERSIONS
+    endian = ">" if big else "<"
     c = _GGUFCursor(path, buf, size, endian)
     c.pos = 4
     version = c.unpack("I", "version")
