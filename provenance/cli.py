@@ -166,15 +166,17 @@ def attribute(as_json: bool, **kw: Any) -> None:
               help="Directory for results.json, matrix.csv, heatmap.png, lineage.png and matrix.html.")
 @click.option("--budget", type=click.IntRange(2, 100_000), default=100, show_default=True, help="Probes per model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
-@click.option("--correction", type=click.Choice(["holm", "bh"]), default="holm", show_default=True,
-              help="Across pairs: holm (family-wise error) or bh (false discovery rate, for screening many models).")
+@click.option("--correction", type=click.Choice(["holm", "bh"]), default="bh", show_default=True,
+              help="Across pairs: bh (false discovery rate, for screening) or holm (family-wise error).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Level of the correction across pairs (confirm an edge with `audit` at 0.01 before relying on it).")
 @click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
               help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, correction: str,
-           likelihood_probes: str, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
+           alpha: float, likelihood_probes: str, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
            api_key: str | None, unsafe_allow_pickle: bool) -> None:
     """Lineage evidence for every pair of SPECs: each model is probed once, every pair tested against the controls.
 
@@ -185,7 +187,7 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
 
     res = run_matrix(MatrixConfig(models=specs, controls=controls or None, out=out, budget=budget, seed=seed,
                                   options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
-                                  progress=not no_progress, correction=correction,
+                                  progress=not no_progress, correction=correction, alpha=alpha,
                                   likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes))
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))

@@ -25,6 +25,7 @@ from provenance.verdict import ALPHA, FLAGGED, bonferroni, decide, holm
 
 MATRIX_SCHEMA_VERSION = 1
 CORRECTIONS = ("holm", "bh")
+MATRIX_ALPHA = 0.05
 SIZE_RATIO = 1.2  # parameter counts must differ by this factor before size alone suggests who is the student
 
 
@@ -39,7 +40,10 @@ class MatrixConfig:
     progress: bool = True
     cache: EvidenceCache | None = None
     likelihood_set: str | None = "instructions"
-    correction: str = "holm"
+    # A matrix screens many pairs for lineage: false discovery rate at 5% by default (an edge worth a full `audit` or
+    # `attribute` at the 1% family-wise level before anyone files it).
+    correction: str = "bh"
+    alpha: float = MATRIX_ALPHA
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
@@ -88,14 +92,14 @@ def short_names(specs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def n_permutations_for(n_pairs: int) -> int:
+def n_permutations_for(n_pairs: int, alpha: float = ALPHA) -> int:
     # A permutation p-value cannot go below 1/(N+1); it must survive Bonferroni within a pair (4 families, 2 directions)
     # and the correction across pairs, so N grows with the number of pairs.
-    return max(999, int(math.ceil(10 * n_pairs / ALPHA)))
+    return max(999, int(math.ceil(10 * n_pairs / alpha)))
 
 
 def _direction(a: str, b: str, tests_ab: list[Any], tests_ba: list[Any], verdict: str,
-               params: dict[str, int | None]) -> dict[str, Any] | None:
+               params: dict[str, int | None], alpha: float = ALPHA) -> dict[str, Any] | None:
     """Who learned from whom, where a test gives it; None when the evidence has no direction."""
     if verdict not in FLAGGED:
         return None
@@ -105,9 +109,9 @@ def _direction(a: str, b: str, tests_ab: list[Any], tests_ba: list[Any], verdict
 
     l_ab, l_ba = ll(tests_ab), ll(tests_ba)  # l_ab: does `a` prefer b's sampled answers (a trained on b's outputs)?
     if l_ab is not None and l_ba is not None:
-        if l_ab < ALPHA <= l_ba:
+        if l_ab < alpha <= l_ba:
             return {"parent": b, "child": a, "basis": f"{a} prefers {b}'s sampled answers (p={l_ab:.3g}), not the reverse"}
-        if l_ba < ALPHA <= l_ab:
+        if l_ba < alpha <= l_ab:
             return {"parent": a, "child": b, "basis": f"{b} prefers {a}'s sampled answers (p={l_ba:.3g}), not the reverse"}
     pa, pb = params.get(a), params.get(b)
     if verdict == "distilled" and pa and pb and max(pa, pb) >= SIZE_RATIO * min(pa, pb):
@@ -163,7 +167,9 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
         plans = [*plans, ll_plan]
     pc, pn, llp = panels(evidence, plans)
     pairs = list(itertools.combinations(models, 2))
-    n_perm = n_permutations_for(len(pairs))
+    if not 0 < cfg.alpha < 1:
+        raise InputError("--alpha must be between 0 and 1")
+    n_perm = n_permutations_for(len(pairs), cfg.alpha)
     rng = np.random.default_rng(cfg.seed)
     params = {s: safetensors_params(m.local_path) for s, m in resolved.items()}
     rows: list[dict[str, Any]] = []
@@ -183,13 +189,13 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
         if best[0].name == "identical_files":
             verdict, reason = "derived", "byte-identical files"
         else:
-            d = decide(best, p_adj, n_probes)
+            d = decide(best, p_adj, n_probes, alpha=cfg.alpha)
             verdict, reason = d.verdict, d.reason
         strength = sum(-math.log10(max(t.p_value, 1e-300)) for t in best if t.p_value is not None)
         rows.append({
             "a": a, "b": b, "verdict": verdict, "reason": reason, "p_value": p_adj, "p_value_unadjusted": p_raw,
             "strength": round(strength, 6),
-            "direction": _direction(a, b, t_ab, t_ba, verdict, params),
+            "direction": _direction(a, b, t_ab, t_ba, verdict, params, cfg.alpha),
             "tests_a_as_suspect": {t.name: t.p_value for t in t_ab},
             "tests_b_as_suspect": {t.name: t.p_value for t in t_ba},
             "affinity": {t.name: t.statistic for t in best if t.p_value is not None},
@@ -211,7 +217,7 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
                    "indirect": r["indirect"]} for r in rows if r["edge"]],
         "correction": {"holm": "Holm step-down across pairs (family-wise error)",
                        "bh": "Benjamini-Hochberg across pairs (false discovery rate)"}[cfg.correction],
-        "alpha": ALPHA,
+        "alpha": cfg.alpha,
         "method": (f"Each pair is tested in both directions with the audit's test families against the same controls; "
                    f"Bonferroni within a direction and over the two directions; {cfg.correction} across the "
                    f"{len(pairs)} pairs; the audit's decision rule per pair. Weight tests use {n_perm} permutations so "

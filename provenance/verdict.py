@@ -48,30 +48,31 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = True) -> Decision:
+def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = True,
+           alpha: float = ALPHA) -> Decision:
     ran = [r for r in results if r.p_value is not None]
     if not ran or adjusted_p is None:
         return Decision("inconclusive", None, "no test could run at the available access level")
     weights = next((r for r in ran if r.name == "weight_alignment"), None)
     behaviour = [r for r in ran if r.name != "weight_alignment"]
-    if weights is not None and weights.p_value is not None and weights.p_value < ALPHA and adjusted_p < ALPHA:
+    if weights is not None and weights.p_value is not None and weights.p_value < alpha and adjusted_p < alpha:
         return Decision("derived", adjusted_p, f"weights aligned beyond every hidden-unit permutation (p={weights.p_value:.3g})")
     ps = [r.p_value for r in behaviour if r.p_value is not None]
     # Identity claims are one-sided evidence: a student that never saw identity questions has no reason to name its
     # teacher, so a quiet identity test does not contradict the other families.
     contra = [r.p_value for r in behaviour if r.p_value is not None and r.name != "identity_claims"]
-    if disagreement and ps and contra and min(ps) < ALPHA and max(contra) > DISAGREE_P:
+    if disagreement and ps and contra and min(ps) < alpha and max(contra) > DISAGREE_P:
         return Decision("inconclusive", adjusted_p, "test families disagree (one flags the reference, another sees nothing)")
     if n_probes < MIN_PROBES:
         return Decision("inconclusive", adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")
-    if adjusted_p < ALPHA:
+    if adjusted_p < alpha:
         if weights is None:
             why = "behaviour inherited from the reference; weights not compared, so derivation is not excluded"
         else:
             why = "behaviour inherited from the reference while weights are not shared"
         return Decision("distilled", adjusted_p, why)
-    if adjusted_p < INDEPENDENT_P:
-        return Decision("inconclusive", adjusted_p, "weak evidence: below 0.05 but not below the 0.01 threshold")
+    if adjusted_p < max(INDEPENDENT_P, alpha):
+        return Decision("inconclusive", adjusted_p, f"weak evidence: below {max(INDEPENDENT_P, alpha)} but not below the {alpha} threshold")
     return Decision("independent", adjusted_p, "no evidence of lineage at the tested power (not proof of independence)")
 
 
