@@ -27,6 +27,9 @@ from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_en
 from provenance.verdict import DECISION_RULE, FLAGGED, attribute, bonferroni, decide, holm
 
 RESULTS_SCHEMA_VERSION = 1
+# 9999 permutations put the weight test's floor at 1e-4, so a derived copy can be decisive at a sequential audit's
+# first look (whose alpha share is 0.001) after Bonferroni over five families.
+WEIGHT_PERMUTATIONS = 9999
 BUNDLE_MARKERS = ("results.json", "manifest.json", "transcripts.jsonl")
 
 
@@ -300,7 +303,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     for i, (budget, share) in enumerate(schedule):
         evidence, plans = look(budget)
         scale = 1.0 / share  # p at this look times ALPHA / alpha_i: valid over every look by the union bound
-        entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed, p_scale=scale)
+        entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed, WEIGHT_PERMUTATIONS, p_scale=scale)
         decisive = any(e["verdict"] in FLAGGED for e in entries)
         futile = all(e["p_value_unadjusted"] is None or e["p_value_unadjusted"] > FUTILITY_P for e in entries)
         last = i == len(schedule) - 1
@@ -392,7 +395,7 @@ def build_manifest(cfg: AuditConfig, results: dict[str, Any], evidence: dict[str
                        for p in plans],
         "seeds": {"permutation_test": cfg.seed},
         # How `verify` must recompute: a sequential audit's p-values carry the price of its interim looks.
-        "analysis": {"p_scale": results["sequential"]["p_scale"], "weight_permutations": 999},
+        "analysis": {"p_scale": results["sequential"]["p_scale"], "weight_permutations": WEIGHT_PERMUTATIONS},
         "budget": cfg.budget,
         "custody": [custody_entry("audit", f"collected {sum(len(e.records) for e in evidence.values())} answers and "
                                   f"computed results", cfg.case.examiner)],

@@ -8,6 +8,7 @@ controls trained the same way on other teachers, and weight-sharing derivatives.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,26 @@ def test_matrix_recovers_the_lineage_graph(zoo: Path, bench: dict, tmp_path: Pat
     for name in ("results.json", "matrix.csv", "heatmap.png", "lineage.png", "matrix.html", "SHA256SUMS"):
         assert (tmp_path / "mx" / name).is_file()
     assert len((tmp_path / "mx" / "matrix.csv").read_text().strip().splitlines()) == 1 + 15
+
+
+def test_sequential_audit_stops_early_and_verifies(zoo: Path, bench: dict, tmp_path: Path) -> None:
+    """A derived copy is decided at the first look (a quarter of the budget); an unrelated model is not flagged at
+    any look; the sequential bundle verifies, interim-look price included."""
+    from provenance.audit import AuditConfig, run_audit
+    from provenance.report.verify import verify
+
+    m = _micro_models(zoo)
+    derived = run_audit(AuditConfig(suspect=m["N100"], references=[m["T100"]], controls=m["C"], budget=200,
+                                    progress=False, sequential=True, out=tmp_path / "seq"))
+    seq = derived["sequential"]
+    assert derived["references"][0]["verdict"] == "derived"
+    assert seq["looks"][0]["action"] == "stop: decisive" and seq["stopped_at_budget"] == 50, seq
+    assert derived["probe_sets"][0]["n_used"] == 25  # only the first look's probes were used
+    assert math.isclose(seq["p_scale"], 10.0)  # the first look spends a tenth of alpha
+    rep = verify(tmp_path / "seq")
+    assert rep.ok, rep.problems
+    ctrl = m["C"]
+    indep = run_audit(AuditConfig(suspect=ctrl[0], references=[m["T100"]], controls=ctrl[1:], budget=200,
+                                  progress=False, sequential=True))
+    assert indep["references"][0]["verdict"] in ("independent", "inconclusive")
+    assert all(a != "stop: decisive" for a in (lk["action"] for lk in indep["sequential"]["looks"]))
