@@ -447,12 +447,26 @@ def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
               help="Markdown file whose section for this zoo is replaced with the new table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def bench(zoo_dir: Path | None, size: str, budget: int, out: Path, md: Path, as_json: bool, no_progress: bool) -> None:
-    """Audit every labelled pair of a zoo: TPR at 1%/5% FPR, AUC, accuracy per relation, probes and time."""
-    from provenance.zoo.bench import markdown, run_bench
+@click.option("--calibration", is_flag=True, help="Measure the p-value calibration on every independent pair instead.")
+def bench(zoo_dir: Path | None, size: str, budget: int, out: Path, md: Path, as_json: bool, no_progress: bool,
+          calibration: bool) -> None:
+    """Audit every labelled pair of a zoo: TPR at 1%/5% FPR, AUC, accuracy per relation, probes and time.
+
+    With --calibration: instead, audit every pair known to be independent and report each test's p-value
+    distribution (KS distance to uniform, false-positive rates with exact confidence intervals).
+    """
+    from provenance.fsutil import atomic_write_json
+    from provenance.zoo.bench import calibration_markdown, markdown, run_bench, run_calibration
     from provenance.zoo.build import build_zoo
 
     path = zoo_dir or build_zoo(size, None, progress=not no_progress)
+    if calibration:
+        cal = run_calibration(path, budget, progress=not no_progress)
+        atomic_write_json(Path(out) / f"calibration-{cal['zoo']}.json", cal)
+        command = f"provenance bench --calibration --size {cal['zoo']} --budget {budget}"
+        _replace_section(md, f"calibration:{cal['zoo']}", calibration_markdown(cal, command))
+        click.echo(json.dumps(cal, indent=2) if as_json else calibration_markdown(cal, command))
+        return
     summary = run_bench(path, budget, progress=not no_progress, out=out)
     command = f"provenance bench --size {summary['zoo']} --budget {budget}"
     _replace_section(md, f"bench:{summary['zoo']}", markdown(summary, command))

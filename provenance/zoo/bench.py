@@ -155,3 +155,72 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         lines.append(f"| {Path(r['suspect']).name} | {r['kind']} | {r['relation']} | {r['verdict']} | {p} | {r['seconds']} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def calibration_pairs(labels: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(suspect, reference, controls) for every pair known to be independent: a teacher against every model of
+    another teacher's family (its students, and the teacher itself), with every other model outside the reference's
+    family as controls. Zoo-built lineage only: no derivative or logit student enters."""
+    teachers: dict[str, str] = labels.get("teachers", {})
+    family: dict[str, str] = {path: name for name, path in teachers.items()}
+    for e in labels.get("lineage", []):
+        if e["kind"] == "sequence-distilled":
+            family[e["child"]] = next(n for n, p in teachers.items() if p == e["parent"])
+    out = []
+    for ref_name, ref in teachers.items():
+        others = [m for m, f in family.items() if f != ref_name]
+        for suspect in others:
+            out.append((suspect, ref, [c for c in others if c != suspect]))
+    return out
+
+
+def run_calibration(zoo: Path, budget: int = 100, progress: bool = True) -> dict[str, Any]:
+    """Every test's p-values on independent pairs: KS distance to uniform and false-positive rates with exact CIs."""
+    from scipy import stats as sps
+
+    labels = json.loads((Path(zoo) / "labels.json").read_text())
+    pairs = calibration_pairs(labels)
+    if not pairs:
+        raise InputError(f"{zoo}: labels.json has no teachers/lineage (rebuild the zoo with this version)")
+    by_test: dict[str, list[float]] = {}
+    combined: list[float] = []
+    verdicts: dict[str, int] = {}
+    t0 = time.time()
+    for suspect, ref, ctrl in pairs:
+        res = run_audit(AuditConfig(suspect=suspect, references=[ref], controls=ctrl, budget=budget, progress=progress))
+        entry = res["references"][0]
+        verdicts[entry["verdict"]] = verdicts.get(entry["verdict"], 0) + 1
+        if entry["p_value"] is not None:
+            combined.append(entry["p_value"])
+        for t in entry["tests"]:
+            if t["p_value"] is not None:
+                by_test.setdefault(t["name"], []).append(t["p_value"])
+
+    def summary(ps: list[float]) -> dict[str, Any]:
+        a = np.array(ps)
+        n = len(a)
+        k05, k01 = int(np.sum(a < 0.05)), int(np.sum(a < 0.01))
+        return {"n": n, "ks_statistic": float(sps.kstest(a, "uniform").statistic),
+                "ks_p_greater": float(sps.kstest(a, "uniform", alternative="greater").pvalue),
+                "fpr_0.05": k05 / n, "fpr_0.05_ci95": _clopper_pearson(k05, n),
+                "fpr_0.01": k01 / n, "fpr_0.01_ci95": _clopper_pearson(k01, n), "median_p": float(np.median(a))}
+
+    return {"date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "zoo": labels["size"]["name"],
+            "budget": budget, "pairs": len(pairs), "seconds": round(time.time() - t0, 1), "verdicts": verdicts,
+            "combined": summary(combined), "tests": {k: summary(v) for k, v in sorted(by_test.items())},
+            "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"}
+
+
+def calibration_markdown(c: dict[str, Any], command: str) -> str:
+    lines = [f"### Calibration on independent pairs: {c['zoo']} zoo ({c['date_utc']})", "",
+             f"Command: `{command}`. {c['pairs']} pairs known to be independent (a teacher against every model of "
+             f"another teacher's family, the rest as controls), budget {c['budget']}, {c['seconds']} s. "
+             f"Verdicts: {', '.join(f'{k} {v}' for k, v in sorted(c['verdicts'].items()))}.", "",
+             "| test | pairs | KS distance to uniform | KS p (p-values too small) | FPR at 0.05 (95% CI) | FPR at 0.01 (95% CI) |",
+             "|---|---|---|---|---|---|"]
+    for name, s in [("combined (Bonferroni)", c["combined"]), *c["tests"].items()]:
+        lines.append(f"| {name} | {s['n']} | {s['ks_statistic']:.2f} | {s['ks_p_greater']:.2f} | "
+                     f"{s['fpr_0.05']:.2f} ({s['fpr_0.05_ci95'][0]:.2f}-{s['fpr_0.05_ci95'][1]:.2f}) | "
+                     f"{s['fpr_0.01']:.2f} ({s['fpr_0.01_ci95'][0]:.2f}-{s['fpr_0.01_ci95'][1]:.2f}) |")
+    lines.append("")
+    return "\n".join(lines)
