@@ -10,15 +10,14 @@ from provenance.stats.base import TestResult
 
 ALPHA = 0.01  # a reference is flagged when its combined (and Holm-adjusted) p-value is below this
 INDEPENDENT_P = 0.05  # at or above this, with enough probes, no evidence of lineage: `independent`
-DISAGREE_P = 0.5  # one family below ALPHA while another is above this: the families disagree
+DISAGREE_P = 0.5  # rule A only (no longer the default): one family below ALPHA, another above this
 MIN_PROBES = 20
 
 DECISION_RULE = (
     f"Tests are combined by Bonferroni (valid under any dependence): p = min(1, k * min p_i). Across references, "
     f"Holm's step-down adjustment. `derived` if the weight-alignment test has p < {ALPHA} (shares weights); "
-    f"`distilled` if the combined behavioural p < {ALPHA} and weights are not shared or not accessible; "
-    f"`inconclusive` if one family has p < {ALPHA} while another (identity claims excepted: they are one-sided "
-    f"evidence) has p > {DISAGREE_P}, if fewer than {MIN_PROBES} "
+    f"`distilled` if the combined behavioural p < {ALPHA} and weights are not shared or not accessible "
+    f"(one family suffices: distillation need not move every family); `inconclusive` if fewer than {MIN_PROBES} "
     f"probes were used, or if {ALPHA} <= p < {INDEPENDENT_P}; otherwise `independent` (no evidence of lineage at "
     f"this power, not proof of independence)."
 )
@@ -48,8 +47,10 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = True,
+def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = False,
            alpha: float = ALPHA) -> Decision:
+    """The decision rule. `disagreement=True` restores the clause dropped after the pre-registered comparison
+    (docs/methods.md): one family below alpha while another is above DISAGREE_P made the verdict `inconclusive`."""
     ran = [r for r in results if r.p_value is not None]
     if not ran or adjusted_p is None:
         return Decision("inconclusive", None, "no test could run at the available access level")

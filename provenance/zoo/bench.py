@@ -51,11 +51,11 @@ def run_bench(zoo: Path, budget: int = 100, progress: bool = True, out: Path | N
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=ctrl, budget=budget,
                                     progress=progress, out=None))
         ref = res["references"][0]
-        # Rule B of the pre-registered comparison (docs/methods.md): the same evidence without the disagreement clause.
-        rule_b = decide([TestResult(name=t["name"], statistic=float("nan"), p_value=t["p_value"], n=t["n"], null="")
-                         for t in ref["tests"]], ref["p_value"], res["probe_sets"][0]["n_used"], disagreement=False)
+        # Rule A of the pre-registered comparison (docs/methods.md): the same evidence with the disagreement clause.
+        rule_a = decide([TestResult(name=t["name"], statistic=float("nan"), p_value=t["p_value"], n=t["n"], null="")
+                         for t in ref["tests"]], ref["p_value"], res["probe_sets"][0]["n_used"], disagreement=True)
         rows.append({"suspect": pair["suspect"], "kind": pair["kind"], "relation": pair["relation"], "verdict": ref["verdict"],
-                     "verdict_rule_b": rule_b.verdict if ref["tests"][0]["name"] != "identical_files" else ref["verdict"],
+                     "verdict_rule_a": rule_a.verdict if ref["tests"][0]["name"] != "identical_files" else ref["verdict"],
                      "p_value": ref["p_value"], "tests": {t["name"]: t["p_value"] for t in ref["tests"]},
                      "probes": sum(p["n_used"] for p in res["probe_sets"]), "seconds": round(time.time() - t0, 2)})
     return summarise(rows, labels, budget, out)
@@ -83,7 +83,7 @@ def summarise(rows: list[dict[str, Any]], labels: dict[str, Any], budget: int, o
     rule_comparison = {rule: {"false_accusations": sum(r[key] in flagged for r in rows if r["relation"] == "independent"),
                               "related_flagged": sum(r[key] in flagged for r in rows if r["relation"] != "independent"),
                               "related": sum(r["relation"] != "independent" for r in rows)}
-                       for rule, key in (("A (disagreement clause)", "verdict"), ("B (no clause)", "verdict_rule_b"))
+                       for rule, key in (("A (disagreement clause)", "verdict_rule_a"), ("B (no clause; adopted)", "verdict"))
                        if all(key in r for r in rows)}
     summary = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
