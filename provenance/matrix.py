@@ -81,13 +81,16 @@ def safetensors_params(directory: Path | None) -> int | None:
 
 
 def short_names(specs: Sequence[str]) -> dict[str, str]:
-    """Readable unique labels for figures: the last path component, disambiguated by its parent when needed."""
-    base = {s: Path(s.rstrip("/").split("#")[-1]).name or s for s in specs}
-    out = {}
+    """Readable unique labels for figures: the shortest path suffix that tells each spec apart (else the spec)."""
+    parts = {s: [p for p in s.split("#")[-1].rstrip("/").split("/") if p] or [s] for s in specs}
+    out: dict[str, str] = {}
     for s in specs:
-        name = base[s]
-        if sum(b == name for b in base.values()) > 1:
-            name = f"{Path(s.rstrip('/')).parent.name}/{name}"
+        for depth in range(1, len(parts[s]) + 1):
+            name = "/".join(parts[s][-depth:])
+            if sum("/".join(parts[o][-depth:]) == name for o in specs) == 1:
+                break
+        else:
+            name = s
         out[s] = name
     return out
 
