@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import json
 import socket
+import struct
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
-
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from provenance.models import Backend
 from provenance.serve import ModelServer, _Handler
 
 # Transient faults: each must be survived by the client's retries without changing any answer.
 TRANSIENT = ("delay", "drop", "429", "500", "503", "truncated", "short-read", "malformed", "not-object", "reset")
-# Permanent faults: every request fails the same way.
-PERMANENT = ("401", "404", "500", "429", "delay", "malformed", "omit-logprobs")
 
 
 @dataclass
 class FaultPlan:
     """Which faults each distinct request meets, by attempt: `schedule(key, attempt)` -> fault name or None.
 
-    Keyed by the request itself (method, path, body), not by arrival order, so the schedule is the same whatever
-    order concurrent clients send in, and each request meets a bounded number of faults before it is answered.
+    Attempts are counted per request (method, path and body), wherever its retries arrive among concurrent clients,
+    so each request meets a bounded number of faults before it is answered.
     """
 
     schedule: Callable[[str, int], str | None]
@@ -46,17 +43,6 @@ class FaultPlan:
             if fault:
                 self.injected[fault] += 1
             return fault
-
-    @staticmethod
-    def cycling(faults: Sequence[str] = TRANSIENT, per_request: int = 2) -> "FaultPlan":
-        """Every request first meets up to `per_request` faults, picked from `faults` by a hash of the request."""
-
-        def schedule(key: str, attempt: int) -> str | None:
-            h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-            n = 1 + h % per_request  # one or two faults before the answer
-            return faults[(h // per_request + attempt) % len(faults)] if attempt < n else None
-
-        return FaultPlan(schedule)
 
     @staticmethod
     def always(fault: str, only: str | None = None) -> "FaultPlan":
@@ -98,8 +84,8 @@ class _FaultHandler(_Handler):
         self.wfile.write(body)
 
     def _hang_up(self, reset: bool = False) -> None:
-        if reset:  # RST instead of FIN: the client sees "connection reset by peer"
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        if reset:  # linger 0: the kernel discards unsent data and answers the client's next packet with RST
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:

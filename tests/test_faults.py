@@ -226,8 +226,8 @@ def test_completions_fault_cli(lineage: dict[str, Path], tmp_path: Path) -> None
     """Mid-audit, through the CLI: the endpoint answers the model list, then every completion is a 500."""
     with serving(None, FaultPlan.always("500", only="POST")) as server:
         proc = run_cli("audit", "-s", f"{server.url}#suspect", "-r", str(lineage["reference"]), "-c",
-                       str(lineage["control-1"]), "--budget", "4", "--likelihood-probes", "none", "--out",
-                       str(tmp_path / "bundle"), "--no-progress", "--timeout", "2")
+                       str(lineage["control-1"]), "--budget", "4", "--likelihood-probes", "none", "--identity-probes",
+                       "none", "--out", str(tmp_path / "bundle"), "--no-progress", "--timeout", "2")
     assert_input_error(proc, "HTTP 500")
     assert "gave up after 5 attempts" in proc.stderr
     assert not (tmp_path / "bundle" / "results.json").exists()
