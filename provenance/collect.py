@@ -163,8 +163,19 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
     got: dict[str, ModelEvidence] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(len(remote), MAX_CONCURRENT_ENDPOINTS))) as pool:
         futures = {m.fingerprint: pool.submit(run, m) for m in remote}
+
+        def fail_fast() -> None:
+            # A dead endpoint is reported as soon as it is known, not after every local model has run.
+            for fut in futures.values():
+                if fut.done() and fut.exception() is not None:
+                    for other in futures.values():
+                        other.cancel()
+                    raise fut.exception()  # type: ignore[misc]
+
         for m in unique:
             if m.spec.kind is not SpecKind.HTTP:
+                time.sleep(0.05 if futures else 0)  # lets a refused connection surface before a model loads
+                fail_fast()
                 got[m.fingerprint] = run(m)
         for fp, fut in futures.items():
             got[fp] = fut.result()
