@@ -33,6 +33,9 @@ def test_derived_copy_is_related(derived_audit: dict) -> None:
     assert tests["output_agreement"]["p_value"] < 0.05
     assert tests["next_token_divergence"]["p_value"] < 0.01
     assert tests["weight_alignment"]["p_value"] <= 0.001
+    # The identity family runs on every audit (12 questions at this budget); SmolLM2-135M names itself too rarely
+    # for a strong signal, so only its presence is checked here (detection: test_identity.py, marked heavy).
+    assert "identity_claims" in tests and tests["identity_claims"]["n"] in (0, 12)
     assert tests["output_agreement"]["statistic"] > tests["output_agreement"]["details"]["suspect_controls_mean"] + 0.3
 
 
@@ -46,8 +49,9 @@ def test_results_schema_and_transcripts(derived_audit: dict) -> None:
         for t in ref["tests"]:
             assert {"name", "statistic", "p_value", "n"} <= set(t)
     lines = (out / "transcripts.jsonl").read_text().splitlines()
-    # every probe of every model, each with the model's fingerprint and the probe-set hash
-    assert len(lines) == 4 * BUDGET
+    # every probe of every model (continuation, next-token, identity), with the model's fingerprint and set hash
+    per_model = sum(ps["n_used"] for ps in on_disk["probe_sets"])
+    assert per_model == BUDGET + 12 and len(lines) == 4 * per_model
     rec = json.loads(lines[0])
     assert {"model", "fingerprint", "probe_set_sha256", "request", "response"} <= set(rec)
     assert {c["spec"] for c in on_disk["controls"]} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}

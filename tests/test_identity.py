@@ -1,4 +1,4 @@
-"""The identity-claims test's plumbing on fixed texts (its behaviour on real models is in test_audit_real.py)."""
+"""The identity-claims test: plumbing on fixed texts, and detection on real models (a heavy test, outside CI)."""
 
 from __future__ import annotations
 
