@@ -112,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     students = labels["controls"]  # students of the other teachers
     # Series 1: one reference, 1..N controls. Series 2: 1..R references (the other teachers), two controls.
     configs: list[tuple[list[str], list[str]]] = [([ref], students[:c]) for c in range(1, min(args.max_controls, len(students)) + 1)]
-    # The extra references' own students are left out of the controls, so every control is independent of every reference.
-    others = [s for s in students if not any(Path(t).name in Path(s).name for t in teachers)] or students
-    configs += [([ref, *teachers[: r - 1]], (others + students)[:2]) for r in range(2, min(args.max_references, len(teachers) + 1) + 1)]
+    # Extra references are the other teachers; their own students are left out of the controls, so every control
+    # stays independent of every reference (the same two controls across the series).
+    max_refs = min(args.max_references, len(teachers) + 1)
+    extra = teachers[: max_refs - 1]
+    fixed = [s for s in students if not any(f"{Path(t).name}-" in Path(s).name for t in extra)][:2] or students[:2]
+    configs += [([ref, *extra[: r - 1]], fixed) for r in range(2, max_refs + 1)]
     info = machine()
     counts = instrument()
     runs: list[dict[str, Any]] = []

@@ -88,6 +88,29 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     return out
 
 
+def cpu_threads() -> int:
+    """Intra-op threads for CPU inference: OMP_NUM_THREADS when the user set it, else the CPUs this process may use.
+
+    os.cpu_count() is the host's count, not the affinity mask or a container's CPU quota; more threads than usable
+    cores make every parallel op wait for a descheduled thread (on 2 cores shared with one other busy process, greedy
+    generation ran 6x slower with 2 threads than with 1: BENCHMARKS.md, "Collection throughput").
+    """
+    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, -(-int(quota) // int(period)))  # a quota of 1.5 CPUs still leaves 2 cores to run on
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
 class HFBackend(Backend):
     """A causal LM loaded with transformers on the CPU (or CUDA when available), batched greedy decoding."""
 
@@ -101,7 +124,7 @@ class HFBackend(Backend):
 
         _quiet_transformers()
         check_directory(path, allow_unsafe_pickle)
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(cpu_threads())
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         try:
@@ -165,40 +188,42 @@ class HFBackend(Backend):
                 add_special = not (chat and self.has_chat_template)  # templates already carry BOS
                 enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
                                      add_special_tokens=add_special).to(self.device)
-                kwargs: dict[str, Any] = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id,
-                                              output_logits=True, return_dict_in_generate=True)
+                kwargs: dict[str, Any] = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id)
                 if temperature > 0:
                     torch.manual_seed(int(hashlib.sha256("".join(texts[i] for i in batch).encode()).hexdigest()[:8], 16))
                     kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
                 else:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
                 prompt_len = enc["input_ids"].shape[1]
+                top_vals = top_ids = seq_lp = None
                 with torch.inference_mode():
                     if max_new == 0:
                         # Next-token only: one forward pass, logits at the last (left-padded) position.
                         logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :]
                         sequences = enc["input_ids"]
+                        if top_k:
+                            top_vals, top_ids = torch.log_softmax(logits.float(), dim=-1).topk(top_k)
                     else:
-                        out = self.model.generate(**enc, **kwargs)
-                        logits, sequences = out.logits[0], out.sequences
-                first = torch.log_softmax(logits.float(), dim=-1) if top_k else None
-                seq_lp = None
-                if max_new > 0:
-                    # Log-likelihood of what was generated, from the logits of this same pass (no second forward).
-                    steps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in out.logits], dim=1)
-                    gen = sequences[:, prompt_len:]
-                    tok_lp = steps.gather(-1, gen.unsqueeze(-1)).squeeze(-1)
-                    seq_lp = (tok_lp * (gen != self.tokenizer.pad_token_id)).sum(dim=1)
+                        steps = _StepLogprobs(top_k)
+                        hook = self.model.register_forward_hook(steps, with_kwargs=True)
+                        try:
+                            sequences = self.model.generate(**enc, **kwargs)
+                        finally:
+                            hook.remove()
+                        if top_k:
+                            assert steps.top is not None
+                            top_vals, top_ids = steps.top
+                        # Log-likelihood of what was generated, from the logits of this same pass (no second forward).
+                        gen = sequences[:, prompt_len:]
+                        seq_lp = (steps.token_logprobs(gen) * (gen != self.tokenizer.pad_token_id)).sum(dim=1)
                 for row, i in enumerate(batch):
                     gen_ids = sequences[row, prompt_len:]
                     text = self.tokenizer.decode(gen_ids, skip_special_tokens=True)
                     n_tok = int((gen_ids != self.tokenizer.pad_token_id).sum())
                     top = None
-                    if first is not None:
-                        vals, ids = first[row].topk(top_k)
-                        top = tuple(
-                            TopToken(self.tokenizer.decode([int(t)]), float(v), int(t)) for v, t in zip(vals, ids)
-                        )
+                    if top_vals is not None and top_ids is not None:
+                        top = tuple(TopToken(self.tokenizer.decode([t]), v, t)
+                                    for v, t in zip(top_vals[row].tolist(), top_ids[row].tolist()))
                     results[i] = Completion(text=text, top=top, n_tokens=n_tok,
                                             logprob=None if seq_lp is None else float(seq_lp[row]))
         return [r for r in results if r is not None]
@@ -220,31 +245,35 @@ class HFBackend(Backend):
             encoded.append((i, ctx_ids, cont_ids))
         encoded.sort(key=lambda e: len(e[1]) + len(e[2]))
         pad = self.tokenizer.pad_token_id
-        step = max(1, min(self.batch_size, 4))  # full-sequence logits over a large vocabulary are big: small batches
-        for start in range(0, len(encoded), step):
-            chunk = encoded[start : start + step]
+        head = self.model.get_output_embeddings()
+        softcap = getattr(self.model.config, "final_logit_softcapping", None)
+        # Full batches: no full-sequence logits are formed (see _target_logprobs), so a batch costs activations only.
+        # (Batches of 4 ran at 0.6 of a bare forward pass over batches of 16: bench/throughput.py.)
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start : start + self.batch_size]
             width = max(len(c) + len(k) for _, c, k in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            rows: list[int] = []
+            cols: list[int] = []
+            targets: list[int] = []
             for row, (_, c, k) in enumerate(chunk):
                 ids[row, : len(c) + len(k)] = torch.tensor(c + k)
                 mask[row, : len(c) + len(k)] = 1
-            with torch.inference_mode():
-                # Hidden states once, then the output layer only at the continuation's positions.
-                hidden = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-                head = self.model.get_output_embeddings()
-                for row, (i, c, k) in enumerate(chunk):
-                    if not k:
-                        out[i] = Score(0.0, 0, 0)
-                        continue
-                    pos = torch.arange(len(c) - 1, len(c) + len(k) - 1, device=hidden.device)
-                    logits = head(hidden[row, pos]).float()
-                    scale = getattr(self.model.config, "final_logit_softcapping", None)
-                    if scale:  # Gemma-style soft-capping, as the model's own forward applies it
-                        logits = torch.tanh(logits / scale) * scale
-                    logp = torch.log_softmax(logits, -1)
-                    lp = logp.gather(-1, torch.tensor(k, device=logp.device).unsqueeze(-1)).sum()
-                    out[i] = Score(float(lp), len(k), len(requests[i].continuation.encode("utf-8")))
+                rows += [row] * len(k)
+                cols += range(len(c) - 1, len(c) + len(k) - 1)  # the position that predicts each continuation token
+                targets += k
+            sums = [0.0] * len(chunk)
+            if targets:
+                with torch.inference_mode():
+                    # Hidden states once, then the output layer only at the continuation's positions, all rows together.
+                    hidden = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+                    r_idx = torch.tensor(rows, device=hidden.device)
+                    lp = _target_logprobs(head, hidden[r_idx, torch.tensor(cols, device=hidden.device)],
+                                          torch.tensor(targets, device=hidden.device), softcap)
+                    sums = torch.zeros(len(chunk), dtype=lp.dtype, device=lp.device).index_add_(0, r_idx, lp).tolist()
+            for row, (i, _, k) in enumerate(chunk):
+                out[i] = Score(sums[row], len(k), len(requests[i].continuation.encode("utf-8"))) if k else Score(0.0, 0, 0)
         return [o for o in out if o is not None]
 
     def weight_sketch(self, max_units: int = 512) -> dict[str, Any]:
@@ -270,3 +299,63 @@ class HFBackend(Backend):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _target_logprobs(head: Any, hidden: Any, targets: Any, softcap: float | None, max_logits: int = 1 << 24) -> Any:
+    """log p(target) for each row of `hidden` (n x d), applying the output layer a slice of rows at a time.
+
+    The n x vocab logits never exist at once: 16 answers of 40 tokens against Gemma's 262k vocabulary would be 670 MB,
+    a third of a model; slices of at most `max_logits` floats (64 MB) cost the same matmul time.
+    """
+    import torch
+
+    rows = max(1, max_logits // head.weight.shape[0])
+    parts = []
+    for s in range(0, hidden.shape[0], rows):
+        logits = head(hidden[s : s + rows]).float()
+        if softcap:  # Gemma-style soft-capping, as the model's own forward applies it
+            logits = torch.tanh(logits / softcap) * softcap
+        t = targets[s : s + rows].unsqueeze(-1)
+        parts.append((logits.gather(-1, t) - torch.logsumexp(logits, dim=-1, keepdim=True)).squeeze(-1))
+    return torch.cat(parts)
+
+
+class _StepLogprobs:
+    """Forward hook used during `generate`: first-step top-k, and the log-probability of every generated token.
+
+    generate(output_logits=True) keeps each step's full-vocabulary logits until it returns, and stacking them for one
+    log-softmax made two more copies (3 x steps x batch x vocab floats: 2 GB for 16 Gemma answers of 40 tokens, more
+    than the model; bench/memory.py). Here only the latest step's log-probs are kept. The logits are the model's own
+    output, before any sampling warper (temperature), exactly what output_logits returned.
+    """
+
+    def __init__(self, top_k: int) -> None:
+        self.top_k = top_k
+        self.top: tuple[Any, Any] | None = None  # (values, ids) at the first generated position
+        self.prev: Any = None  # log-probs of the latest step, batch x vocab
+        self.chosen: list[Any] = []  # one per decoding step: log-prob of the token generate picked at the step before
+
+    def __call__(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        import torch
+
+        logp = torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
+        if self.prev is None:  # the prefill: the first generated position
+            if self.top_k:
+                self.top = logp.topk(self.top_k)
+        else:
+            # A decoding step's input is the token just picked from the previous step's distribution.
+            ids = kwargs.get("input_ids")
+            ids = ids if ids is not None else args[0]
+            self.chosen.append(self.prev.gather(-1, ids[:, -1:]).squeeze(-1))
+        self.prev = logp
+
+    def token_logprobs(self, gen: Any) -> Any:
+        """batch x n log-probs of the generated ids; the last one was never fed back, so it is read from `prev`."""
+        import torch
+
+        n = gen.shape[1]
+        steps = self.chosen[:n]
+        if len(steps) == n - 1:
+            steps.append(self.prev.gather(-1, gen[:, n - 1 :]).squeeze(-1))
+        assert len(steps) == n, f"{len(self.chosen)} decoding steps seen for {n} generated tokens"
+        return torch.stack(steps, dim=1)
