@@ -54,7 +54,7 @@ def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, 
     out = tmp_path / "bundle"
     args = [sys.executable, "-m", "provenance", "audit", "-s", str(noised_smol), "-r", "smollm2-135m-instruct",
             "-c", "gemma-3-270m", "--budget", "24", "--out", str(out), "--no-progress", "--batch-size", "4",
-            "--likelihood-probes", "none"]
+            "--likelihood-probes", "none", "--identity-probes", "none"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -79,7 +79,8 @@ def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, 
 
     # The same audit, never interrupted, on the session's cache.
     clean = run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], controls=["gemma-3-270m"],
-                                  out=tmp_path / "clean", budget=24, progress=False, likelihood_set=None))
+                                  out=tmp_path / "clean", budget=24, progress=False, likelihood_set=None,
+                                  identity_set=None))
     a, b = resumed["references"][0], clean["references"][0]
     assert a["verdict"] == b["verdict"]
     for ta, tb in zip(a["tests"], b["tests"]):
