@@ -115,7 +115,7 @@ def bare_next_token(model: Any, tok: Any, texts: list[str], batch: int, device: 
 
 
 class ModelClock:
-    """Wall time spent inside the model's forward calls (outer and inner module hooked; nested calls counted once).
+    """Wall time spent inside the model's forward calls (modules hooked; nested calls counted once).
 
     Whatever an engine call spends outside them (tokenizing, hooks, top-k, decoding, Python) is its own overhead:
     a figure that does not depend on how busy the shared machine is, unlike the wall-time ratio.
@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
               "next_token": (len(nt_reqs), "next-token distributions (top-20)")}
     # Hooks registered after the engine's own (first) pass; the engine's generate hook runs after the clock's, so
     # its cost counts as engine overhead.
-    clock = ModelClock([model, model.model])
+    # The output layer too: the engine's score applies it outside the model's forward, at continuation positions.
+    clock = ModelClock([model, model.model, model.get_output_embeddings()])
     inside: dict[str, dict[str, list[float]]] = {k: {"bare": [], "engine": []} for k in counts}
     sides = {"score": (b_score, lambda: backend.score(score_reqs)),
              "generate": (b_gen, lambda: backend.generate(gen_reqs)),

@@ -172,23 +172,36 @@ def attribute(as_json: bool, **kw: Any) -> None:
               help="Level of the correction across pairs (confirm an edge with `audit` at 0.01 before relying on it).")
 @click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE|none",
               help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it).")
+@click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="Probe this many local models at once, each in its own worker process (0: one at a time, in this "
+                   "process). Peak memory grows to about WORKERS x the largest model; cores are split between workers.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the workers run: a process pool here, or tasks on a Ray cluster (one GPU per task when the "
+                   "cluster has GPUs; the evidence cache, PROVENANCE_CACHE, must be on storage every node mounts).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance with WORKERS slots).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, correction: str,
-           alpha: float, likelihood_probes: str, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
-           api_key: str | None, unsafe_allow_pickle: bool) -> None:
+           alpha: float, likelihood_probes: str, workers: int, executor: str, ray_address: str | None, as_json: bool,
+           no_progress: bool, batch_size: int, timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
     """Lineage evidence for every pair of SPECs: each model is probed once, every pair tested against the controls.
 
     Writes a CSV of all pairs, a clustered heatmap, a lineage graph (edges where the corrected evidence is
     significant; arrows from parent to student where a test gives direction) and a self-contained matrix.html.
     """
+    from provenance.errors import InputError
+    from provenance.fleet import FleetConfig
     from provenance.matrix import MatrixConfig, run_matrix
 
+    if executor == "ray" and workers < 2:
+        raise InputError("--executor ray needs --workers 2 or more")
     res = run_matrix(MatrixConfig(models=specs, controls=controls or None, out=out, budget=budget, seed=seed,
                                   options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
                                   progress=not no_progress, correction=correction, alpha=alpha,
-                                  likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes))
+                                  likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
+                                  fleet=FleetConfig(workers=workers, executor=executor, ray_address=ray_address)))
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))
         return

@@ -19,6 +19,7 @@ from provenance.audit import (check_out_dir, default_controls, environment, like
 from provenance.cache import EvidenceCache
 from provenance.collect import ProbePlan, collect, collect_scores
 from provenance.errors import InputError
+from provenance.fleet import FleetConfig, prefetch
 from provenance.models import LoadOptions, ResolvedModel, resolve
 from provenance.probeset import load as load_probes
 from provenance.verdict import ALPHA, FLAGGED, bonferroni, decide, holm
@@ -44,6 +45,7 @@ class MatrixConfig:
     # `attribute` at the 1% family-wise level before anyone files it).
     correction: str = "bh"
     alpha: float = MATRIX_ALPHA
+    fleet: FleetConfig = field(default_factory=FleetConfig)  # per-model jobs on worker processes (off by default)
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
@@ -162,6 +164,19 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
     ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)) if cfg.likelihood_set else None
     if ll_plan is not None:
         extra = {m.fingerprint: [ll_plan] for m in resolved.values()}  # every model may be someone's reference
+    fleet_report = None
+    if cfg.fleet.enabled:
+        # Workers fill the shared cache, one job per model; the collection below then finds every answer there and
+        # loads nothing, so the evidence and every statistic are those of a single-process run.
+        cache = cfg.cache or EvidenceCache()
+
+        def items_to_score() -> list[Any]:
+            by = collect(list(resolved.values()), plans, cache, progress=False, extra=extra)
+            assert ll_plan is not None
+            return score_items({s: by[m.fingerprint] for s, m in resolved.items()}, list(resolved), ll_plan)
+
+        fleet_report = prefetch(list(resolved.values()), plans, extra, cache.root, cfg.fleet, progress=cfg.progress,
+                                score_items_for=items_to_score if ll_plan is not None else None)
     by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
     evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
     if ll_plan is not None:
@@ -234,6 +249,8 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
         "wall_seconds": round(time.time() - t0, 2),
         "environment": environment(),
     }
+    if fleet_report is not None:
+        results["fleet"] = fleet_report.to_json()
     if cfg.out is not None:
         from provenance.report.matrix_render import write_matrix
 

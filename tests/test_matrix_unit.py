@@ -45,3 +45,24 @@ def test_matrix_needs_two_models(tmp_path: Path) -> None:
     assert_input_error(run_cli("matrix", "smollm2-135m-instruct", "smollm2-135m-instruct", "--out", str(tmp_path / "m")),
                        "at least two distinct models")
     assert not (tmp_path / "m").exists()
+
+
+def test_fleet_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    assert_input_error(run_cli("matrix", "smollm2-135m-instruct", "gemma-3-270m", "--executor", "ray",
+                               "--out", str(tmp_path / "m")), "--executor ray needs --workers 2 or more")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_bad_model_in_a_worker_is_one_line(tmp_path: Path) -> None:
+    """A checkpoint that fails in a worker process is reported like anywhere else: one line, exit 2."""
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}')
+        (d / "model.safetensors").write_bytes(b"\xff" * 64)  # header length far beyond the file: not a checkpoint
+    proc = run_cli("matrix", str(tmp_path / "a"), str(tmp_path / "b"), "--control", "smollm2-135m-instruct",
+                   "--workers", "2", "--out", str(tmp_path / "m"), "--budget", "4", "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "safetensors" in lines[0], proc.stderr
+    assert not list((tmp_path / "m").iterdir())  # checked writable up front; nothing written

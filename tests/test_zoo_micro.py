@@ -158,3 +158,60 @@ def test_sequential_audit_stops_early_and_verifies(zoo: Path, bench: dict, tmp_p
                                   progress=False, sequential=True))
     assert indep["references"][0]["verdict"] in ("independent", "inconclusive")
     assert all(a != "stop: decisive" for a in (lk["action"] for lk in indep["sequential"]["looks"]))
+
+
+
+FLEET_BUDGET = 40
+
+
+def _fleet_matrix(zoo: Path, cache: Path, fleet: object) -> dict:
+    from provenance.cache import EvidenceCache
+    from provenance.matrix import MatrixConfig, run_matrix
+
+    m = _micro_models(zoo)
+    return run_matrix(MatrixConfig(models=[m["T100"], m["S100a"], m["N100"]], controls=m["C"][:2], budget=FLEET_BUDGET,
+                                   progress=False, cache=EvidenceCache(cache), fleet=fleet))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def one_process_matrix(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from provenance.fleet import FleetConfig
+
+    return _fleet_matrix(zoo, tmp_path_factory.mktemp("one-process"), FleetConfig())
+
+
+def _pairs(res: dict) -> list:
+    return [(r["a"], r["b"], r["verdict"], round(r["p_value"], 9)) for r in res["pairs"]]
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_matrix_on_worker_processes_gives_the_same_evidence(zoo: Path, one_process_matrix: dict, tmp_path: Path,
+                                                            executor: str) -> None:
+    """Per-model jobs on two workers (a process pool, or local Ray) fill the cache; the matrix computed from it is
+    the one-process matrix, p-value for p-value."""
+    import os
+
+    from provenance.fleet import FleetConfig
+
+    if executor == "ray":
+        pytest.importorskip("ray")  # installed by the test extras (scripts/setup.sh)
+    many = _fleet_matrix(zoo, tmp_path / "cache", FleetConfig(workers=2, executor=executor))
+    assert "fleet" not in one_process_matrix
+    jobs = many["fleet"]["jobs"]
+    assert sorted(j["phase"] for j in jobs) == ["collect"] * 5 + ["score"] * 5
+    assert all(j["pid"] != os.getpid() for j in jobs)  # the work ran in the workers, not here
+    assert all(j["loaded"] for j in jobs if j["phase"] == "collect")
+    assert _pairs(many) == _pairs(one_process_matrix)
+    assert any(r["verdict"] in ("derived", "distilled") for r in many["pairs"])  # real evidence, not all-null
+    if executor == "local":  # every answer the workers wrote is in the cache: a second fleet run loads nothing
+        again = _fleet_matrix(zoo, tmp_path / "cache", FleetConfig(workers=2, executor=executor))
+        assert not any(j.get("loaded") for j in again["fleet"]["jobs"])
+        assert _pairs(again) == _pairs(one_process_matrix)
+
+
+def test_fleet_refuses_bad_settings(zoo: Path, tmp_path: Path) -> None:
+    from provenance.errors import InputError
+    from provenance.fleet import FleetConfig
+
+    with pytest.raises(InputError, match="unknown executor"):
+        _fleet_matrix(zoo, tmp_path, FleetConfig(workers=2, executor="slurm"))
