@@ -30,6 +30,10 @@ class ZooSize:
     epochs: int
     logit_students: int  # of the reference teacher (needs its tokenizer: always shared here)
     vocab_limit: int | None = None  # tiny teachers emit only the first ids; students train a softmax over them
+    derivatives: tuple[str, ...] = ("noised", "finetuned")  # weight-sharing copies of the reference teacher
+
+
+DERIVED_KINDS = ("noised", "finetuned", "quantized", "pruned")
 
 
 SIZES = {
@@ -38,7 +42,8 @@ SIZES = {
     "small": ZooSize("small", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
                      {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 64, 6, 0),
     "full": ZooSize("full", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
-                    {SMOL: 480, "*": 240}, 48, {SMOL: 4, "*": 4}, 128, 8, 2),
+                    {SMOL: 480, "*": 240}, 48, {SMOL: 4, "*": 4}, 128, 8, 2,
+                    derivatives=("noised", "finetuned", "quantized", "pruned")),
 }
 
 
@@ -112,7 +117,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
         logit_dirs = [out / "students" / f"logit-{slug}-{i}" for i in range(n_logit)]
         data_file = out / "data" / f"{slug}.json"
         need = [d for d in student_dirs + logit_dirs if not is_complete(d)]
-        derivs = [out / "derived" / f"{slug}-{kind}" for kind in ("noised", "finetuned")] if t_index == 0 else []
+        derivs = [out / "derived" / f"{slug}-{kind}" for kind in spec.derivatives] if t_index == 0 else []
         if not need:
             teacher_paths[teacher] = str(out / "teachers" / slug) if teacher.startswith("tiny:") else teacher
         else:
@@ -163,7 +168,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
             labels.append({"suspect": str(d), "reference": teacher_paths.get(teacher, teacher), "teacher": teacher,
                            "kind": d.name.rsplit("-", 1)[1], "relation": "derived"})
     ref_slug = spec.teachers[0].replace(":", "-")
-    derivs = [out / "derived" / f"{ref_slug}-{kind}" for kind in ("noised", "finetuned")]
+    derivs = [out / "derived" / f"{ref_slug}-{kind}" for kind in spec.derivatives]
     if not all(is_complete(d) for d in derivs):  # after all teachers, so another teacher's data exists to fine-tune on
         model, _ = teacher_model(spec.teachers[0])
         _derivatives(model, tok, derivs, out, pad, ref_slug, spec.vocab_limit)
@@ -176,7 +181,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
     # The true lineage graph (parent -> child), for `matrix` and `attribute` benchmarks: each teacher (as a spec an
     # audit would use) to its students, and the reference teacher to its derivatives.
     lineage = [{"parent": teacher_paths.get(lab["teacher"], lab["teacher"]), "child": lab["suspect"],
-                "relation": "derived" if lab["kind"] in ("noised", "finetuned") else "distilled", "kind": lab["kind"]}
+                "relation": "derived" if lab["kind"] in DERIVED_KINDS else "distilled", "kind": lab["kind"]}
                for lab in labels]
     atomic_write_json(out / "labels.json", {"zoo_version": ZOO_VERSION, "size": asdict(spec), "reference": reference,
                                             "controls": controls, "pairs": labels, "lineage": lineage,
@@ -186,12 +191,14 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
 
 def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, ref_slug: str,
                  vocab_limit: int | None) -> None:
-    """Weight-sharing copies of the reference teacher: Gaussian-noised, and briefly fine-tuned on another teacher's data."""
+    """Weight-sharing copies of the reference teacher: Gaussian-noised, briefly fine-tuned on another teacher's data,
+    int8-quantized (round trip, as a quantized release would be re-published), magnitude-pruned."""
     import copy
 
     import torch
 
-    noised, finetuned = dirs
+    by_kind = {d.name.rsplit("-", 1)[1]: d for d in dirs}
+    noised, finetuned = by_kind["noised"], by_kind["finetuned"]
     if not is_complete(noised):
         m = copy.deepcopy(model)
         gen = torch.Generator().manual_seed(7)
@@ -208,3 +215,21 @@ def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, re
         if seqs:
             train_sequence_level(m, seqs, 1, 1e-4, seed=0, pad=pad, vocab_limit=vocab_limit)
         save(m, tok, finetuned, f"reference teacher fine-tuned for one epoch on {other.name if other else 'nothing'}")
+    if "quantized" in by_kind and not is_complete(by_kind["quantized"]):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.dim() == 2:  # symmetric int8 per output row: what an 8-bit release keeps of each matrix
+                    scale = p.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+                    p.copy_(torch.round(p / scale).clamp(-127, 127) * scale)
+        save(m, tok, by_kind["quantized"], "reference teacher, every matrix int8-quantized per row and de-quantized")
+    if "pruned" in by_kind and not is_complete(by_kind["pruned"]):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.dim() == 2:  # unstructured magnitude pruning: the smallest 30% of each matrix set to zero
+                    k = int(p.numel() * 0.3)
+                    if k:
+                        cut = p.abs().flatten().kthvalue(k).values
+                        p.masked_fill_(p.abs() <= cut, 0.0)
+        save(m, tok, by_kind["pruned"], "reference teacher with the smallest 30% of every matrix's weights zeroed")
