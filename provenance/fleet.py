@@ -156,12 +156,15 @@ class _RayCluster:
         except ImportError:
             raise InputError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
         if not ray.is_initialized():
-            kw: dict[str, Any] = ({"address": self.cfg.ray_address} if self.cfg.ray_address
-                                  else {"num_cpus": self.cfg.workers * self.threads})
+            address = self.cfg.ray_address or os.environ.get("RAY_ADDRESS")
+            # A cluster brings its own resources; a local instance gets `workers` slots of `threads` cores.
+            kw: dict[str, Any] = {"address": address} if address else {"num_cpus": self.cfg.workers * self.threads}
+            if address:
+                _check_reachable(address)  # Ray itself retries an unreachable address for minutes, noisily
             try:
                 ray.init(log_to_driver=False, include_dashboard=False, **kw)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                where = f" at {self.cfg.ray_address}" if self.cfg.ray_address else ""
+                where = f" at {address}" if address else ""
                 raise InputError(f"cannot start or join the Ray cluster{where}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             self.started = True
@@ -205,6 +208,21 @@ class _RayCluster:
         finally:
             bar.close()
         return out
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address ("host:port" or "ray://host:port") must accept a TCP connection; "auto" is Ray's to find."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot reach the Ray cluster at {address} ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _bar(total: int, desc: str, progress: bool) -> Any:

@@ -66,3 +66,13 @@ def test_a_bad_model_in_a_worker_is_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "safetensors" in lines[0], proc.stderr
     assert not list((tmp_path / "m").iterdir())  # checked writable up front; nothing written
+
+
+def test_an_unreachable_ray_cluster_is_one_line(tmp_path: Path) -> None:
+    """Ray would retry an unreachable address for minutes; the fleet checks it first and says so in one line."""
+    import pytest
+
+    pytest.importorskip("ray")
+    proc = run_cli("matrix", "smollm2-135m-instruct", "gemma-3-270m", "-c", "qwen2.5-coder-0.5b-instruct",
+                   "--workers", "2", "--executor", "ray", "--ray-address", "127.0.0.1:1", "--out", str(tmp_path / "m"))
+    assert_input_error(proc, "cannot reach the Ray cluster at 127.0.0.1:1")
