@@ -86,7 +86,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             if not todo:
                 continue
             assert backend is not None
-            bar = _bar(len(todo), f"{model.label[:28]} · {ps.id}", progress)
+            bar = _bar(len(todo), f"{_short(model.label)} · {ps.id}", progress)
             for start in range(0, len(todo), batch):
                 chunk = todo[start : start + batch]
                 sent = time.time()
@@ -182,6 +182,12 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
     return {m.fingerprint: got[m.fingerprint] for m in unique}
 
 
+def _short(label: str, width: int = 28) -> str:
+    """A progress-bar name: a path's last component (zoo paths share a long prefix), cut to `width`."""
+    name = label.rstrip("/").rsplit("/", 1)[-1] if "/" in label and "://" not in label else label
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 class _NullBar:
     def update(self, n: int) -> None:
         pass
@@ -233,7 +239,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         if todo:
             backend = m.load()
             try:
-                bar = _bar(len(todo), f"{m.label[:28]} · scoring", progress)
+                bar = _bar(len(todo), f"{_short(m.label)} · scoring", progress)
                 for start in range(0, len(todo), batch):
                     chunk = todo[start : start + batch]
                     sent = time.time()
