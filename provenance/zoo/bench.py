@@ -137,7 +137,10 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         f"| TPR at FPR <= 1% / 5% | {summary['tpr_at_fpr_0.01']:.2f} / {summary['tpr_at_fpr_0.05']:.2f} |",
         f"| false accusations (independent flagged) | {summary['false_accusations']} of {pr['independent']['n']} "
         f"(95% CI {summary['fpr_ci95'][0]:.2f}-{summary['fpr_ci95'][1]:.2f}) |",
-        f"| median wall time per audit (cached evidence) | {summary['median_seconds_per_audit']:.1f} s |",
+        f"| median wall time per audit (models already probed by an earlier audit are read from the cache) | "
+        f"{summary['median_seconds_per_audit']:.1f} s |",
+        "| median prompts per model behind a verdict (all probe sets; `--sequential` stops earlier, see query "
+        "efficiency) | " + ", ".join(f"{v}: {n:g}" for v, n in summary.get("median_probes_per_verdict", {}).items()) + " |",
         "",
         "| relation | pairs | verdict correct | flagged (distilled/derived) | p < 0.01 |",
         "|---|---|---|---|---|",
