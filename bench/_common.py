@@ -107,3 +107,17 @@ def interleaved(pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], r
 
 def median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs))
+
+
+def fresh_cache(prefix: str) -> Path:
+    """An empty provenance cache, so every model is really loaded and probed; GGUF conversions and assembled
+    packaged files (content-addressed) are linked from the user's cache so they are not redone."""
+    import tempfile
+
+    from provenance.fsutil import cache_dir
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    for sub in ("converted", "packaged"):
+        if (cache_dir() / sub).is_dir():
+            os.symlink(cache_dir() / sub, root / sub)
+    return root

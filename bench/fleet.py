@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401 - sets up the import path
-from _common import machine, table, write_results
-
-
-def fresh_cache() -> Path:
-    """An empty evidence cache per run (so every model is really loaded and probed); conversions are shared."""
-    from provenance.fsutil import cache_dir
-
-    root = Path(tempfile.mkdtemp(prefix="provenance-bench-fleet-"))
-    for sub in ("converted", "packaged"):
-        if (cache_dir() / sub).is_dir():
-            os.symlink(cache_dir() / sub, root / sub)
-    return root
+from _common import fresh_cache, machine, table, write_results
 
 
 def models_of(zoo: str) -> tuple[list[str], list[str]]:
@@ -52,7 +39,7 @@ def run_once(models: list[str], controls: list[str], budget: int, workers: int, 
     from provenance.fleet import FleetConfig
     from provenance.matrix import MatrixConfig, run_matrix
 
-    root = fresh_cache()
+    root = fresh_cache("provenance-bench-fleet-")
     try:
         t0 = time.perf_counter()
         res = run_matrix(MatrixConfig(models=models, controls=controls, budget=budget, progress=False,

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import _common  # noqa: F401 - sets up the import path
-from _common import machine, table, write_results
+from _common import fresh_cache, machine, table, write_results
 
 
 def instrument() -> dict[str, Counter[str]]:
@@ -45,24 +43,13 @@ def instrument() -> dict[str, Counter[str]]:
     return counts
 
 
-def fresh_cache() -> Path:
-    """An empty evidence cache per audit, so every model is really loaded and probed (nothing served from earlier)."""
-    from provenance.fsutil import cache_dir
-
-    root = Path(tempfile.mkdtemp(prefix="provenance-bench-scaling-"))
-    for sub in ("converted", "packaged"):
-        if (cache_dir() / sub).is_dir():
-            os.symlink(cache_dir() / sub, root / sub)
-    return root
-
-
 def run_one(suspect: str, refs: list[str], ctrls: list[str], budget: int, counts: dict[str, Counter[str]]) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.cache import EvidenceCache
 
     for c in counts.values():
         c.clear()
-    root = fresh_cache()
+    root = fresh_cache("provenance-bench-scaling-")
     try:
         t0 = time.perf_counter()
         run_audit(AuditConfig(suspect=suspect, references=refs, controls=ctrls, budget=budget, progress=False,
