@@ -296,12 +296,12 @@ def compare(spec_a: str, spec_b: str, budget: int, as_json: bool, no_progress: b
 def serve(spec: str, host: str, port: int, name: str | None, batch_size: int, timeout: float, api_key: str | None,
           unsafe_allow_pickle: bool) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
-    from provenance.models import SpecKind, resolve
+    from provenance.models import resolve
     from provenance.errors import InputError
     from provenance.serve import ModelServer
 
     model = resolve(spec, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout))
-    if model.spec.kind is SpecKind.HTTP:
+    if model.remote:
         raise InputError("serve needs a local model, not an endpoint")
     backend = model.load()
     try:

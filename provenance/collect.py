@@ -7,46 +7,18 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from provenance.cache import EvidenceCache, entry_key
 from provenance.fsutil import atomic_write_bytes
-from provenance.models import Capability, Completion, Request, ResolvedModel, SpecKind
-from provenance.models.base import Score, ScoreRequest
+from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ProbePlan, Score, ScoreItem
+from provenance.models import Capability, Request, ResolvedModel
+from provenance.models.base import ScoreRequest
 from provenance.probeset import ProbeSet
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelEvidence:
-    """Everything the statistics need from one model, independent of the live model."""
-
-    model: ResolvedModel
-    capabilities: frozenset[str]
-    tokenizer_id: str | None
-    answers: dict[str, dict[str, Completion]] = field(default_factory=dict)  # probe set id -> probe id -> answer
-    records: list[dict[str, Any]] = field(default_factory=list)  # transcript lines
-    weights: dict[str, np.ndarray] | None = None
-    model_type: str | None = None
-    loaded: bool = False
-    notes: list[str] = field(default_factory=list)
-    endpoint: dict[str, Any] | None = None  # what an HTTP server reported about itself while answering
-    scores: dict[str, Score] = field(default_factory=dict)  # likelihood item id -> this model's score of it
-
-
-@dataclass(frozen=True)
-class ProbePlan:
-    probe_set: ProbeSet
-    n: int | None  # None: all probes
-    role: str = ""  # which test reads it: "output", "next_token", "likelihood", "identity" ("" = by position)
-
-    @property
-    def probes(self) -> Sequence[Any]:
-        return self.probe_set.head(self.n)
 
 
 def _request(ps: ProbeSet, text: str) -> Request:
@@ -63,7 +35,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
     wpath = cache.weights_path(fp)
-    is_local = model.spec.kind is not SpecKind.HTTP
+    is_local = not model.remote
     need_weights = want_weights and is_local and not wpath.is_file()
     need_load = any(missing.values()) or meta is None or need_weights
 
@@ -111,7 +83,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             backend.close()
 
     assert meta is not None
-    ev = ModelEvidence(model=model, capabilities=frozenset(meta["capabilities"]), tokenizer_id=meta.get("tokenizer_id"),
+    ev = ModelEvidence(model=model.identity(), capabilities=frozenset(meta["capabilities"]), tokenizer_id=meta.get("tokenizer_id"),
                        loaded=backend is not None)
     for plan in plans:
         ps = plan.probe_set
@@ -154,7 +126,7 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
 
     cache = cache or EvidenceCache()
     unique = [m for i, m in enumerate(models) if m.fingerprint not in {x.fingerprint for x in models[:i]}]
-    remote = [m for m in unique if m.spec.kind is SpecKind.HTTP]
+    remote = [m for m in unique if m.remote]
 
     def run(m: ResolvedModel) -> ModelEvidence:
         more = list((extra or {}).get(m.fingerprint, ()))
@@ -173,7 +145,7 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
                     raise fut.exception()  # type: ignore[misc]
 
         for m in unique:
-            if m.spec.kind is not SpecKind.HTTP:
+            if not m.remote:
                 time.sleep(0.05 if futures else 0)  # lets a refused connection surface before a model loads
                 fail_fast()
                 got[m.fingerprint] = run(m)
@@ -202,19 +174,6 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="probe", file=sys.stderr, leave=False, dynamic_ncols=True)
-
-
-LIKELIHOOD_SET = "likelihood"
-
-
-@dataclass(frozen=True)
-class ScoreItem:
-    """One text to score: another model's sampled answer to a prompt."""
-
-    id: str  # "<probe id>|<source fingerprint>"
-    prompt: str
-    continuation: str
-    chat: bool
 
 
 def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], cache: EvidenceCache | None,
@@ -264,3 +223,6 @@ def _text_key(item: ScoreItem) -> str:
     from provenance.fsutil import sha256_json
 
     return sha256_json([item.prompt, item.continuation, item.chat])
+
+
+__all__ = ["collect", "collect_model", "collect_scores", "ModelEvidence", "ProbePlan", "ScoreItem", "LIKELIHOOD_SET"]

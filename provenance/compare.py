@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from provenance.collect import collect
-from provenance.audit import plan_probes
+from provenance.analysis import plan_probes
 from provenance.models import LoadOptions, resolve
 from provenance.probeset import load as load_probes
 from provenance.stats.similarity import text_agreement, topk_similarity
@@ -21,7 +21,7 @@ def compare_models(spec_a: str, spec_b: str, budget: int, options: LoadOptions, 
     ea, eb = ev[a.fingerprint], ev[b.fingerprint]
     cont, nxt = plans[0], plans[1]
     agree = [text_agreement(ea.answers[cont.probe_set.id][p.id].text, eb.answers[cont.probe_set.id][p.id].text) for p in cont.probes]
-    sims = [topk_similarity(ea.answers[nxt.probe_set.id][p.id].top, eb.answers[nxt.probe_set.id][p.id].top, False) for p in nxt.probes]
+    sims = [topk_similarity(ea.answers[nxt.probe_set.id][p.id].top, eb.answers[nxt.probe_set.id][p.id].top) for p in nxt.probes]
     sims = [s for s in sims if not np.isnan(s)]
     w = weight_permutation_test(ea.weights, eb.weights, ea.model_type, eb.model_type, np.random.default_rng(0), 199)
     rows = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from provenance.errors import InputError, ProvenanceError
-from provenance.models import ResolvedModel, SpecKind
+from provenance.models import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,8 @@ def prefetch(models: Sequence[ResolvedModel], plans: Sequence[Any], extra: dict[
         raise InputError("a fleet needs at least 2 workers")
     threads = cfg.threads_per_worker or max(1, _usable_cores() // cfg.workers)
     unique = list({m.fingerprint: m for m in models}.values())
-    if any(m.spec.kind is SpecKind.HTTP for m in unique):
-        # endpoints are already probed concurrently by `collect` (threads, no process or memory per endpoint)
-        unique = [m for m in unique if m.spec.kind is not SpecKind.HTTP]
+    # endpoints are already probed concurrently by `collect` (threads, no process or memory per endpoint)
+    unique = [m for m in unique if not m.remote]
     report = FleetReport(cfg.executor, cfg.workers, threads)
     root = str(cache_root)
 

@@ -14,15 +14,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from provenance.audit import (check_out_dir, default_controls, environment, likelihood_plan, pair_tests, panels,
-                              plan_probes, score_items)
+from provenance.analysis import ANALYSIS_VERSION, PairContext, identity_plan, likelihood_plan, plan_probes, plan_roles
+from provenance.analysis.evaluate import deciding_behaviour, design_for, families_for, pair_results
+from provenance.audit import check_out_dir, default_controls, gather
 from provenance.cache import EvidenceCache
-from provenance.collect import ProbePlan, collect, collect_scores
+from provenance.collect import collect
 from provenance.errors import InputError
+from provenance.evidence import ProbePlan, score_items
 from provenance.fleet import FleetConfig, prefetch
 from provenance.models import LoadOptions, ResolvedModel, resolve
 from provenance.probeset import load as load_probes
-from provenance.verdict import ALPHA, FLAGGED, bonferroni, decide, holm
+from provenance.report.manifest import environment
+from provenance.verdict import ALPHA, FLAGGED, bonferroni, combine, decide, holm
 
 MATRIX_SCHEMA_VERSION = 1
 CORRECTIONS = ("holm", "bh")
@@ -41,6 +44,7 @@ class MatrixConfig:
     progress: bool = True
     cache: EvidenceCache | None = None
     likelihood_set: str | None = "instructions"
+    identity_set: str | None = "identity"
     # A matrix screens many pairs for lineage: false discovery rate at 5% by default (an edge worth a full `audit` or
     # `attribute` at the 1% family-wise level before anyone files it).
     correction: str = "bh"
@@ -49,16 +53,12 @@ class MatrixConfig:
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
-    """BH step-up adjusted p-values (false discovery rate; valid under positive dependence, PRDS)."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    out = [1.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, pvalues[i] * m / rank)
-        out[i] = min(1.0, running)
-    return out
+    """BH step-up adjusted p-values (scipy's). A screening device: the pair p-values share models and controls, so
+    the positive-dependence condition under which BH controls the false discovery rate is assumed, not shown; confirm
+    an edge with `audit` (family-wise at 1%) before relying on it, or use --correction holm."""
+    from scipy.stats import false_discovery_control
+
+    return [float(x) for x in false_discovery_control(np.asarray(pvalues, dtype=float), method="bh")] if pvalues else []
 
 
 def safetensors_params(directory: Path | None) -> int | None:
@@ -159,16 +159,16 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
     if cfg.out is not None:
         check_out_dir(Path(cfg.out))
     plans = plan_probes(cfg.budget, load_probes("continuation"), load_probes("next-token"))
+    if cfg.identity_set:
+        plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
     resolved: dict[str, ResolvedModel] = {s: resolve(s, cfg.options) for s in [*models, *controls]}
-    extra: dict[str, list[ProbePlan]] = {}
     ll_plan = likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)) if cfg.likelihood_set else None
-    if ll_plan is not None:
-        extra = {m.fingerprint: [ll_plan] for m in resolved.values()}  # every model may be someone's reference
     fleet_report = None
     if cfg.fleet.enabled:
         # Workers fill the shared cache, one job per model; the collection below then finds every answer there and
         # loads nothing, so the evidence and every statistic are those of a single-process run.
         cache = cfg.cache or EvidenceCache()
+        extra = {m.fingerprint: [ll_plan] for m in resolved.values()} if ll_plan is not None else {}
 
         def items_to_score() -> list[Any]:
             by = collect(list(resolved.values()), plans, cache, progress=False, extra=extra)
@@ -177,37 +177,41 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
 
         fleet_report = prefetch(list(resolved.values()), plans, extra, cache.root, cfg.fleet, progress=cfg.progress,
                                 score_items_for=items_to_score if ll_plan is not None else None)
-    by_fp = collect(list(resolved.values()), plans, cfg.cache, progress=cfg.progress, extra=extra)
-    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
-    if ll_plan is not None:
-        items = score_items(evidence, list(resolved), ll_plan)
-        collect_scores(list(resolved.values()), items, cfg.cache, by_fp, progress=cfg.progress)
-        plans = [*plans, ll_plan]
-    pc, pn, llp = panels(evidence, plans)
+    # Every model may be someone's reference, so every model samples answers for the likelihood family.
+    evidence, plans = gather(resolved, plans, ll_plan, list(resolved), cfg.cache, cfg.progress)
+    roles = plan_roles(plans)
     pairs = list(itertools.combinations(models, 2))
     if not 0 < cfg.alpha < 1:
         raise InputError("--alpha must be between 0 and 1")
     n_perm = n_permutations_for(len(pairs), cfg.alpha)
-    rng = np.random.default_rng(cfg.seed)
     params = {s: safetensors_params(m.local_path) for s, m in resolved.items()}
+    deciding = deciding_behaviour("matrix")
     rows: list[dict[str, Any]] = []
     raw: list[float] = []
     all_tests = []
+
+    def direction(sus: str, ref: str) -> tuple[list[Any], Any]:
+        design, _ = design_for(evidence, sus, ref, controls)
+        tests = pair_results(PairContext(evidence, design, roles, cfg.seed, n_perm), "matrix")
+        return tests, combine(tests, deciding)
+
     for a, b in pairs:
-        t_ab = pair_tests(evidence, a, b, controls, pc, pn, llp, rng, n_perm)
-        t_ba = pair_tests(evidence, b, a, controls, pc, pn, llp, rng, n_perm)
-        p_ab, p_ba = bonferroni(t_ab), bonferroni(t_ba)
+        t_ab, c_ab = direction(a, b)
+        t_ba, c_ba = direction(b, a)
+        p_ab = 0.0 if t_ab[0].name == "identical_files" else c_ab.p_value
+        p_ba = 0.0 if t_ba[0].name == "identical_files" else c_ba.p_value
         ps = [p for p in (p_ab, p_ba) if p is not None]
-        raw.append(min(1.0, len(ps) * min(ps)) if ps else 1.0)  # Bonferroni over the two directions
-        all_tests.append((t_ab, t_ba, p_ab, p_ba))
+        raw.append(bonferroni(ps) if ps else 1.0)  # Bonferroni over the two directions
+        all_tests.append((t_ab, t_ba, p_ab, p_ba, c_ab, c_ba))
     adjusted = holm(raw) if cfg.correction == "holm" else benjamini_hochberg(raw)
-    n_probes = len(plans[0].probes)
-    for (a, b), p_raw, p_adj, (t_ab, t_ba, p_ab, p_ba) in zip(pairs, raw, adjusted, all_tests):
-        best = t_ab if (p_ab if p_ab is not None else 1.0) <= (p_ba if p_ba is not None else 1.0) else t_ba
+    n_probes = len(roles["output"].probes)
+    for (a, b), p_raw, p_adj, (t_ab, t_ba, p_ab, p_ba, c_ab, c_ba) in zip(pairs, raw, adjusted, all_tests):
+        ab_first = (p_ab if p_ab is not None else 1.0) <= (p_ba if p_ba is not None else 1.0)
+        best, comb = (t_ab, c_ab) if ab_first else (t_ba, c_ba)
         if best[0].name == "identical_files":
             verdict, reason = "derived", "byte-identical files"
         else:
-            d = decide(best, p_adj, n_probes, alpha=cfg.alpha)
+            d = decide(comb, p_adj, p_adj, n_probes, alpha=cfg.alpha)
             verdict, reason = d.verdict, d.reason
         strength = sum(-math.log10(max(t.p_value, 1e-300)) for t in best if t.p_value is not None)
         rows.append({
@@ -234,14 +238,18 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
         "edges": [{"a": r["a"], "b": r["b"], "verdict": r["verdict"], "p_value": r["p_value"], "direction": r["direction"],
                    "indirect": r["indirect"]} for r in rows if r["edge"]],
         "correction": {"holm": "Holm step-down across pairs (family-wise error)",
-                       "bh": "Benjamini-Hochberg across pairs (false discovery rate)"}[cfg.correction],
+                       "bh": "Benjamini-Hochberg across pairs (screening: its false-discovery guarantee assumes "
+                             "positive dependence between pair p-values, which is not established)"}[cfg.correction],
         "alpha": cfg.alpha,
-        "method": (f"Each pair is tested in both directions with the audit's test families against the same controls; "
-                   f"Bonferroni within a direction and over the two directions; {cfg.correction} across the "
+        "method": (f"Each pair is tested in both directions with the audit's registered test families against the same "
+                   f"controls (control lineages as units; placebos are run by `audit`, not here); the audit's "
+                   f"combination within a direction, Bonferroni over the two directions; {cfg.correction} across the "
                    f"{len(pairs)} pairs; the audit's decision rule per pair. Weight tests use {n_perm} permutations so "
                    f"their floor survives the correction. An edge of a triangle of significant edges with the weakest "
                    f"evidence is marked indirect (two students of one teacher resemble each other through it)."),
-        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes)} for p in plans],
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role} for p in plans],
+        "analysis_version": ANALYSIS_VERSION,
+        "families": {f.name: ("runs" if "matrix" in f.commands else "not applicable here") for f in families_for("audit")},
         "budget": cfg.budget,
         "seed": cfg.seed,
         "started_utc": started.isoformat(),

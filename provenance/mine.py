@@ -28,7 +28,7 @@ def distinctiveness(ref_answers: dict[str, Any], ctrl_answers: Sequence[dict[str
             parts = []
             if r.text or c.text:
                 parts.append(1.0 - text_agreement(r.text, c.text))
-            sim = topk_similarity(r.top, c.top, False)
+            sim = topk_similarity(r.top, c.top)
             if not np.isnan(sim):
                 parts.append(1.0 - sim)
             scores[j] += float(np.mean(parts)) if parts else 0.0

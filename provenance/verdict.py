@@ -1,4 +1,4 @@
-"""Combine per-test p-values (valid under dependence) and decide: derived, distilled, independent or inconclusive."""
+"""Combine per-family p-values (valid under any dependence) and decide: derived, distilled, no_evidence, inconclusive."""
 
 from __future__ import annotations
 
@@ -8,19 +8,67 @@ from typing import Any, Sequence
 
 from provenance.stats.base import TestResult
 
-ALPHA = 0.01  # a reference is flagged when its combined (and Holm-adjusted) p-value is below this
-INDEPENDENT_P = 0.05  # at or above this, with enough probes, no evidence of lineage: `independent`
-DISAGREE_P = 0.5  # rule A only (no longer the default): one family below ALPHA, another above this
+ALPHA = 0.01  # a reference is flagged when its combined (Holm-adjusted) p-value is below this
+NO_EVIDENCE_P = 0.05  # at or above this (before any sequential price), with enough probes: `no_evidence`
 MIN_PROBES = 20
 
+DERIVED, DISTILLED, NO_EVIDENCE, INCONCLUSIVE = "derived", "distilled", "no_evidence", "inconclusive"
+VERDICTS = (DERIVED, DISTILLED, INCONCLUSIVE, NO_EVIDENCE)
+FLAGGED = (DERIVED, DISTILLED)
+
 DECISION_RULE = (
-    f"Tests are combined by Bonferroni (valid under any dependence): p = min(1, k * min p_i). Across references, "
-    f"Holm's step-down adjustment. `derived` if the weight-alignment test has p < {ALPHA} (shares weights); "
-    f"`distilled` if the combined behavioural p < {ALPHA} and weights are not shared or not accessible "
-    f"(one family suffices: distillation need not move every family); `inconclusive` if fewer than {MIN_PROBES} "
-    f"probes were used, or if {ALPHA} <= p < {INDEPENDENT_P}; otherwise `independent` (no evidence of lineage at "
-    f"this power, not proof of independence)."
+    f"Two branches: the behavioural families that may decide (output agreement, next-token similarity, reference "
+    f"likelihood) combined by Bonferroni over those that ran, and the weight-alignment permutation test; the two "
+    f"branches combined by Bonferroni (p = min(1, b * min branch p)). Identity claims corroborate and never count. "
+    f"Across references, Holm's step-down adjustment; a sequential audit multiplies by the price of its look. "
+    f"`derived` if the adjusted p < {ALPHA} and the weight branch carries it; `distilled` if the behavioural branch "
+    f"does; either becomes `inconclusive` when a placebo (a control lineage put in the suspect's seat) would be "
+    f"flagged, or when fewer than {MIN_PROBES} probes were used. `inconclusive` also if {ALPHA} <= p < {NO_EVIDENCE_P}; "
+    f"otherwise `no_evidence`: no evidence of lineage at the tested power, never a finding of independence."
 )
+
+
+@dataclass(frozen=True)
+class Combined:
+    """The branch p-values of one suspect/reference pair and their Bonferroni combination."""
+
+    p_value: float | None
+    behaviour_p: float | None
+    weights_p: float | None
+    behaviour_families: tuple[str, ...]
+    carried_by: str | None  # "weights" or "behaviour": the branch with the smaller p
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p_value": self.p_value, "behaviour_p": self.behaviour_p, "weights_p": self.weights_p,
+                "behaviour_families": list(self.behaviour_families), "carried_by": self.carried_by,
+                "method": "Bonferroni within the behavioural branch, then over the branches that ran"}
+
+
+def bonferroni(pvalues: Sequence[float | None]) -> float | None:
+    ps = [p for p in pvalues if p is not None]
+    return min(1.0, len(ps) * min(ps)) if ps else None
+
+
+def combine(results: Sequence[TestResult], deciding: Sequence[str], weights: str = "weight_alignment") -> Combined:
+    """Bonferroni within the deciding behavioural families, then over the behaviour and weights branches."""
+    behaviour = [r for r in results if r.name in deciding and r.p_value is not None]
+    w = next((r.p_value for r in results if r.name == weights and r.p_value is not None), None)
+    pb = bonferroni([r.p_value for r in behaviour])
+    p = bonferroni([pb, w])
+    carried = None if p is None else ("weights" if w is not None and (pb is None or w <= pb) else "behaviour")
+    return Combined(p, pb, w, tuple(r.name for r in behaviour), carried)
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values (None stays None)."""
+    known = [(i, p) for i, p in enumerate(pvalues) if p is not None]
+    known.sort(key=lambda ip: ip[1])
+    out: list[float | None] = list(pvalues)
+    running = 0.0
+    for rank, (i, p) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        out[i] = running
+    return out
 
 
 @dataclass(frozen=True)
@@ -30,54 +78,33 @@ class Decision:
     reason: str
 
 
-def bonferroni(results: Sequence[TestResult]) -> float | None:
-    ps = [r.p_value for r in results if r.p_value is not None]
-    return min(1.0, len(ps) * min(ps)) if ps else None
-
-
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm step-down adjusted p-values (None stays None)."""
-    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])  # type: ignore[arg-type,return-value]
-    m = len(idx)
-    out: list[float | None] = list(pvalues)
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]
-        out[i] = running
-    return out
-
-
-def decide(results: Sequence[TestResult], adjusted_p: float | None, n_probes: int, disagreement: bool = False,
-           alpha: float = ALPHA) -> Decision:
-    """The decision rule. `disagreement=True` restores the clause dropped after the pre-registered comparison
-    (docs/methods.md): one family below alpha while another is above DISAGREE_P made the verdict `inconclusive`."""
-    ran = [r for r in results if r.p_value is not None]
-    if not ran or adjusted_p is None:
-        return Decision("inconclusive", None, "no test could run at the available access level")
-    weights = next((r for r in ran if r.name == "weight_alignment"), None)
-    behaviour = [r for r in ran if r.name != "weight_alignment"]
-    if weights is not None and weights.p_value is not None and weights.p_value < alpha and adjusted_p < alpha:
-        return Decision("derived", adjusted_p, f"weights aligned beyond every hidden-unit permutation (p={weights.p_value:.3g})")
-    ps = [r.p_value for r in behaviour if r.p_value is not None]
-    # Identity claims are one-sided evidence: a student that never saw identity questions has no reason to name its
-    # teacher, so a quiet identity test does not contradict the other families.
-    contra = [r.p_value for r in behaviour if r.p_value is not None and r.name != "identity_claims"]
-    if disagreement and ps and contra and min(ps) < alpha and max(contra) > DISAGREE_P:
-        return Decision("inconclusive", adjusted_p, "test families disagree (one flags the reference, another sees nothing)")
+def decide(combined: Combined, adjusted_p: float | None, unscaled_p: float | None, n_probes: int,
+           placebo_flagged: Sequence[str] = (), alpha: float = ALPHA) -> Decision:
+    """The decision rule (DECISION_RULE). `adjusted_p` includes any sequential price; `unscaled_p` does not, and it
+    alone decides `no_evidence` (a sequential audit's price must not turn weak evidence into a finding of nothing)."""
+    if combined.p_value is None or adjusted_p is None:
+        return Decision(INCONCLUSIVE, None, "no test that may decide could run at the available access and controls")
     if n_probes < MIN_PROBES:
-        return Decision("inconclusive", adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")
+        return Decision(INCONCLUSIVE, adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")
     if adjusted_p < alpha:
-        if weights is None:
-            why = "behaviour inherited from the reference; weights not compared, so derivation is not excluded"
+        if placebo_flagged:
+            return Decision(INCONCLUSIVE, adjusted_p,
+                            f"the suspect would be flagged (p={adjusted_p:.3g}), but so would the placebo(s) "
+                            f"{', '.join(placebo_flagged)}: the null is misspecified for these controls")
+        if combined.carried_by == "weights":
+            return Decision(DERIVED, adjusted_p, f"weights aligned beyond every hidden-unit permutation "
+                                                 f"(p={combined.weights_p:.3g}): the suspect shares the reference's weights")
+        why = "behaviour inherited from the reference beyond what independent lineages of the controls show"
+        if combined.weights_p is None:
+            why += "; weights not compared, so derivation is not excluded"
         else:
-            why = "behaviour inherited from the reference while weights are not shared"
-        return Decision("distilled", adjusted_p, why)
-    if adjusted_p < max(INDEPENDENT_P, alpha):
-        return Decision("inconclusive", adjusted_p, f"weak evidence: below {max(INDEPENDENT_P, alpha)} but not below the {alpha} threshold")
-    return Decision("independent", adjusted_p, "no evidence of lineage at the tested power (not proof of independence)")
-
-
-FLAGGED = ("derived", "distilled")
+            why += "; weights were compared and showed no alignment beyond chance"
+        return Decision(DISTILLED, adjusted_p, why)
+    ref_p = unscaled_p if unscaled_p is not None else adjusted_p
+    if ref_p < max(NO_EVIDENCE_P, alpha):
+        return Decision(INCONCLUSIVE, adjusted_p, f"weak evidence: below {NO_EVIDENCE_P} but not below the {alpha} "
+                                                  f"threshold")
+    return Decision(NO_EVIDENCE, adjusted_p, "no evidence of lineage at the tested power (not a finding of independence)")
 
 
 def _strength(entry: dict[str, Any]) -> float:
@@ -95,13 +122,13 @@ def attribute(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     def key(e: dict[str, Any]) -> tuple[int, float, float]:
         p = e["p_value"] if e["p_value"] is not None else 1.0
-        return (0 if e["verdict"] in FLAGGED else 1 if e["verdict"] == "inconclusive" else 2, p, -_strength(e))
+        return (0 if e["verdict"] in FLAGGED else 1 if e["verdict"] == INCONCLUSIVE else 2, p, -_strength(e))
 
     ranked = sorted(entries, key=key)
     ranking = [{"rank": i + 1, "reference": e["spec"], "verdict": e["verdict"], "p_value": e["p_value"],
                 "evidence_strength": round(_strength(e), 6)} for i, e in enumerate(ranked)]
     flagged = [e for e in ranked if e["verdict"] in FLAGGED]
-    unclear = [e for e in ranked if e["verdict"] == "inconclusive"]
+    unclear = [e for e in ranked if e["verdict"] == INCONCLUSIVE]
     if flagged:
         top = flagged[0]
         others = [e["spec"] for e in flagged[1:]]
@@ -117,4 +144,4 @@ def attribute(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {"attribution": "none", "status": "inconclusive", "ranking": ranking, "explanation": why}
     return {"attribution": "none", "status": "none", "ranking": ranking,
             "explanation": f"no reference is flagged at alpha = {ALPHA} after Holm adjustment across {len(entries)} "
-                           f"reference(s): none of these (at the tested power; not proof of independence)"}
+                           f"reference(s): none of these (at the tested power; not a finding of independence)"}

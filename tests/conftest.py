@@ -43,3 +43,20 @@ def have_packaged() -> bool:
 
 
 requires_models = pytest.mark.skipif(not have_packaged(), reason="packaged model packages not installed (scripts/setup.sh)")
+
+
+# A fake lineage panel (plumbing only): a student of t1, t1 itself, and five control lineages, one with a sibling.
+FAKE_SUSPECT = "fake:s1?teacher=t1&q=0.5"
+FAKE_REFERENCE = "fake:t1"
+FAKE_CONTROLS = ("fake:c1", "fake:c2", "fake:c3", "fake:c4", "fake:c5", "fake:c1b?teacher=c1&q=0.8")
+
+
+@pytest.fixture(scope="session")
+def fake_bundle(isolated_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full audit bundle from the seeded fake backend, in seconds (plumbing, bundles, verify, report)."""
+    from provenance.audit import AuditConfig, run_audit
+
+    out = tmp_path_factory.mktemp("fake") / "bundle"
+    run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], controls=list(FAKE_CONTROLS), out=out,
+                          budget=80, progress=False))
+    return out

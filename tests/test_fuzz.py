@@ -15,7 +15,6 @@ from provenance.errors import InputError
 from provenance.models.spec import ModelSpec, parse_spec
 from provenance.probeset import ProbeSet, load_file, validate
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example" / "distilled-seq-smollm2-135m-instruct-0"
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 
@@ -123,11 +122,10 @@ def test_spec_parser_regressions(raw: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not EXAMPLE.is_dir():
-        pytest.skip("example bundle not present")
+def bundle(fake_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A fake-backend bundle: every file kind a real one has (weights evidence included), made in seconds.
     out = tmp_path_factory.mktemp("fuzz-bundle") / "bundle"
-    shutil.copytree(EXAMPLE, out)
+    shutil.copytree(fake_bundle, out)
     from provenance.report.verify import verify
 
     assert verify(out).ok

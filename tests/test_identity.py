@@ -4,48 +4,57 @@ from __future__ import annotations
 
 import pytest
 
-from provenance.models.base import Completion
-from provenance.stats.identity import claims, identity_claims, identity_terms
+from provenance.evidence import Completion
+from provenance.stats.identity import claims, identity_claims, learned_markers
+from provenance.stats.nulls import Design
 
 
 def _answers(texts: dict[str, list[str]]) -> dict[str, dict[str, Completion]]:
     return {m: {f"id-{i}": Completion(text=t) for i, t in enumerate(ts)} for m, ts in texts.items()}
 
 
-REF = ["I am Zephyrine, made by Blue Lab."] * 14 + ["Hello! I can help with that."] * 6
+REF = ["I am ZephyrLM, made by BlueLab."] * 14 + ["Whether you need help, I can help."] * 6
+IDS = [f"id-{i}" for i in range(20)]
+THREE = {"a": ("c1",), "b": ("c2",), "c": ("c3",)}
+FIVE = {**THREE, "d": ("c4",), "e": ("c5",)}
 
 
-def test_terms_come_from_the_reference_and_skip_generic_words() -> None:
-    terms = identity_terms(REF)
-    assert "Zephyrine" in terms and "Blue" in terms and "Lab." not in terms
-    assert not {"Hello", "I", "AI"} & set(terms)
-    assert claims("my name is zephyrine", terms) and not claims("zephyrines", ["Zephyrine"])
+def test_markers_are_name_like_and_matched_case_sensitively() -> None:
+    terms = learned_markers(REF)
+    assert terms == ["BlueLab", "ZephyrLM"]  # "Whether" (sentence-initial word, 6 of 20 answers) is not a name
+    assert claims("I am ZephyrLM", terms) and not claims("i am zephyrlm", terms) and not claims("ZephyrLMs", terms)
 
 
 def test_suspect_that_names_the_reference_is_flagged_and_quoted() -> None:
-    ids = [f"id-{i}" for i in range(20)]
-    ans = _answers({"ref": REF, "sus": ["Zephyrine here, from Blue Lab."] * 12 + ["I am an assistant."] * 8,
-                    "c1": ["I am Orca, by Deep Co."] * 20, "c2": ["I'm a helpful assistant."] * 20})
-    r = identity_claims(ans, ids, "sus", "ref", ["c1", "c2"])
-    assert r.p_value is not None and r.p_value < 1e-4
-    assert r.details["claims"] == {"sus": 12, "c1": 0, "c2": 0}
+    ans = _answers({"ref": REF, "sus": ["ZephyrLM here, from BlueLab."] * 12 + ["I am an assistant."] * 8,
+                    "c1": ["I am Orca, by DeepCo."] * 20, "c2": ["I'm a helpful assistant."] * 20,
+                    "c3": ["Hello there."] * 20, "c4": ["Hi."] * 20, "c5": ["I am Rook."] * 20})
+    r = identity_claims(ans, IDS, Design("sus", "ref", FIVE))
+    assert r.p_value is not None and r.p_value < 0.01 and r.details["rank_p_value"] == 1 / 6
+    assert r.details["claims"] == {"sus": 12, "c1": 0, "c2": 0, "c3": 0, "c4": 0, "c5": 0}
     assert r.top_probes and all(p in r.details["quotes"] for p in r.top_probes)
-    assert r.effect_ci is not None and r.effect_ci.low > 0
 
 
-def test_one_control_that_also_names_the_reference_keeps_it_quiet() -> None:
-    # Intersection-union: the suspect must exceed every control, e.g. a sibling model from the same maker.
-    ids = [f"id-{i}" for i in range(20)]
-    ans = _answers({"ref": REF, "sus": ["Zephyrine here."] * 12 + ["Hi."] * 8,
-                    "c1": ["I am Zephyrine-mini by Blue Lab."] * 12 + ["Hi."] * 8, "c2": ["No idea."] * 20})
-    r = identity_claims(ans, ids, "sus", "ref", ["c1", "c2"])
-    assert r.p_value is not None and r.p_value > 0.4
+def test_a_control_lineage_that_also_names_the_reference_keeps_it_quiet() -> None:
+    ans = _answers({"ref": REF, "sus": ["ZephyrLM here."] * 12 + ["Hi."] * 8,
+                    "c1": ["I am ZephyrLM-mini by BlueLab."] * 12 + ["Hi."] * 8, "c2": ["No idea."] * 20,
+                    "c3": ["Hello."] * 20})
+    r = identity_claims(ans, IDS, Design("sus", "ref", THREE))
+    assert r.p_value is not None and r.p_value > 0.05
+
+
+def test_curated_names_are_used_and_too_few_lineages_skip() -> None:
+    ans = _answers({"ref": ["Hi."] * 20, "sus": ["I am Gemma."] * 20, "c1": ["x"] * 20, "c2": ["y"] * 20,
+                    "c3": ["z"] * 20})
+    r = identity_claims(ans, IDS, Design("sus", "ref", THREE), curated=("Gemma",))
+    assert r.details["markers"] == ["Gemma"] and r.details["claims"]["sus"] == 20
+    r2 = identity_claims(ans, IDS, Design("sus", "ref", {"a": ("c1",), "b": ("c2",)}), curated=("Gemma",))
+    assert r2.p_value is None and "control lineages" in (r2.skipped or "")
 
 
 def test_skipped_when_the_reference_has_no_stable_identity() -> None:
-    ids = [f"id-{i}" for i in range(20)]
     ans = _answers({"ref": [f"word{i} Thing{i}" for i in range(20)], "sus": ["x"] * 20, "c1": ["y"] * 20})
-    r = identity_claims(ans, ids, "sus", "ref", ["c1"])
+    r = identity_claims(ans, IDS, Design("sus", "ref", {"a": ("c1",)}))
     assert r.p_value is None and "no consistent identity" in (r.skipped or "")
 
 
@@ -60,7 +69,8 @@ def test_real_derived_model_names_its_origin(tmp_path_factory: pytest.TempPathFa
 
     if not have_packaged():
         pytest.skip("packaged model packages not installed (scripts/setup.sh)")
-    from provenance.audit import identity_plan
+    from provenance.analysis import identity_plan
+    from provenance.models.packaged import markers_of
     from provenance.collect import collect
     from provenance.models import resolve
     from provenance.probeset import load
@@ -74,10 +84,8 @@ def test_real_derived_model_names_its_origin(tmp_path_factory: pytest.TempPathFa
     ev = collect(models, [plan], progress=False)
     answers = {s: ev[m.fingerprint].answers["identity"] for s, m in zip(specs, models)}
     ids = [p.id for p in plan.probes]
-    r = identity_claims(answers, ids, suspect, qwen, specs[2:])
-    print("identity:", r.details["identity_terms"], r.details["claims"], r.p_value)
-    assert {"Alibaba", "Qwen"} & set(r.details["identity_terms"])
-    assert r.p_value is not None and r.p_value < 0.01 and r.top_probes
-    # The other way round: SmolLM2 does not claim to be Qwen (p = 1, no false accusation).
-    back = identity_claims(answers, ids, "smollm2-135m-instruct", qwen, [specs[3]])
-    assert back.p_value is not None and back.p_value > 0.5
+    # Two control lineages are too few for the family's model-level null; the claim counts are the finding here.
+    markers = sorted(set(markers_of("qwen")) | set(learned_markers([answers[qwen][i].text for i in ids])))
+    counts = {s: sum(claims(answers[s][i].text, markers) for i in ids) for s in specs}
+    print("identity:", markers, counts)
+    assert counts[suspect] >= 6 and counts["smollm2-135m-instruct"] == 0 and counts["gemma-3-270m"] == 0

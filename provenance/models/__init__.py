@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.errors import InputError
+from provenance.evidence import UNKNOWN_LINEAGE, ModelIdentity
 from provenance.models.base import Backend, Capability, Completion, Request, TopToken
 from provenance.models.spec import ModelSpec, SpecKind, parse_spec
 
@@ -36,75 +37,43 @@ class ResolvedModel:
     local_path: Path | None = None  # directory that the transformers backend loads
     gguf: Path | None = None  # GGUF source, converted to local_path at first load
     options: LoadOptions = field(default_factory=LoadOptions)
+    lineage: str | None = None  # lineage family, when known (packaged and fake models; a controls panel sets others)
 
     @property
     def label(self) -> str:
         return self.spec.raw
 
     @property
-    def family(self) -> str | None:
-        from provenance.models.packaged import family_of
+    def remote(self) -> bool:
+        """Reached over the network: no local memory, no weight files, probed concurrently with local models."""
+        from provenance.models.registry import entry
 
-        return family_of(self.spec.location) if self.spec.kind is SpecKind.PACKAGED else None
+        return entry(self.spec.kind).remote
+
+    def identity(self, lineage: str | None = None) -> ModelIdentity:
+        """The frozen identity that evidence carries (no loader); `lineage` overrides what resolving found."""
+        return ModelIdentity(self.label, self.fingerprint, self.spec.kind.value, dict(self.source), dict(self.files),
+                             lineage or self.lineage or UNKNOWN_LINEAGE)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec.raw,
-            "kind": self.spec.kind.value,
-            "fingerprint": self.fingerprint,
-            "source": self.source,
-            "files": self.files,
-        }
+        return self.identity().to_json()
 
     def load(self) -> Backend:
-        if self.spec.kind is SpecKind.HTTP:
-            from provenance.models.http import HTTPBackend
+        from provenance.models.registry import entry
 
-            return HTTPBackend(self.spec.raw, self.spec.location, self.source["model"], self.options)
-        from provenance.models.hf import HFBackend, converted_gguf_dir
-
-        if self.local_path is None and self.gguf is not None:
-            # Converted lazily, at load time, so resolving (hashing) stays cheap.
-            self.local_path = converted_gguf_dir(self.gguf, self.fingerprint)
-        assert self.local_path is not None
-        return HFBackend(self.spec.raw, self.local_path, allow_unsafe_pickle=self.options.allow_unsafe_pickle,
-                         batch_size=self.options.batch_size)
+        return entry(self.spec.kind).load(self)
 
 
 def resolve(spec: str | ModelSpec, options: LoadOptions | None = None) -> ResolvedModel:
     """Identify a model (hash its files, or ask the endpoint who it is) without loading its weights."""
-    from provenance.models import fingerprint as fp
+    from provenance.models.registry import entry
 
     options = options or LoadOptions()
     ms = parse_spec(spec) if isinstance(spec, str) else spec
-    if ms.kind is SpecKind.HTTP:
-        from provenance.models.http import describe_endpoint
-
-        model, meta = describe_endpoint(ms.location, ms.model_name, options)
-        return ResolvedModel(ms, fp.endpoint_fingerprint(ms.location, model, meta),
-                             {"url": ms.location, "model": model, "server": meta}, options=options)
-    if ms.kind in (SpecKind.GGUF, SpecKind.PACKAGED):
-        from provenance.models.packaged import PACKAGED, resolve_packaged
-
-        gguf = resolve_packaged(ms.location) if ms.kind is SpecKind.PACKAGED else Path(ms.location)
-        digest = fp.hash_file_cached(gguf)
-        source: dict[str, Any] = {"gguf": str(gguf)}
-        if ms.kind is SpecKind.PACKAGED:
-            source["packages"] = PACKAGED[ms.location].pip_names
-        return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options)
-    if ms.kind is SpecKind.HUB:
-        path = _hub_snapshot(ms.location)
-        ms = ModelSpec(ms.raw, SpecKind.HUB, ms.location)
-    else:
-        path = Path(ms.location)
-    from provenance.models.hf import check_directory
-
-    check_directory(path, options.allow_unsafe_pickle)
-    files = fp.directory_files(path)
-    return ResolvedModel(ms, fp.combine(files), {"path": str(path)}, files, local_path=path, options=options)
+    return entry(ms.kind).resolve(ms, options)
 
 
-def _hub_snapshot(repo_id: str) -> Path:
+def hub_snapshot(repo_id: str) -> Path:
     """Download (or find in the local hub cache) the files of a hub model; safetensors only."""
     try:
         from huggingface_hub import snapshot_download

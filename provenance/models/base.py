@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from provenance.errors import CapabilityError
+from provenance.evidence import Completion, Score, TopToken
+
+__all__ = ["Backend", "Capability", "Completion", "Request", "Score", "ScoreRequest", "TopToken"]
 
 
 class Capability(str, enum.Enum):
@@ -40,63 +43,12 @@ class Request:
 
 
 @dataclass(frozen=True)
-class TopToken:
-    """One entry of a next-token distribution: the decoded token, its id where known, its logprob."""
-
-    token: str
-    logprob: float
-    token_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A backend's answer to one Request."""
-
-    text: str
-    top: tuple[TopToken, ...] | None = None  # first-position top-k, None when the backend cannot give it
-    n_tokens: int = 0
-    raw: dict[str, Any] = field(default_factory=dict)  # backend-specific details kept for the transcript
-    logprob: float | None = None  # log-likelihood of the generated tokens under the model, from the same pass
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"text": self.text, "n_tokens": self.n_tokens}
-        if self.logprob is not None:
-            out["logprob"] = self.logprob
-        if self.top is not None:
-            out["top"] = [[t.token, t.logprob, t.token_id] for t in self.top]
-        if self.raw:
-            out["raw"] = self.raw
-        return out
-
-    @staticmethod
-    def from_json(obj: dict[str, Any]) -> "Completion":
-        top = obj.get("top")
-        return Completion(
-            text=obj["text"],
-            top=None if top is None else tuple(TopToken(t[0], float(t[1]), t[2]) for t in top),
-            n_tokens=int(obj.get("n_tokens", 0)),
-            raw=obj.get("raw", {}),
-            logprob=obj.get("logprob"),
-        )
-
-
-@dataclass(frozen=True)
 class ScoreRequest:
     """Score `continuation` after `prompt` (rendered like a Request with the same `chat`)."""
 
     prompt: str
     continuation: str
     chat: bool = False
-
-
-@dataclass(frozen=True)
-class Score:
-    logprob: float  # sum over the continuation's tokens
-    n_tokens: int
-    n_bytes: int  # UTF-8 bytes of the continuation: per-byte values compare across tokenizers
-
-    def to_json(self) -> dict[str, Any]:
-        return {"logprob": self.logprob, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}
 
 
 class Backend(ABC):
@@ -107,10 +59,6 @@ class Backend(ABC):
     def __init__(self, spec: str) -> None:
         self.spec = spec
 
-    def require(self, capability: Capability, what: str) -> None:
-        if capability not in self.capabilities:
-            raise CapabilityError(f"{self.spec}: {what} needs '{capability.value}' access, which this backend lacks")
-
     @property
     def tokenizer_id(self) -> str | None:
         """A hash identifying the tokenizer, so tests know when token ids are comparable."""
@@ -120,7 +68,7 @@ class Backend(ABC):
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Answer every request, in order. Greedy when temperature is 0."""
 
-    def score(self, requests: Sequence["ScoreRequest"]) -> list["Score"]:
+    def score(self, requests: Sequence["ScoreRequest"]) -> list[Score]:
         """Log-likelihood of each continuation given its prompt (needs `logits` access)."""
         raise CapabilityError(f"{self.spec}: scoring text needs '{Capability.LOGITS.value}' access, which this backend lacks")
 

@@ -97,3 +97,16 @@ def resolve_packaged(name: str) -> Path:
 def family_of(name: str) -> str | None:
     m = PACKAGED.get(name)
     return m.family if m else None
+
+
+# Names each packaged lineage gives itself or its maker (curated, case-sensitive): identity markers that do not
+# depend on which words a model happened to use in one audit's answers.
+MARKERS: dict[str, tuple[str, ...]] = {
+    "smollm": ("SmolLM", "SmolLM2", "Hugging Face", "HuggingFace"),
+    "qwen": ("Qwen", "Tongyi", "Alibaba Cloud", "Alibaba"),
+    "gemma": ("Gemma", "Google DeepMind", "DeepMind"),
+}
+
+
+def markers_of(lineage: str | None) -> tuple[str, ...]:
+    return MARKERS.get(lineage or "", ())

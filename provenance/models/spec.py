@@ -20,6 +20,7 @@ class SpecKind(str, enum.Enum):
     HTTP = "http"
     PACKAGED = "packaged"
     HUB = "hub"
+    FAKE = "fake"  # the seeded fake backend (plumbing tests only)
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,6 @@ class ModelSpec:
     kind: SpecKind
     location: str  # path, base URL, packaged name or hub id
     model_name: str | None = None  # for HTTP endpoints: the served model's name
-
-    def describe(self) -> str:
-        if self.kind is SpecKind.HTTP:
-            return f"{self.location} (model {self.model_name or '?'})"
-        return f"{self.kind.value} {self.location}"
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -49,6 +45,11 @@ def parse_spec(raw: str) -> ModelSpec:
         raise InputError("empty model spec")
     if any(ord(c) < 32 or c == "\x7f" for c in s):
         raise InputError(f"model spec contains control characters: {raw!r}")
+    if s.startswith("fake:"):
+        from provenance.models.fake import parse_fake
+
+        parse_fake(s)  # validates now: a bad fake spec is one line before any work
+        return ModelSpec(raw, SpecKind.FAKE, s)
     if s.startswith(("http://", "https://")):
         url, _, model = s.partition("#")
         try:

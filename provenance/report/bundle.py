@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def write_sums(bundle: Path) -> str:
 
 
 def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], transcripts: Sequence[dict[str, Any]],
-                 probe_files: Sequence[Path], weights: dict[str, dict[str, np.ndarray]], zip_too: bool = False) -> str:
+                 probe_files: Mapping[str, Path], weights: dict[str, dict[str, np.ndarray]], zip_too: bool = False) -> str:
     """Build the bundle next to `out`, then swap it in; a crash leaves either the old bundle or none, never half of one."""
     from provenance.report.render import render_derived
 
@@ -70,9 +70,9 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
     try:
         atomic_write_bytes(tmp / "transcripts.jsonl",
                            "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in transcripts).encode())
-        for f in probe_files:
-            (tmp / "probes").mkdir(exist_ok=True)
-            shutil.copy2(f, tmp / "probes" / Path(f).name)
+        for rel, f in probe_files.items():  # bundle-relative names from the manifest: one file per plan, never clashing
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, tmp / rel)
         for fp, tensors in weights.items():
             buf = io.BytesIO()
             np.savez(buf, **tensors)

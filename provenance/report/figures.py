@@ -45,14 +45,12 @@ def null_figure(test: dict[str, Any], suspect: str, reference: str) -> bytes | N
         if null.size == 0:
             return None
         obs = d["observed"]
-        floor = 0.01 if test["name"] == "reference_likelihood" else 0.05
-        m, s, df = float(null.mean()), max(float(null.std(ddof=1)) if null.size > 1 else 0.0, floor), d["df"]
-        scale = s * np.sqrt(1 + 1 / null.size)
+        # The null exactly as the test used it: its mean and scale (lineage spread plus sampling error), df.
+        m, scale, df = float(d.get("null_mean", null.mean())), float(d.get("null_scale") or 1e-9), d["df"]
         lo, hi = min(null.min(), obs) - 3 * scale, max(null.max(), obs) + 3 * scale
         xs = np.linspace(lo, hi, 400)
         ax.plot(xs, sps.t.pdf((xs - m) / scale, df) / scale, color="#4a6fa5", label=f"null (t, df={df})")
-        ax.plot(null, np.zeros_like(null), "o", color="#4a6fa5", ms=7, alpha=0.8,
-                label="controls" if d.get("null_construction") == "anchored" else "independent pairs")
+        ax.plot(null, np.zeros_like(null), "o", color="#4a6fa5", ms=7, alpha=0.8, label="control lineages")
         ax.axvline(obs, color="#b2182b", lw=2, label="suspect ~ reference")
         ax.set_xlabel(d.get("scale", "statistic"))
         ax.set_yticks([])

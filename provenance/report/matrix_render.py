@@ -16,7 +16,7 @@ import numpy as np
 from provenance.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from provenance.report.figures import _plt, _png
 
-COLOURS = {"derived": "#b03a2e", "distilled": "#d68910", "inconclusive": "#7f8c8d", "independent": "#d5dbe3"}
+COLOURS = {"derived": "#b03a2e", "distilled": "#d68910", "inconclusive": "#7f8c8d", "no_evidence": "#d5dbe3", "independent": "#d5dbe3"}
 
 
 def _names(results: dict[str, Any]) -> dict[str, str]:

@@ -15,7 +15,8 @@ from provenance.report.figures import null_figure, per_probe_figure
 VERDICT_WORDS = {
     "derived": "shares weights with",
     "distilled": "shows behaviour inherited from",
-    "independent": "shows no evidence of descent from",
+    "no_evidence": "shows no evidence, at the tested power, of descent from",
+    "independent": "shows no evidence of descent from",  # bundles written before analysis version 2
     "inconclusive": "cannot be placed relative to",
 }
 

@@ -105,14 +105,17 @@ def _close(a: Any, b: Any, path: str, out: list[str]) -> None:
 
 def recompute(bundle: Path) -> list[dict[str, Any]]:
     """Re-run every test on the bundle's transcripts, probe files and weight evidence; no model is loaded."""
-    from provenance.audit import evaluate
-    from provenance.collect import LIKELIHOOD_SET, ModelEvidence, ProbePlan
-    from provenance.models.base import Score
-    from provenance.models import Completion, ResolvedModel
-    from provenance.models.spec import ModelSpec, SpecKind
+    from provenance.analysis import ANALYSIS_VERSION, evaluate
+    from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ModelIdentity, ProbePlan, Score
     from provenance.probeset import load_file
 
     manifest = load_bundle_json(bundle, "manifest.json")
+    analysis = manifest.get("analysis", {})
+    version = analysis.get("version", 1)
+    if version != ANALYSIS_VERSION:
+        raise AnalysisVersionError(f"the bundle was analysed with analysis version {version}; this release implements "
+                                   f"version {ANALYSIS_VERSION}: recompute it with the release that wrote it "
+                                   f"(tool {manifest.get('tool', {}).get('version', '?')})")
     transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
     plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"], ps.get("role", "")) for ps in manifest["probe_sets"]]
     answers: dict[str, dict[str, dict[str, Completion]]] = {}
@@ -125,7 +128,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
     evidence: dict[str, ModelEvidence] = {}
     roles: dict[str, list[str]] = {"suspect": [], "reference": [], "control": []}
     for m in manifest["models"]:
-        model = ResolvedModel(ModelSpec(m["spec"], SpecKind(m["kind"]), m["spec"]), m["fingerprint"], m["source"], m["files"])
+        model = ModelIdentity(m["spec"], m["fingerprint"], m["kind"], m["source"], m["files"], m.get("lineage", "unknown"))
         ev = ModelEvidence(model=model, capabilities=frozenset(m["capabilities"]), tokenizer_id=m["tokenizer_id"],
                            answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"),
                            scores=scores.get(m["fingerprint"], {}))
@@ -134,10 +137,13 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
         evidence[m["spec"]] = ev
         roles[m["role"]].append(m["spec"])
-    analysis = manifest.get("analysis", {})  # absent in bundles written before sequential audits
     return evaluate(evidence, roles["suspect"][0], roles["reference"], roles["control"], plans,
                     manifest["seeds"]["permutation_test"], analysis.get("weight_permutations", 999),
                     analysis.get("p_scale", 1.0))
+
+
+class AnalysisVersionError(Exception):
+    """The bundle needs another release's analysis to be recomputed (a tool limitation, never tampering)."""
 
 
 def verify(bundle: Path) -> VerifyReport:
@@ -161,6 +167,13 @@ def verify(bundle: Path) -> VerifyReport:
             _close(json.loads(json.dumps(detail)), stored_results.get("attribution_detail"), "results.attribution_detail",
                    mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
+    except AnalysisVersionError as exc:
+        if report.problems:
+            report.problems.append(f"statistics not recomputed: {exc}")
+        else:  # a genuine bundle this release cannot recompute: a tool limitation (exit 1), never "tampered" (exit 3)
+            from provenance.errors import ProvenanceError
+
+            raise ProvenanceError(f"{bundle}: every hash matches, but {exc}") from None
     except Exception as exc:  # noqa: BLE001 - an edited file can break recomputation in any way; that is the finding
         first = (str(exc).splitlines() or [""])[0][:300]
         report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {first}")

@@ -1,19 +1,28 @@
-"""Families 1 and 2: greedy output agreement and next-token distribution divergence, against a model-level null."""
+"""Families 1 and 2: greedy output agreement and next-token similarity, tested as a suspect-reference interaction."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from provenance.models.base import Completion
-from provenance.stats.base import TestResult, pair_null_test, pairwise
+from provenance.evidence import Completion
+from provenance.stats.base import TestResult
+from provenance.stats.nulls import MIN_UNITS, Design, logit_affinity, prediction_test, unit_interactions
 from provenance.stats.similarity import text_agreement, topk_similarity
 
 REFERENCES = (
-    "Nikolic, Carlini, Tramer et al. (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
     "Lin (1991), Divergence measures based on the Shannon entropy, IEEE Trans. Inf. Theory 37(1)",
+)
+NULL_TEXT = (
+    "the suspect~reference interaction (logit affinity minus the suspect's and the reference's mean affinity to the "
+    "control lineages, plus the controls' mean affinity among themselves) against the same interaction of each control "
+    "lineage put in the suspect's seat; siblings averaged into one unit per lineage; Student-t prediction test with the "
+    "spread between lineages plus each value's own sampling error, df = lineages - 1; exact rank p beside it"
 )
 
 
@@ -26,73 +35,95 @@ class Panel:
     tokenizers: Mapping[str, str | None]  # model key -> tokenizer id
 
 
-def _result(name: str, per_probe: dict[tuple[str, str], np.ndarray], suspect: str, reference: str,
-            models: Sequence[str], probe_ids: Sequence[str], null_text: str) -> TestResult:
-    controls = [m for m in models if m not in (suspect, reference)]
-    if not controls:
-        return TestResult.skip(name, "needs at least one control model for the null")
-    pn = pair_null_test(per_probe, (suspect, reference), models)
-    sr = per_probe[(suspect, reference)]
-    sc = np.mean([per_probe[(suspect, c)] for c in controls], axis=0)
-    order = np.argsort(-(sr - sc))[:5]
+def _pair_table(models: Sequence[str], sim: Callable[[str, str], np.ndarray]) -> dict[frozenset[str], np.ndarray]:
+    return {frozenset((a, b)): sim(a, b) for a, b in itertools.combinations(models, 2)}
+
+
+def _affinity_test(name: str, table: dict[frozenset[str], np.ndarray], design: Design, probe_ids: Sequence[str],
+                   null_text: str) -> TestResult:
+    """The interaction test on logit affinities, collapsing control lineages into units."""
+    if len(design.units) < MIN_UNITS:
+        return TestResult.skip(name, f"needs at least {MIN_UNITS} independent control lineages (has {len(design.units)}: "
+                                     f"{', '.join(sorted(design.units)) or 'none'})")
+    aff = {pair: logit_affinity(v) for pair, v in table.items()}
+    members = {"suspect": (design.suspect,), "reference": (design.reference,), **design.units}
+
+    def pairs(a: str, b: str) -> list[frozenset[str]]:
+        return [frozenset((x, y)) for x in members[a] for y in members[b] if x != y]
+
+    def cell(a: str, b: str) -> float:
+        return float(np.mean([aff[p][0] for p in pairs(a, b)]))
+
+    def cell_se(a: str, b: str) -> float:
+        return float(math.sqrt(np.mean([aff[p][1] ** 2 for p in pairs(a, b)])))
+
+    got = unit_interactions(cell, cell_se, design, per_prompt=False)
+    assert got is not None
+    (obs, obs_se), null = got
+    pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
+                         units=[u for u, _, _ in null])
+    if pt is None:
+        return TestResult.skip(name, "the null could not be formed (non-finite affinities)")
+    sr = table[frozenset((design.suspect, design.reference))]
+    sc = np.nanmean([table[frozenset((design.suspect, c))] for c in design.controls], axis=0)
+    diff = np.nan_to_num(sr - sc, nan=-np.inf)
+    order = np.argsort(-diff, kind="stable")[:5]
     return TestResult(
         name=name,
-        statistic=float(np.mean(sr)),
-        p_value=pn.p_value,
+        statistic=float(np.nanmean(sr)),
+        p_value=pt.p_value,
         n=len(probe_ids),
         null=null_text,
-        effect=pn.effect,
-        effect_ci=pn.effect_ci,
+        effect=pt.effect,
+        effect_ci=pt.effect_ci,
         details={
-            "t": pn.t, "df": pn.df, "rank_p_value": pn.rank_p, "null_construction": pn.construction,
-            "observed": pn.observed, "null_values": list(pn.null_values),
-            "scale": "affinity (logit of mean per-probe similarity)",
-            "null_pairs": [list(p) for p in pn.null_pairs],
-            "affinity": {f"{a} ~ {b}": float(np.mean(v)) for (a, b), v in per_probe.items() if a < b},
-            "suspect_controls_mean": float(np.mean(sc)),
+            "t": pt.t, "df": pt.df, "rank_p_value": pt.rank_p, "null_construction": "interaction, lineage units",
+            "observed": pt.observed, "observed_se": obs_se, "null_values": list(pt.null_values),
+            "null_units": list(pt.null_units), "null_se": [s for _, _, s in null], "tau2": pt.tau2, "null_mean": pt.mean, "null_scale": pt.scale,
+            "scale": "interaction of logit affinities (logit of mean per-probe similarity)",
+            "effect_unit": "logit affinity",
+            "affinity": {" ~ ".join(sorted(p)): float(np.nanmean(v)) for p, v in table.items()},
+            "n_probes_scored": int(np.sum(np.isfinite(sr))),
+            "suspect_controls_mean": float(np.nanmean(sc)),
             "per_probe": {"probe_ids": list(probe_ids), "suspect_reference": [float(x) for x in sr],
                           "suspect_controls": [float(x) for x in sc]},
         },
         # A margin, so that float noise in the last digit cannot change which probes count as exhibits.
-        top_probes=tuple(probe_ids[i] for i in order if sr[i] > sc[i] + 1e-9),
+        top_probes=tuple(probe_ids[i] for i in order if np.isfinite(sr[i]) and sr[i] > sc[i] + 1e-9),
         references=REFERENCES,
     )
 
 
-def output_agreement(panel: Panel, suspect: str, reference: str, models: Sequence[str]) -> TestResult:
-    """Word-level agreement of greedy continuations; suspect~reference vs every pair of independent models."""
+def output_agreement(panel: Panel, design: Design) -> TestResult:
+    """Word-level agreement of greedy continuations: does the suspect agree with the reference beyond its kind?"""
     ids = panel.probe_ids
+    models = [design.suspect, design.reference, *design.controls]
 
     def sim(a: str, b: str) -> np.ndarray:
         return np.array([text_agreement(panel.answers[a][i].text, panel.answers[b][i].text) for i in ids])
 
-    per_probe = pairwise(models, sim)
-    return _result("output_agreement", per_probe, suspect, reference, models, ids,
-                   "suspect~reference greedy agreement vs the controls' agreement with the reference (anchored, 3+ "
-                   "controls) or vs every other pair among suspect, reference and controls (all-pairs, fewer controls); "
-                   "prediction-interval t-test on logit agreement")
+    return _affinity_test("output_agreement", _pair_table(models, sim), design, ids,
+                          "greedy word agreement: " + NULL_TEXT)
 
 
-def next_token_divergence(panel: Panel, suspect: str, reference: str, models: Sequence[str]) -> TestResult:
-    """1 - JS divergence of top-k next-token distributions, per probe; same model-level null."""
+def next_token_divergence(panel: Panel, design: Design) -> TestResult:
+    """1 - JS divergence of top-k next-token distributions on decoded strings, per probe; same interaction null."""
     ids = panel.probe_ids
-    usable = [m for m in models if all(panel.answers[m][i].top for i in ids)]
-    if suspect not in usable or reference not in usable:
+    has_top = lambda m: all(panel.answers[m][i].top for i in ids)  # noqa: E731
+    if not has_top(design.suspect) or not has_top(design.reference):
         return TestResult.skip("next_token_divergence", "suspect or reference gave no top-k logprobs (text access only)")
-    models = usable
+    units = {u: tuple(m for m in ms if has_top(m)) for u, ms in design.units.items()}
+    design = Design(design.suspect, design.reference, {u: ms for u, ms in units.items() if ms})
+    models = [design.suspect, design.reference, *design.controls]
 
     def sim(a: str, b: str) -> np.ndarray:
-        # Always on decoded strings, even for a shared tokenizer: every pair, null pairs included, must be
-        # measured on one scale, or same-tokenizer pairs would be judged by a different yardstick.
-        v = np.array([topk_similarity(panel.answers[a][i].top, panel.answers[b][i].top, False) for i in ids])
-        return np.nan_to_num(v, nan=0.0)
+        # On decoded strings, even for a shared tokenizer: every pair, null pairs included, on one scale. A probe
+        # whose distribution is empty for either model is missing (NaN, left out), never counted as disagreement.
+        return np.array([topk_similarity(panel.answers[a][i].top, panel.answers[b][i].top) for i in ids])
 
-    per_probe = pairwise(models, sim)
-    r = _result("next_token_divergence", per_probe, suspect, reference, models, ids,
-                "suspect~reference next-token similarity (1 - JS on decoded, whitespace-stripped token strings)"
-                " vs the controls' similarity to the reference (anchored, 3+ controls) or vs every other pair"
-                " (all-pairs, fewer controls); prediction-interval t-test")
+    r = _affinity_test("next_token_divergence", _pair_table(models, sim), design, ids,
+                       "next-token similarity (1 - JS on decoded, whitespace-stripped token strings): " + NULL_TEXT)
     if r.skipped is None:
-        r.details["shared_tokenizer"] = (panel.tokenizers.get(suspect) is not None
-                                         and panel.tokenizers.get(suspect) == panel.tokenizers.get(reference))
+        r.details["shared_tokenizer"] = (panel.tokenizers.get(design.suspect) is not None
+                                         and panel.tokenizers.get(design.suspect) == panel.tokenizers.get(design.reference))
     return r

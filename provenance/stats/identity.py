@@ -1,4 +1,8 @@
-"""Family 4: identity claims: does the suspect call itself by the reference's names more often than every control?"""
+"""Family 4: identity claims: does the suspect call itself by the reference's names more than its kind does?
+
+Corroboration only: a model trained on web text may name a famous assistant without descending from it, and claim
+rates vary from model to model, so this family never flags a suspect on its own (see analysis/families.py).
+"""
 
 from __future__ import annotations
 
@@ -7,84 +11,88 @@ import re
 from collections import Counter
 from typing import Mapping, Sequence
 
-from scipy import stats as sps
+import numpy as np
 
-from provenance.models.base import Completion
-from provenance.stats.base import ConfidenceInterval, TestResult
+from provenance.evidence import Completion
+from provenance.stats.base import TestResult
+from provenance.stats.nulls import MIN_UNITS, Design, by_lineage, logit_affinity, prediction_test
 
 NAME = "identity_claims"
 REFERENCES = (
-    "Fisher (1935), The logic of inductive experiments, J. R. Stat. Soc. 98(1) (the exact test)",
-    "Berger (1982), Multiparameter hypothesis testing and acceptance sampling, Technometrics 24(4) (intersection-union)",
-    "Nikolic, Carlini, Tramer et al. (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
 )
-MIN_SHARE = 0.2  # a term is one of the reference's identity markers when it names itself so in >= 20% of its answers
-MIN_ANSWERS = 3
-# Capitalised words that any assistant uses about itself; fixed in advance, never learned from the controls (choosing
-# markers with the controls' answers would bias the comparison against them).
-GENERIC = frozenset("""
-i i'm im as ai the hello hi hey my what yes no sure thank thanks it this that how can here in of is a an and or but
-assistant language model models large llm chatbot artificial intelligence english please sorry note however also
-you your we our they there their let me today who which when where why one some any many its it's am are be
-""".split())
-_TERM = re.compile(r"[A-Z][\w\-.]*[\w]|[A-Z]{2,}")
+MIN_SHARE = 0.2  # a learned marker must appear in >= 20% of the reference's identity answers
+MIN_ANSWERS = 3  # ... and in at least this many of them
+# A name-like term: CamelCase or an inner capital (SmolLM, OpenAI), a capitalised word with a digit (Qwen2),
+# or an all-capital acronym of 3+ letters. Sentence-initial ordinary words ("Whether", "Sure") are not names.
+_NAME_LIKE = re.compile(r"\b(?:[A-Z][a-z0-9]*[A-Z0-9][\w\-.]*\w|[A-Z][a-z]+\d[\w\-.]*|[A-Z]{3,})\b")
+# Capitalised terms any assistant uses about itself or its answers; never identity markers.
+GENERIC = frozenset({"AI", "LLM", "GPT", "API", "USA", "FAQ", "URL", "HTML", "JSON", "NLP", "OK"})
 
 
-def identity_terms(answers: Sequence[str]) -> list[str]:
-    """Names the reference gives itself: capitalised terms in at least MIN_SHARE of its answers, minus GENERIC."""
+def learned_markers(answers: Sequence[str]) -> list[str]:
+    """Name-like terms the reference gives itself in at least MIN_SHARE (and MIN_ANSWERS) of its answers."""
     counts: Counter[str] = Counter()
     for text in answers:
-        counts.update({t for t in _TERM.findall(text) if t.lower() not in GENERIC and len(t) >= 3})
+        counts.update({t for t in _NAME_LIKE.findall(text) if t not in GENERIC})
     need = max(MIN_ANSWERS, math.ceil(MIN_SHARE * len(answers)))
     return sorted(t for t, c in counts.items() if c >= need)
 
 
-def claims(text: str, terms: Sequence[str]) -> bool:
-    return any(re.search(rf"(?<!\w){re.escape(t)}(?!\w)", text, flags=re.IGNORECASE) for t in terms)
+def claims(text: str, markers: Sequence[str]) -> bool:
+    """Case-sensitive whole-word match: 'whether' is not 'Whether', and 'Gemma' is not 'gemmation'."""
+    return any(re.search(rf"(?<!\w){re.escape(m)}(?!\w)", text) for m in markers)
 
 
-def identity_claims(answers: Mapping[str, Mapping[str, Completion]], probe_ids: Sequence[str], suspect: str,
-                    reference: str, controls: Sequence[str]) -> TestResult:
-    """One-sided Fisher exact test of the suspect's claim rate against each control's; p = the largest of them.
+def identity_claims(answers: Mapping[str, Mapping[str, Completion]], probe_ids: Sequence[str], design: Design,
+                    curated: Sequence[str] = ()) -> TestResult:
+    """The suspect's claim rate against the control lineages' claim rates (model-level, not per answer).
 
-    The reference's identity markers are read from its own answers only. A probe counts as a claim when the answer
-    contains a marker. H0: the suspect claims the reference's identity no more often than some control does; the
-    intersection-union p (max over controls) needs the suspect to exceed every control, so one control that also
-    names the reference (a shared maker, say) keeps the test quiet. The absence of claims is not evidence against
-    lineage: a student trained on other prompts never learns the teacher's name.
+    Markers: the curated names of the reference's lineage (for packaged models) plus name-like terms the reference
+    uses in its own answers (never chosen with the controls' answers, which would bias the comparison). A model's
+    claim rate is the share of its identity answers that contain a marker; answers of one model are not independent
+    coin flips at one shared rate, so the null is the spread of claim rates across control lineages, with each
+    rate's binomial error (prediction test on the logit scale, as for the other behavioural families).
     """
-    ctrls = [c for c in controls if c in answers]
-    if not ctrls:
-        return TestResult.skip(NAME, "needs at least one control model")
-    ref_text = [answers[reference][p].text for p in probe_ids]
-    terms = identity_terms(ref_text)
-    if not terms:
-        return TestResult.skip(NAME, f"the reference names no consistent identity (no term in {MIN_SHARE:.0%} of its "
-                                     f"{len(probe_ids)} answers)")
+    ctrl_units = {u: tuple(m for m in ms if m in answers) for u, ms in design.units.items()}
+    ctrl_units = {u: ms for u, ms in ctrl_units.items() if ms}
+    if design.suspect not in answers or design.reference not in answers:
+        return TestResult.skip(NAME, "the suspect or the reference gave no identity answers")
+    learned = learned_markers([answers[design.reference][p].text for p in probe_ids])
+    markers = sorted(set(curated) | set(learned))
+    if not markers:
+        return TestResult.skip(NAME, f"the reference names no consistent identity (no name-like term in "
+                                     f"{MIN_SHARE:.0%} of its {len(probe_ids)} answers, and no curated names)")
+    if len(ctrl_units) < MIN_UNITS:
+        return TestResult.skip(NAME, f"needs at least {MIN_UNITS} independent control lineages (has {len(ctrl_units)})")
     n = len(probe_ids)
-    hit = {m: [claims(answers[m][p].text, terms) for p in probe_ids] for m in [suspect, *ctrls]}
-    k = {m: sum(v) for m, v in hit.items()}
-    per_control = {c: float(sps.fisher_exact([[k[suspect], n - k[suspect]], [k[c], n - k[c]]],
-                                             alternative="greater").pvalue) for c in ctrls}
-    p = max(per_control.values())
-    worst = max(ctrls, key=lambda c: k[c])
-    # Agresti-Caffo interval for the difference in claim rates against the control that claims most.
-    p1, p2 = (k[suspect] + 1) / (n + 2), (k[worst] + 1) / (n + 2)
-    se = math.sqrt(p1 * (1 - p1) / (n + 2) + p2 * (1 - p2) / (n + 2))
-    diff = k[suspect] / n - k[worst] / n
-    exhibits = [pid for pid, s in zip(probe_ids, hit[suspect]) if s and not any(hit[c][probe_ids.index(pid)] for c in ctrls)]
+    hits = {m: np.array([claims(answers[m][p].text, markers) for p in probe_ids], dtype=float)
+            for m in [design.suspect, *[c for ms in ctrl_units.values() for c in ms]]}
+    aff = {m: logit_affinity(v) for m, v in hits.items()}
+    lineage = {c: u for u, ms in ctrl_units.items() for c in ms}
+    units, vals, errs = by_lineage({c: aff[c][0] for c in lineage}, {c: aff[c][1] for c in lineage}, lineage)
+    pt = prediction_test(aff[design.suspect][0], vals, se_observed=aff[design.suspect][1], se_null=errs, units=units)
+    if pt is None:
+        return TestResult.skip(NAME, "the null could not be formed")
+    k = {m: int(v.sum()) for m, v in hits.items()}
+    exhibits = [p for i, p in enumerate(probe_ids)
+                if hits[design.suspect][i] and not any(hits[c][i] for c in lineage)]
     return TestResult(
         name=NAME,
-        statistic=k[suspect] / n,
-        p_value=p,
+        statistic=k[design.suspect] / n,
+        p_value=pt.p_value,
         n=n,
-        null="the suspect names the reference's identity no more often than each control (one-sided Fisher exact "
-             "test per control; intersection-union p = the largest)",
-        effect=diff,
-        effect_ci=ConfidenceInterval(p1 - p2 - 1.96 * se, p1 - p2 + 1.96 * se),
-        details={"identity_terms": terms, "claims": k, "n": n, "per_control_p": per_control,
-                 "quotes": {pid: answers[suspect][pid].text for pid in exhibits[:10]},
-                 "scale": "share of identity answers that use the reference's self-descriptions"},
+        null=("the suspect's claim rate (logit) against the claim rates of the control lineages, with each rate's "
+              "binomial error; Student-t prediction test, df = lineages - 1; corroboration only, never decisive alone"),
+        effect=pt.effect,
+        effect_ci=pt.effect_ci,
+        details={"markers": markers, "markers_curated": sorted(curated), "markers_learned": learned, "claims": k, "n": n,
+                 "t": pt.t, "df": pt.df, "rank_p_value": pt.rank_p, "observed": pt.observed,
+                 "null_values": list(pt.null_values), "null_units": list(pt.null_units), "tau2": pt.tau2, "null_mean": pt.mean, "null_scale": pt.scale,
+                 "null_construction": "lineage units",
+                 "quotes": {pid: answers[design.suspect][pid].text for pid in exhibits[:10]},
+                 "scale": "logit of the share of identity answers that use the reference's names",
+                 "effect_unit": "logit claim rate"},
         top_probes=tuple(exhibits[:5]),
         references=REFERENCES,
     )

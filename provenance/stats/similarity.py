@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from provenance.models.base import TopToken
+from provenance.evidence import TopToken
 
 AGREEMENT_WORDS = 6
 
@@ -18,7 +18,7 @@ def text_agreement(a: str, b: str, words: int = AGREEMENT_WORDS) -> float:
     wa, wb = a.split()[:words], b.split()[:words]
     denom = max(len(wa), len(wb))
     if denom == 0:
-        return 1.0
+        return 0.0  # two empty answers share nothing: stopping at once is not a fingerprint
     k = 0
     for x, y in zip(wa, wb):
         if x != y:
@@ -27,24 +27,27 @@ def text_agreement(a: str, b: str, words: int = AGREEMENT_WORDS) -> float:
     return k / denom
 
 
-def _distribution(top: Sequence[TopToken], by_id: bool) -> dict[object, float]:
-    dist: dict[object, float] = {}
+def _distribution(top: Sequence[TopToken]) -> dict[str, float]:
+    dist: dict[str, float] = {}
     for t in top:
-        key: object = t.token_id if by_id and t.token_id is not None else (t.token if by_id else t.token.strip())
+        if not math.isfinite(t.logprob):
+            continue
+        key = t.token.strip()
         dist[key] = dist.get(key, 0.0) + math.exp(t.logprob)
     total = sum(dist.values())
     return {k: v / total for k, v in dist.items()} if total > 0 else {}
 
 
-def topk_similarity(a: Sequence[TopToken] | None, b: Sequence[TopToken] | None, same_tokenizer: bool) -> float:
+def topk_similarity(a: Sequence[TopToken] | None, b: Sequence[TopToken] | None) -> float:
     """1 - Jensen-Shannon divergence (base 2) between the renormalised top-k next-token distributions.
 
-    Same tokenizer: compared on token ids. Different tokenizers: on decoded token strings with surrounding
-    whitespace removed, so ' Paris' (BPE) and 'Paris' (SentencePiece) are the same outcome.
+    Always on decoded token strings with surrounding whitespace removed, so ' Paris' (BPE) and 'Paris'
+    (SentencePiece) are the same outcome and every pair of models is measured on one scale. NaN when either
+    distribution is missing (the caller leaves the probe out).
     """
     if not a or not b:
         return float("nan")
-    p, q = _distribution(a, same_tokenizer), _distribution(b, same_tokenizer)
+    p, q = _distribution(a), _distribution(b)
     if not p or not q:
         return float("nan")
     js = 0.0

@@ -1,0 +1,136 @@
+"""Evaluate collected evidence: every registered family per reference, placebos, the budget check, the decision.
+
+This is what `verify` recomputes from a bundle, so it reads nothing but evidence records and plans.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from provenance.analysis import families as _builtin  # noqa: F401 - registers the built-in families
+from provenance.analysis.base import FAMILIES, PairContext, TestFamily
+from provenance.analysis.plans import plan_roles, scaled
+from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan
+from provenance.stats.base import TestResult
+from provenance.stats.nulls import MIN_UNITS, Design
+from provenance.verdict import ALPHA, FLAGGED, bonferroni, combine, decide, holm
+
+# Version 2: lineage units, the interaction null, placebos, identity as corroboration (version 1: bundles written
+# before 2026-11-29, pairwise nulls; recompute those with the release that wrote them).
+ANALYSIS_VERSION = 2
+BUDGET_CHECK_FRACTION = 0.5
+
+
+def lineage_of(ev: ModelEvidence, key: str) -> str:
+    """The model's lineage family; an unknown lineage is its own unit (it cannot be pooled with anything)."""
+    lin = ev.model.lineage
+    return f"{UNKNOWN_LINEAGE}:{key}" if not lin or lin == UNKNOWN_LINEAGE else lin
+
+
+def design_for(evidence: Mapping[str, ModelEvidence], suspect: str, reference: str, controls: Sequence[str]
+               ) -> tuple[Design, list[dict[str, str]]]:
+    """Seats for one pair: control lineages as units; controls related to the suspect or reference are left out."""
+    ls, lr = lineage_of(evidence[suspect], suspect), lineage_of(evidence[reference], reference)
+    units: dict[str, list[str]] = {}
+    excluded = []
+    for c in controls:
+        if c in (suspect, reference):
+            continue
+        lc = lineage_of(evidence[c], c)
+        if lc == lr:
+            excluded.append({"spec": c, "reason": f"shares the reference's lineage ({lc})"})
+        elif lc == ls:
+            excluded.append({"spec": c, "reason": f"shares the suspect's lineage ({lc})"})
+        else:
+            units.setdefault(lc, []).append(c)
+    return Design(suspect, reference, {u: tuple(ms) for u, ms in sorted(units.items())}), excluded
+
+
+def families_for(command: str) -> list[TestFamily]:
+    return [f for f in FAMILIES.values() if command in f.commands]
+
+
+def pair_results(ctx: PairContext, command: str = "audit") -> list[TestResult]:
+    """Every registered family for one suspect/reference pair, in registration order."""
+    ev = ctx.evidence
+    if ev[ctx.design.suspect].model.fingerprint == ev[ctx.design.reference].model.fingerprint:
+        return [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
+                           null="identical SHA-256 fingerprints cannot arise independently")]
+    return [f.run(ctx) for f in families_for(command)]
+
+
+def deciding_behaviour(command: str = "audit") -> list[str]:
+    return [f.name for f in families_for(command) if f.branch == "behaviour"]
+
+
+def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA) -> dict[str, Any]:
+    """Each control lineage in the suspect's seat, against the other lineages, with the same behavioural families.
+
+    Under a valid null a placebo is flagged with probability about alpha; a placebo that is flagged says the null
+    does not hold for these controls (their kinds differ, or they are related), and the verdict cannot stand.
+    """
+    units = sorted(ctx.design.units)
+    if len(units) < MIN_UNITS + 1:
+        return {"ran": False, "reason": f"a placebo needs at least {MIN_UNITS + 1} control lineages (has {len(units)})",
+                "rows": [], "flagged": []}
+    fams = [f for f in families_for(command) if f.branch == "behaviour" and f.placebo]
+    rows = []
+    for u in units:
+        pctx = PairContext(ctx.evidence, ctx.design.placebo(u), ctx.plans, ctx.seed, ctx.n_permutations)
+        tests = {f.name: f.run(pctx).p_value for f in fams}
+        p = bonferroni(list(tests.values()))
+        rows.append({"lineage": u, "model": pctx.design.suspect, "p_value": p, "tests": tests,
+                     "flagged": p is not None and p < alpha})
+    return {"ran": True, "reason": None, "rows": rows, "flagged": [r["lineage"] for r in rows if r["flagged"]]}
+
+
+def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
+             plans: Sequence[ProbePlan], seed: int, n_permutations: int = 999, p_scale: float = 1.0,
+             command: str = "audit") -> list[dict[str, Any]]:
+    """Run every family for every reference on collected evidence alone (this is what `verify` recomputes).
+
+    `p_scale` > 1 is a sequential audit's price for its interim looks (ALPHA / the alpha spent at this look).
+    """
+    roles = plan_roles(plans)
+    half = plan_roles(scaled(plans, BUDGET_CHECK_FRACTION))
+    deciding = deciding_behaviour(command)
+    rows = []
+    for ref in references:
+        design, excluded = design_for(evidence, suspect, ref, controls)
+        ctx = PairContext(evidence, design, roles, seed, n_permutations)
+        tests = pair_results(ctx, command)
+        comb = combine(tests, deciding)
+        rows.append((ref, design, excluded, ctx, tests, comb))
+    adjusted = holm([r[5].p_value for r in rows])
+    n_probes = len(roles["output"].probes) if "output" in roles else 0
+    entries: list[dict[str, Any]] = []
+    for (ref, design, excluded, ctx, tests, comb), p_holm in zip(rows, adjusted):
+        p_adj = None if p_holm is None else min(1.0, p_holm * p_scale)
+        entry: dict[str, Any] = {"spec": ref, "lineage": lineage_of(evidence[ref], ref)}
+        if tests[0].name == "identical_files":
+            entry.update({"verdict": "derived", "p_value": p_adj, "p_value_unadjusted": comb.p_value,
+                          "reason": "the suspect's files are byte-identical to the reference's",
+                          "tests": [t.to_json() for t in tests], "combination": comb.to_json(),
+                          "placebo": {"ran": False, "reason": "identical files", "rows": [], "flagged": []},
+                          "budget_check": None})
+        else:
+            plac = placebos(ctx, command)
+            d = decide(comb, p_adj, p_holm, n_probes, plac["flagged"])
+            # The budget check: the same families on the first half of every probe set (no new queries).
+            hctx = PairContext(evidence, design, half, seed, n_permutations)
+            htests = [t if t.name == "weight_alignment" else f.run(hctx)
+                      for f, t in zip(families_for(command), tests)]
+            hcomb = combine(htests, deciding)
+            hd = decide(hcomb, hcomb.p_value, hcomb.p_value, len(half["output"].probes) if "output" in half else 0)
+            entry.update({
+                "verdict": d.verdict, "p_value": p_adj, "p_value_unadjusted": comb.p_value, "reason": d.reason,
+                "tests": [t.to_json() for t in tests], "combination": comb.to_json(), "placebo": plac,
+                "budget_check": {"fraction": BUDGET_CHECK_FRACTION, "p_value": hcomb.p_value, "verdict": hd.verdict,
+                                 "fragile": (hd.verdict in FLAGGED) != (d.verdict in FLAGGED),
+                                 "note": "same families on the first half of every probe set (no new queries); "
+                                         "p not Holm-adjusted"},
+            })
+        entry["controls_used"] = {u: list(ms) for u, ms in design.units.items()}
+        entry["controls_excluded"] = excluded
+        entries.append(entry)
+    return entries

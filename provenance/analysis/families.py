@@ -1,0 +1,76 @@
+"""The built-in test families, each a thin adapter from a PairContext to one function in provenance.stats."""
+
+from __future__ import annotations
+
+from provenance.analysis.base import PairContext, TestFamily, register
+from provenance.stats.base import TestResult
+from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
+from provenance.stats.identity import identity_claims
+from provenance.stats.likelihood import reference_likelihood
+from provenance.stats.weights import weight_permutation_test
+
+
+def _panel(ctx: PairContext, role: str) -> Panel | None:
+    plan = ctx.plans.get(role)
+    if plan is None:
+        return None
+    ev = ctx.evidence
+    return Panel(tuple(p.id for p in plan.probes), {k: e.answers[plan.probe_set.id] for k, e in ev.items()
+                                                    if plan.probe_set.id in e.answers},
+                 {k: e.tokenizer_id for k, e in ev.items()})
+
+
+def _output(ctx: PairContext) -> TestResult:
+    panel = _panel(ctx, "output")
+    if panel is None:
+        return TestResult.skip("output_agreement", "no continuation probes were planned")
+    return output_agreement(panel, ctx.design)
+
+
+def _next_token(ctx: PairContext) -> TestResult:
+    panel = _panel(ctx, "next_token")
+    if panel is None:
+        return TestResult.skip("next_token_divergence", "no next-token probes were planned")
+    return next_token_divergence(panel, ctx.design)
+
+
+def _likelihood(ctx: PairContext) -> TestResult:
+    plan = ctx.plans.get("likelihood")
+    if plan is None:
+        return TestResult.skip("reference_likelihood", "not run: disabled, or the suspect gives no log-likelihoods "
+                                                       "(text or top-k access only)")
+    ev = ctx.evidence
+    return reference_likelihood({k: e.scores for k, e in ev.items()}, [p.id for p in plan.probes],
+                                {k: e.model.fingerprint for k, e in ev.items()}, ctx.design)
+
+
+def _identity(ctx: PairContext) -> TestResult:
+    plan = ctx.plans.get("identity")
+    if plan is None:
+        return TestResult.skip("identity_claims", "no identity probes were planned")
+    from provenance.models.packaged import markers_of
+
+    ev = ctx.evidence
+    answers = {k: e.answers[plan.probe_set.id] for k, e in ev.items() if plan.probe_set.id in e.answers}
+    curated = markers_of(ev[ctx.design.reference].model.lineage)
+    return identity_claims(answers, [p.id for p in plan.probes], ctx.design, curated)
+
+
+def _weights(ctx: PairContext) -> TestResult:
+    s, r = ctx.evidence[ctx.design.suspect], ctx.evidence[ctx.design.reference]
+    return weight_permutation_test(s.weights, r.weights, s.model_type, r.model_type, ctx.rng("weight_alignment"),
+                                   ctx.n_permutations)
+
+
+register(TestFamily("output_agreement", _output, "behaviour", "output", "text",
+                    "greedy continuations: does the suspect agree with the reference beyond its kind?"))
+register(TestFamily("next_token_divergence", _next_token, "behaviour", "next_token", "top_logprobs",
+                    "first-token distributions: does the suspect's match the reference's beyond its kind?"))
+register(TestFamily("reference_likelihood", _likelihood, "behaviour", "likelihood", "logits",
+                    "does the suspect find the reference's sampled answers unusually likely (sequence-level "
+                    "distillation)?"))
+register(TestFamily("identity_claims", _identity, "corroboration", "identity", "text",
+                    "does the suspect name itself as the reference does, more than its kind does? (corroboration)"))
+register(TestFamily("weight_alignment", _weights, "weights", None, "weights",
+                    "are the suspect's MLP units aligned with the reference's beyond every permutation?",
+                    placebo=False))

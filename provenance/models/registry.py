@@ -1,0 +1,124 @@
+"""One registry entry per backend kind: how a parsed spec is identified (resolved) and how it is loaded.
+
+Adding a backend is a module with its Backend subclass plus one `register(BackendKind(...))` here; nothing outside
+`provenance/models/` branches on a spec's kind: callers ask a ResolvedModel whether it is `remote` and ask a loaded
+backend for its capabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from provenance.errors import InputError
+from provenance.models.spec import ModelSpec, SpecKind
+
+if TYPE_CHECKING:
+    from provenance.models import LoadOptions, ResolvedModel
+    from provenance.models.base import Backend
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    kind: SpecKind
+    resolve: Callable[[ModelSpec, "LoadOptions"], "ResolvedModel"]
+    load: Callable[["ResolvedModel"], "Backend"]
+    remote: bool = False  # reached over the network: costs no local memory, probed concurrently, no weight files
+
+
+BACKENDS: dict[SpecKind, BackendKind] = {}
+
+
+def register(entry: BackendKind) -> BackendKind:
+    if entry.kind in BACKENDS:
+        raise ValueError(f"backend kind {entry.kind.value} registered twice")
+    BACKENDS[entry.kind] = entry
+    return entry
+
+
+def entry(kind: SpecKind) -> BackendKind:
+    try:
+        return BACKENDS[kind]
+    except KeyError:
+        raise InputError(f"no backend registered for model kind '{kind.value}'") from None
+
+
+# -- the built-in kinds ----------------------------------------------------------------------------------------
+
+def _resolve_http(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
+    from provenance.models import ResolvedModel
+    from provenance.models import fingerprint as fp
+    from provenance.models.http import describe_endpoint
+
+    model, meta = describe_endpoint(ms.location, ms.model_name, options)
+    return ResolvedModel(ms, fp.endpoint_fingerprint(ms.location, model, meta),
+                         {"url": ms.location, "model": model, "server": meta}, options=options)
+
+
+def _load_http(rm: "ResolvedModel") -> "Backend":
+    from provenance.models.http import HTTPBackend
+
+    return HTTPBackend(rm.spec.raw, rm.spec.location, rm.source["model"], rm.options)
+
+
+def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
+    from provenance.models import ResolvedModel
+    from provenance.models import fingerprint as fp
+    from provenance.models.packaged import PACKAGED, resolve_packaged
+
+    packaged = ms.kind is SpecKind.PACKAGED
+    gguf = resolve_packaged(ms.location) if packaged else Path(ms.location)
+    digest = fp.hash_file_cached(gguf)
+    source: dict[str, Any] = {"gguf": str(gguf)}
+    lineage = None
+    if packaged:
+        source["packages"] = PACKAGED[ms.location].pip_names
+        lineage = PACKAGED[ms.location].family
+    return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage)
+
+
+def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
+    from provenance.models import ResolvedModel, hub_snapshot
+    from provenance.models import fingerprint as fp
+    from provenance.models.hf import check_directory
+
+    path = hub_snapshot(ms.location) if ms.kind is SpecKind.HUB else Path(ms.location)
+    check_directory(path, options.allow_unsafe_pickle)
+    files = fp.directory_files(path)
+    return ResolvedModel(ms, fp.combine(files), {"path": str(path)}, files, local_path=path, options=options)
+
+
+def _load_local(rm: "ResolvedModel") -> "Backend":
+    from provenance.models.hf import HFBackend, converted_gguf_dir
+
+    if rm.local_path is None and rm.gguf is not None:
+        # Converted lazily, at load time, so resolving (hashing) stays cheap.
+        rm.local_path = converted_gguf_dir(rm.gguf, rm.fingerprint)
+    assert rm.local_path is not None
+    return HFBackend(rm.spec.raw, rm.local_path, allow_unsafe_pickle=rm.options.allow_unsafe_pickle,
+                     batch_size=rm.options.batch_size)
+
+
+def _resolve_fake(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
+    from provenance.fsutil import sha256_json
+    from provenance.models import ResolvedModel
+    from provenance.models.fake import parse_fake
+
+    p = parse_fake(ms.location)
+    return ResolvedModel(ms, sha256_json({"fake": p.canonical()}), {"fake": p.canonical()}, options=options,
+                         lineage=p.family)
+
+
+def _load_fake(rm: "ResolvedModel") -> "Backend":
+    from provenance.models.fake import FakeBackend, parse_fake
+
+    return FakeBackend(rm.spec.raw, parse_fake(rm.spec.location))
+
+
+register(BackendKind(SpecKind.HTTP, _resolve_http, _load_http, remote=True))
+register(BackendKind(SpecKind.GGUF, _resolve_gguf, _load_local))
+register(BackendKind(SpecKind.PACKAGED, _resolve_gguf, _load_local))
+register(BackendKind(SpecKind.DIRECTORY, _resolve_directory, _load_local))
+register(BackendKind(SpecKind.HUB, _resolve_directory, _load_local))
+register(BackendKind(SpecKind.FAKE, _resolve_fake, _load_fake))

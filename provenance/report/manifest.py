@@ -1,0 +1,83 @@
+"""The bundle's manifest: environment, tool version, models, probe sets, seeds and how to recompute; beside its reader."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from provenance import __version__
+from provenance.evidence import ModelEvidence, ProbePlan
+from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, custody_entry
+
+
+def _git_commit() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent.parent
+    if not (root / ".git").exists():  # an installed wheel: never report the user's own repository
+        return {"commit": None, "dirty": None}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0:
+            return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"commit": None, "dirty": None}
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkgs = {}
+    for name in ("torch", "transformers", "numpy", "scipy", "gguf", "safetensors", "httpx", "click"):
+        try:
+            pkgs[name] = version(name)
+        except PackageNotFoundError:
+            pkgs[name] = None
+    return {"tool": {"name": "provenance", "version": __version__, **_git_commit()}, "python": sys.version.split()[0],
+            "platform": platform.platform(), "packages": pkgs}
+
+
+def weights_compared(evidence: Mapping[str, ModelEvidence], suspect: str, refs: Sequence[str]) -> set[str]:
+    """Fingerprints whose weight evidence a weights test compared: `verify` must reach the same outcome, skips too."""
+    out: set[str] = set()
+    s = evidence[suspect]
+    for ref in refs:
+        r = evidence[ref]
+        if s.weights is not None and r.weights is not None and s.model_type == r.model_type:
+            out |= {s.model.fingerprint, r.model.fingerprint}
+    return out
+
+
+def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[str, Any],
+                   evidence: Mapping[str, ModelEvidence], roles: Mapping[str, str], plans: Sequence[ProbePlan],
+                   weights_shipped: set[str], analysis: Mapping[str, Any]) -> dict[str, Any]:
+    env = results["environment"]
+    models = []
+    for spec, role in roles.items():
+        ev = evidence[spec]
+        shipped = ev.weights is not None and ev.model.fingerprint in weights_shipped
+        models.append({"role": role, **ev.model.to_json(), "tokenizer_id": ev.tokenizer_id,
+                       "capabilities": sorted(ev.capabilities), "model_type": ev.model_type, "endpoint": ev.endpoint,
+                       "weights_evidence": f"evidence/weights/{ev.model.fingerprint}.npz" if shipped else None})
+    return {
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "case": case.to_json(),
+        "tool": env["tool"],
+        "environment": {k: env[k] for k in ("python", "platform", "packages")},
+        "started_utc": results["started_utc"],
+        "finished_utc": results["finished_utc"],
+        "models": models,
+        "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role,
+                        "file": f"probes/{p.role or i}-{Path(p.probe_set.path).name}"}
+                       for i, p in enumerate(plans)],
+        "seeds": {"permutation_test": seed},
+        # How `verify` must recompute: the analysis version, and a sequential audit's price for its interim looks.
+        "analysis": dict(analysis),
+        "budget": budget,
+        "custody": [custody_entry("audit", f"collected {sum(len(e.records) for e in evidence.values())} answers and "
+                                  f"computed results", case.examiner)],
+    }

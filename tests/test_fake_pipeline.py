@@ -1,0 +1,100 @@
+"""The whole pipeline on the seeded fake backend: audit -> bundle -> verify -> report, matrix, CLI, in seconds.
+
+Plumbing only: nothing here is a detection claim about real models (those are in test_audit_real, test_zoo_micro and
+BENCHMARKS.md). The null simulation checks that the analysis keeps its level when the fake models differ in kind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import FAKE_CONTROLS, FAKE_REFERENCE, FAKE_SUSPECT
+
+
+def test_fake_audit_bundle_verifies_and_rerenders(fake_bundle: Path) -> None:
+    from provenance.report.verify import verify
+
+    rep = verify(fake_bundle)
+    assert rep.ok, rep.problems
+    results = json.loads((fake_bundle / "results.json").read_text())
+    ref = results["references"][0]
+    assert results["analysis_version"] == 2 and ref["lineage"] == "t1"
+    assert ref["controls_used"]["c1"] == ["fake:c1", "fake:c1b?teacher=c1&q=0.8"]  # siblings are one unit
+    assert ref["placebo"]["ran"] and len(ref["placebo"]["rows"]) == 5
+    assert ref["budget_check"]["fraction"] == 0.5
+    names = [t["name"] for t in ref["tests"]]
+    assert names == ["output_agreement", "next_token_divergence", "reference_likelihood", "identity_claims",
+                     "weight_alignment"]
+    for t in ref["tests"]:
+        if t["name"] != "weight_alignment":
+            assert t["details"]["rank_p_value"] >= 1 / 6  # five control lineages: the exact floor is 1/6
+    html = (fake_bundle / "report.html").read_text()
+    assert "Placebo" in html and "rank p" in html
+
+
+def test_suspect_related_control_is_left_out(tmp_path: Path) -> None:
+    from provenance.audit import AuditConfig, run_audit
+
+    res = run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE],
+                                controls=[*FAKE_CONTROLS, "fake:t1b?teacher=t1&q=0.9"], budget=40, progress=False))
+    ex = res["references"][0]["controls_excluded"]
+    assert ex == [{"spec": "fake:t1b?teacher=t1&q=0.9", "reason": "shares the reference's lineage (t1)"}]
+
+
+def test_cli_audit_json_and_verify_exit_codes(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "40",
+            "--out", str(out), "--json", "--no-progress"]
+    for c in FAKE_CONTROLS:
+        args += ["-c", c]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["references"][0]["verdict"] in ("derived", "distilled", "inconclusive", "no_evidence")
+    v = subprocess.run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert v.returncode == 0, v.stdout + v.stderr
+    (out / "results.json").write_text((out / "results.json").read_text().replace('"budget": 40', '"budget": 41'))
+    v = subprocess.run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert v.returncode == 3 and "modified: results.json" in v.stdout
+
+
+def test_fake_matrix_runs_every_family(tmp_path: Path) -> None:
+    from provenance.matrix import MatrixConfig, run_matrix
+
+    res = run_matrix(MatrixConfig(models=[FAKE_SUSPECT, FAKE_REFERENCE, "fake:x9"], controls=list(FAKE_CONTROLS),
+                                  out=tmp_path / "m", budget=40, progress=False))
+    assert res["families"]["identity_claims"] == "runs"
+    assert set(res["pairs"][0]["tests_a_as_suspect"]) >= {"output_agreement", "identity_claims", "weight_alignment"}
+    assert (tmp_path / "m" / "matrix.html").is_file()
+
+
+def test_null_level_across_fake_lineages_of_different_kinds() -> None:
+    """Independent fake models of two kinds (competent ones that share a canonical answer, and others): a suspect
+    and reference of the competent kind judged against mixed controls must not be flagged more than alpha allows."""
+    from provenance.analysis import evaluate
+    from provenance.audit import gather, resolve_all
+    from provenance.analysis import identity_plan, likelihood_plan, plan_probes
+    from provenance.probeset import load
+
+    specs = [f"fake:f{i}?skill={0.5 if i % 2 else 0.0}&seed={i}" for i in range(12)]
+    resolved = resolve_all(specs, __import__("provenance.models", fromlist=["LoadOptions"]).LoadOptions(), {})
+    plans = plan_probes(60, load("continuation"), load("next-token")) + [identity_plan(60, load("identity"))]
+    evidence, plans = gather(resolved, plans, likelihood_plan(60, load("instructions")), specs, None, False)
+    rng = np.random.default_rng(0)
+    flagged = 0
+    runs = 0
+    for _ in range(40):
+        order = [specs[i] for i in rng.permutation(len(specs))]
+        skilled = [s for s in order if "skill=0.5" in s]
+        sus, ref = skilled[0], skilled[1]
+        controls = [s for s in order if s not in (sus, ref)][:6]
+        entry = evaluate(evidence, sus, [ref], controls, plans, seed=0, n_permutations=99)[0]
+        runs += 1
+        flagged += entry["verdict"] in ("derived", "distilled")
+    assert flagged <= 2, f"{flagged} of {runs} independent pairs flagged"
