@@ -14,9 +14,10 @@ from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likel
 from provenance.cache import EvidenceCache
 from provenance.collect import collect, collect_scores
 from provenance.errors import InputError
-from provenance.evidence import ModelEvidence, ProbePlan, score_items
+from provenance.evidence import ModelEvidence, ProbePlan, score_items, yardstick_items
 from provenance.models import LoadOptions, ResolvedModel, resolve
 from provenance.models.packaged import PACKAGED
+from provenance.panel import ControlsPanel
 from provenance.probeset import load as load_probes
 from provenance.report.bundle import CaseInfo, write_bundle
 from provenance.report.manifest import build_manifest, environment, weights_compared
@@ -45,10 +46,12 @@ class AuditConfig:
     next_token_set: str = "next-token"
     likelihood_set: str | None = "instructions"  # None: skip the reference-sample likelihood test
     identity_set: str | None = "identity"  # None: skip the identity-claims test
+    yardstick_set: str | None = "yardstick"  # neutral passages for the competence check (None: skip it)
     case: CaseInfo = field(default_factory=CaseInfo)
     zip_bundle: bool = False
     sequential: bool = False  # stop at an interim look once the evidence is decisive either way
-    lineages: Mapping[str, str] = field(default_factory=dict)  # spec -> lineage family (a controls panel's)
+    lineages: Mapping[str, str] = field(default_factory=dict)  # spec -> lineage family (overrides the panel's)
+    panel: ControlsPanel | None = None  # a controls panel file: controls with lineage, kind and notes
 
 
 def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
@@ -87,18 +90,20 @@ def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[st
 
 
 def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll_plan: ProbePlan | None,
-           samplers: Sequence[str], cache: EvidenceCache | None, progress: bool
+           samplers: Sequence[str], cache: EvidenceCache | None, progress: bool, yardstick: ProbePlan | None = None
            ) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
-    logits then scores those answers. Returns evidence by spec and the plans that were run."""
+    logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran."""
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra)
     evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
-    if ll_plan is None:
-        return evidence, list(plans)
-    sources = [s for s in samplers if ll_plan.probe_set.id in evidence[s].answers]
-    collect_scores(list(resolved.values()), score_items(evidence, sources, ll_plan), cache, by_fp, progress=progress)
-    return evidence, [*plans, ll_plan]
+    items = yardstick_items(yardstick) if yardstick is not None else []
+    if ll_plan is not None:
+        sources = [s for s in samplers if ll_plan.probe_set.id in evidence[s].answers]
+        items = [*score_items(evidence, sources, ll_plan), *items]
+    if items:
+        collect_scores(list(resolved.values()), items, cache, by_fp, progress=progress)
+    return evidence, [*plans, *([ll_plan] if ll_plan else []), *([yardstick] if yardstick else [])]
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -106,7 +111,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     t0 = time.time()
     if not cfg.references:
         raise InputError("give at least one --reference")
-    controls = list(cfg.controls) if cfg.controls else default_controls(cfg.suspect, cfg.references)
+    given = [*(cfg.controls or ()), *(cfg.panel.specs if cfg.panel else ())]
+    controls = list(dict.fromkeys(given)) if given else default_controls(cfg.suspect, cfg.references)
+    lineages = {**(cfg.panel.lineages if cfg.panel else {}), **cfg.lineages}
     if not controls:
         raise InputError("no control models: pass at least one --control (a model known to be independent of the reference)")
     if cfg.out is not None:
@@ -114,7 +121,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
     identity = load_probes(cfg.identity_set) if cfg.identity_set else None
     instructions = load_probes(cfg.likelihood_set) if cfg.likelihood_set else None
-    resolved = resolve_all([cfg.suspect, *cfg.references, *controls], cfg.options, cfg.lineages)
+    yard = ProbePlan(load_probes(cfg.yardstick_set), None, "yardstick") if cfg.yardstick_set else None
+    resolved = resolve_all([cfg.suspect, *cfg.references, *controls], cfg.options, lineages)
     from provenance.mine import mining_controls
 
     control_fps = {resolved[c].fingerprint for c in controls}
@@ -133,7 +141,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         ll = likelihood_plan(budget, instructions) if instructions is not None else None
         # Only the reference(s) and controls sample answers; every model with logits access scores them (the suspect
         # included: whether it can is a capability its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress)
+        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard)
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []
@@ -165,6 +173,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "attribution": detail["attribution"],
         "attribution_detail": detail,
         "controls": [evidence[c].model.to_json() for c in ctrl],
+        "controls_panel": [e.to_json() for e in cfg.panel.controls] if cfg.panel else None,
         "reference_models": [evidence[r].model.to_json() for r in refs],
         "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role} for p in plans],
         "budget": cfg.budget,

@@ -22,13 +22,16 @@ def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small")
     pick = [next(p for p in pairs if p["relation"] == "distilled"),
             next(p for p in pairs if p["relation"] == "independent"),
             next(p for p in pairs if p["relation"] == "derived")]
+    from provenance.zoo.bench import zoo_lineages
+
+    lineages = zoo_lineages(labels)
     rows = []
     for pair in pick:
         name = f"{pair['relation']}-{Path(pair['suspect']).name}"
         controls = [c for c in labels["controls"] if c != pair["suspect"]]
         click.echo(f"auditing {Path(pair['suspect']).name} ({pair['kind']}) against {labels['reference']} ...", err=True)
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
-                                    out=out / name, budget=budget, progress=progress,
+                                    out=out / name, budget=budget, progress=progress, lineages=lineages,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}")))
         ref = res["references"][0]
         p = ref["p_value"]

@@ -140,3 +140,17 @@ def score_items(evidence: Mapping[str, ModelEvidence], sources: Sequence[str], p
             items.append(ScoreItem(score_item_id(p.id, ev.model.fingerprint), p.text,
                                    ev.answers[plan.probe_set.id][p.id].text, plan.probe_set.chat))
     return items
+
+
+YARDSTICK_SOURCE = "yardstick"  # the "source" part of a yardstick item's id: the text is the probe itself
+
+
+def yardstick_items(plan: ProbePlan) -> list[ScoreItem]:
+    """Neutral passages every model with logits scores as plain text: its competence, not its lineage."""
+    return [ScoreItem(score_item_id(p.id, YARDSTICK_SOURCE), "", p.text, False) for p in plan.probes]
+
+
+def competence(ev: ModelEvidence, plan: ProbePlan) -> float | None:
+    """Mean per-byte log-likelihood of the yardstick passages (None without logits access)."""
+    vals = [ev.scores[i.id].per_byte for i in yardstick_items(plan) if i.id in ev.scores]
+    return float(np.mean(vals)) if vals and len(vals) == len(plan.probes) else None

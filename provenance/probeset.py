@@ -14,7 +14,7 @@ from provenance.errors import InputError
 from provenance.fsutil import sha256_json
 
 SCHEMA_VERSION = 1
-FAMILIES = ("continuation", "next-token", "identity", "instructions", "custom")
+FAMILIES = ("continuation", "next-token", "identity", "instructions", "yardstick", "custom")
 MODES = ("completion", "chat")
 _SLOT = re.compile(r"\{(\w+)\}")
 

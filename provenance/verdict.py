@@ -23,7 +23,8 @@ DECISION_RULE = (
     f"Across references, Holm's step-down adjustment; a sequential audit multiplies by the price of its look. "
     f"`derived` if the adjusted p < {ALPHA} and the weight branch carries it; `distilled` if the behavioural branch "
     f"does; either becomes `inconclusive` when a placebo (a control lineage put in the suspect's seat) would be "
-    f"flagged, or when fewer than {MIN_PROBES} probes were used. `inconclusive` also if {ALPHA} <= p < {NO_EVIDENCE_P}; "
+    f"flagged, when the suspect's competence on neutral text lies outside the controls' range (they are not of its "
+    f"kind), or when fewer than {MIN_PROBES} probes were used. `inconclusive` also if {ALPHA} <= p < {NO_EVIDENCE_P}; "
     f"otherwise `no_evidence`: no evidence of lineage at the tested power, never a finding of independence."
 )
 
@@ -79,7 +80,7 @@ class Decision:
 
 
 def decide(combined: Combined, adjusted_p: float | None, unscaled_p: float | None, n_probes: int,
-           placebo_flagged: Sequence[str] = (), alpha: float = ALPHA) -> Decision:
+           placebo_flagged: Sequence[str] = (), alpha: float = ALPHA, kind_mismatch: str | None = None) -> Decision:
     """The decision rule (DECISION_RULE). `adjusted_p` includes any sequential price; `unscaled_p` does not, and it
     alone decides `no_evidence` (a sequential audit's price must not turn weak evidence into a finding of nothing)."""
     if combined.p_value is None or adjusted_p is None:
@@ -91,6 +92,9 @@ def decide(combined: Combined, adjusted_p: float | None, unscaled_p: float | Non
             return Decision(INCONCLUSIVE, adjusted_p,
                             f"the suspect would be flagged (p={adjusted_p:.3g}), but so would the placebo(s) "
                             f"{', '.join(placebo_flagged)}: the null is misspecified for these controls")
+        if kind_mismatch:
+            return Decision(INCONCLUSIVE, adjusted_p, f"the suspect would be flagged (p={adjusted_p:.3g}), but "
+                                                      f"{kind_mismatch}")
         if combined.carried_by == "weights":
             return Decision(DERIVED, adjusted_p, f"weights aligned beyond every hidden-unit permutation "
                                                  f"(p={combined.weights_p:.3g}): the suspect shares the reference's weights")

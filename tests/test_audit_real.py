@@ -28,24 +28,24 @@ def test_derived_copy_is_related(derived_audit: dict) -> None:
     assert ref["verdict"] == "derived"
     assert ref["p_value"] < 0.01
     tests = {t["name"]: t for t in ref["tests"]}
-    # Each behavioural family on its own also sees the relation, far above every independent pair
-    # (greedy agreement is the weaker of the two: 2% weight noise already changes many continuations).
-    assert tests["output_agreement"]["p_value"] < 0.05
-    assert tests["next_token_divergence"]["p_value"] < 0.01
+    # The default controls (Gemma, Qwen) are two lineages: too few for a model-level behavioural null, so those
+    # families say so instead of extrapolating; the exact weight permutation test needs no controls.
+    for name in ("output_agreement", "next_token_divergence"):
+        assert tests[name]["p_value"] is None and "control lineages" in tests[name]["skipped"]
     assert tests["weight_alignment"]["p_value"] <= 0.001
+    assert ref["combination"]["carried_by"] == "weights"
     # The identity family runs on every audit (12 questions at this budget); SmolLM2-135M names itself too rarely
     # for a strong signal, so only its presence is checked here (detection: test_identity.py, marked heavy).
-    assert "identity_claims" in tests and tests["identity_claims"]["n"] in (0, 12)
-    assert tests["output_agreement"]["statistic"] > tests["output_agreement"]["details"]["suspect_controls_mean"] + 0.3
+    assert "identity_claims" in tests
 
 
 def test_results_schema_and_transcripts(derived_audit: dict) -> None:
     out: Path = derived_audit["out"]
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["schema_version"] == 1
+    assert on_disk["schema_version"] == 2 and on_disk["analysis_version"] == 2
     for ref in on_disk["references"]:
         assert {"spec", "verdict", "p_value", "tests"} <= set(ref)
-        assert ref["verdict"] in {"distilled", "derived", "independent", "inconclusive"}
+        assert ref["verdict"] in {"distilled", "derived", "no_evidence", "inconclusive"}
         for t in ref["tests"]:
             assert {"name", "statistic", "p_value", "n"} <= set(t)
     lines = (out / "transcripts.jsonl").read_text().splitlines()
@@ -62,6 +62,7 @@ def test_unrelated_families_are_not_related(derived_audit: dict, tmp_path: Path)
     results = run_audit(AuditConfig(suspect="smollm2-135m-instruct", references=["gemma-3-270m"], out=tmp_path / "a",
                                     budget=BUDGET, progress=False, likelihood_set=None))
     ref = results["references"][0]
-    assert ref["verdict"] in {"independent", "inconclusive"}
-    assert ref["p_value"] > 0.05
+    # One control lineage cannot support any behavioural null, and the architectures differ (no weight test):
+    # nothing may decide, so the answer is `inconclusive` with that reason, never a finding either way.
+    assert ref["verdict"] == "inconclusive" and ref["p_value"] is None and "could run" in ref["reason"]
     assert [c["spec"] for c in results["controls"]] == ["qwen2.5-coder-0.5b-instruct"]

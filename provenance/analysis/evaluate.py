@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from provenance.analysis import families as _builtin  # noqa: F401 - registers the built-in families
 from provenance.analysis.base import FAMILIES, PairContext, TestFamily
 from provenance.analysis.plans import plan_roles, scaled
-from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan
+from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, competence
 from provenance.stats.base import TestResult
 from provenance.stats.nulls import MIN_UNITS, Design
 from provenance.verdict import ALPHA, FLAGGED, bonferroni, combine, decide, holm
@@ -19,6 +19,32 @@ from provenance.verdict import ALPHA, FLAGGED, bonferroni, combine, decide, holm
 # before 2026-11-29, pairwise nulls; recompute those with the release that wrote them).
 ANALYSIS_VERSION = 2
 BUDGET_CHECK_FRACTION = 0.5
+# A suspect whose competence on the yardstick lies further than this outside the controls' range (nats per byte, or
+# a quarter of the range if wider) is not of the controls' kind: a flag against such controls is not trusted.
+# Provisional: set before the validation study, which measures how far kinds may differ before the null fails.
+COMPETENCE_MARGIN = 0.15
+
+
+def competence_check(evidence: Mapping[str, ModelEvidence], design: Design, roles: Mapping[str, ProbePlan]
+                     ) -> dict[str, Any]:
+    """Are the controls of the suspect's kind? Each model's mean per-byte log-likelihood of neutral passages."""
+    plan = roles.get("yardstick")
+    if plan is None:
+        return {"ran": False, "reason": "no yardstick passages were scored", "suspect_outside": False}
+    comp = {k: competence(evidence[k], plan) for k in [design.suspect, design.reference, *design.controls]}
+    ctrl = [comp[c] for c in design.controls if comp[c] is not None]
+    if comp[design.suspect] is None or len(ctrl) < 2:
+        return {"ran": False, "competence": comp, "suspect_outside": False,
+                "reason": "the suspect, or fewer than two controls, gave no log-likelihoods (competence unmeasured)"}
+    lo, hi = min(ctrl), max(ctrl)
+    margin = max(COMPETENCE_MARGIN, 0.25 * (hi - lo))
+
+    def outside(v: float | None) -> bool:
+        return v is not None and not lo - margin <= v <= hi + margin
+
+    return {"ran": True, "competence": comp, "controls_range": [lo, hi], "margin": margin, "unit": "nats per byte",
+            "suspect_outside": outside(comp[design.suspect]), "reference_outside": outside(comp[design.reference]),
+            "reason": None}
 
 
 def lineage_of(ev: ModelEvidence, key: str) -> str:
@@ -115,7 +141,14 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                           "budget_check": None})
         else:
             plac = placebos(ctx, command)
-            d = decide(comb, p_adj, p_holm, n_probes, plac["flagged"])
+            kind = competence_check(evidence, design, roles)
+            mismatch = None
+            if kind["suspect_outside"]:
+                c = kind["competence"][design.suspect]
+                mismatch = (f"the suspect's competence ({c:.2f} nats/byte on neutral text) lies outside the controls' "
+                            f"range ({kind['controls_range'][0]:.2f} to {kind['controls_range'][1]:.2f}): the controls "
+                            f"are not of the suspect's kind")
+            d = decide(comb, p_adj, p_holm, n_probes, plac["flagged"], kind_mismatch=mismatch)
             # The budget check: the same families on the first half of every probe set (no new queries).
             hctx = PairContext(evidence, design, half, seed, n_permutations)
             htests = [t if t.name == "weight_alignment" else f.run(hctx)
@@ -125,6 +158,7 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
             entry.update({
                 "verdict": d.verdict, "p_value": p_adj, "p_value_unadjusted": comb.p_value, "reason": d.reason,
                 "tests": [t.to_json() for t in tests], "combination": comb.to_json(), "placebo": plac,
+                "competence_check": kind,
                 "budget_check": {"fraction": BUDGET_CHECK_FRACTION, "p_value": hcomb.p_value, "verdict": hd.verdict,
                                  "fragile": (hd.verdict in FLAGGED) != (d.verdict in FLAGGED),
                                  "note": "same families on the first half of every probe set (no new queries); "

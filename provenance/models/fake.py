@@ -158,7 +158,9 @@ class FakeModel:
         lp = self.logp()
         index = {w: i for i, w in enumerate(VOCAB)}
         # Words outside the fake vocabulary (real text) get a fixed small probability.
-        return float(sum(lp[index[w]] if w in index else -12.0 for w in text.split()))
+        # Words outside the fake vocabulary (real text): a skilled model finds them likelier (its competence).
+        unknown = -12.0 + 8.0 * self.skill
+        return float(sum(lp[index[w]] if w in index else unknown for w in text.split()))
 
     def sketch(self) -> dict[str, np.ndarray]:
         if self.weights_of is not None:

@@ -266,8 +266,9 @@ class HFBackend(Backend):
             sums = [0.0] * len(chunk)
             if targets:
                 with torch.inference_mode():
-                    # Hidden states once, then the output layer only at the continuation's positions, all rows together.
-                    hidden = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+                    # Hidden states once (base_model: the decoder of any architecture, Llama's .model or GPT-2's
+                    # .transformer), then the output layer only at the continuation's positions, all rows together.
+                    hidden = self.model.base_model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
                     r_idx = torch.tensor(rows, device=hidden.device)
                     lp = _target_logprobs(head, hidden[r_idx, torch.tensor(cols, device=hidden.device)],
                                           torch.tensor(targets, device=hidden.device), softcap)

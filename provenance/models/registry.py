@@ -86,7 +86,23 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
     path = hub_snapshot(ms.location) if ms.kind is SpecKind.HUB else Path(ms.location)
     check_directory(path, options.allow_unsafe_pickle)
     files = fp.directory_files(path)
-    return ResolvedModel(ms, fp.combine(files), {"path": str(path)}, files, local_path=path, options=options)
+    return ResolvedModel(ms, fp.combine(files), {"path": str(path)}, files, local_path=path, options=options,
+                         lineage=_lineage_file(path))
+
+
+LINEAGE_FILE = ".lineage"  # written by `provenance zoo` (and by anyone who knows a directory's lineage)
+
+
+def _lineage_file(path: Path) -> str | None:
+    """The lineage family a directory declares in `.lineage` (hidden: not part of its fingerprint), if any."""
+    f = path / LINEAGE_FILE
+    try:
+        if f.is_file() and not f.is_symlink() and f.stat().st_size <= 200:
+            text = f.read_text(encoding="utf-8").strip()
+            return text if text and text.isprintable() else None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _load_local(rm: "ResolvedModel") -> "Backend":

@@ -15,8 +15,6 @@ import numpy as np
 from provenance.audit import AuditConfig, run_audit
 from provenance.errors import InputError
 from provenance.fsutil import atomic_write_bytes, atomic_write_json
-from provenance.stats.base import TestResult
-from provenance.verdict import decide
 
 
 def _clopper_pearson(k: int, n: int) -> tuple[float, float]:
@@ -37,6 +35,22 @@ def tpr_at_fpr(neg: np.ndarray, pos: np.ndarray, fpr: float) -> float:
     return best
 
 
+def zoo_lineages(labels: dict[str, Any]) -> dict[str, str]:
+    """Every zoo model's lineage family, from labels.json: a teacher's own name, and its students' and copies'."""
+    from provenance.zoo.build import lineage_name
+
+    teachers: dict[str, str] = labels.get("teachers", {})
+    out = {path: lineage_name(name) for name, path in teachers.items()}
+    for e in labels.get("lineage", []):
+        out[e["child"]] = out.get(e["parent"], e["parent"])
+    for p in labels.get("pairs", []):
+        out.setdefault(p["suspect"], lineage_name(p.get("teacher", p["suspect"])))
+    return out
+
+
+CORRECT = {"distilled": "distilled", "derived": "derived", "independent": "no_evidence"}
+
+
 def run_bench(zoo: Path, budget: int = 100, progress: bool = True, out: Path | None = None) -> dict[str, Any]:
     labels_path = Path(zoo) / "labels.json"
     try:
@@ -44,18 +58,15 @@ def run_bench(zoo: Path, budget: int = 100, progress: bool = True, out: Path | N
     except (OSError, ValueError):
         raise InputError(f"{zoo}: not a zoo (no readable labels.json; run `provenance zoo build`)") from None
     controls = labels["controls"]
+    lineages = zoo_lineages(labels)
     rows = []
     for pair in labels["pairs"]:
         ctrl = [c for c in controls if c != pair["suspect"]]
         t0 = time.time()
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=ctrl, budget=budget,
-                                    progress=progress, out=None))
+                                    progress=progress, out=None, lineages=lineages))
         ref = res["references"][0]
-        # Rule A of the pre-registered comparison (docs/methods.md): the same evidence with the disagreement clause.
-        rule_a = decide([TestResult(name=t["name"], statistic=float("nan"), p_value=t["p_value"], n=t["n"], null="")
-                         for t in ref["tests"]], ref["p_value"], res["probe_sets"][0]["n_used"], disagreement=True)
         rows.append({"suspect": pair["suspect"], "kind": pair["kind"], "relation": pair["relation"], "verdict": ref["verdict"],
-                     "verdict_rule_a": rule_a.verdict if ref["tests"][0]["name"] != "identical_files" else ref["verdict"],
                      "p_value": ref["p_value"], "tests": {t["name"]: t["p_value"] for t in ref["tests"]},
                      "probes": sum(p["n_used"] for p in res["probe_sets"]), "seconds": round(time.time() - t0, 2)})
     return summarise(rows, labels, budget, out)
@@ -73,18 +84,12 @@ def summarise(rows: list[dict[str, Any]], labels: dict[str, Any], budget: int, o
     per_relation = {}
     for rel in ("distilled", "derived", "independent"):
         rs = [r for r in rows if r["relation"] == rel]
-        correct = sum(r["verdict"] == rel for r in rs)
+        correct = sum(r["verdict"] == CORRECT[rel] for r in rs)
         flagged = sum(r["verdict"] in ("distilled", "derived") for r in rs)
         detected = sum(r["p_value"] is not None and r["p_value"] < 0.01 for r in rs)
         per_relation[rel] = {"n": len(rs), "correct_verdict": correct, "flagged": flagged, "p_below_0.01": detected,
                              "flagged_ci95": _clopper_pearson(flagged, len(rs))}
     false_accusations = per_relation["independent"]["flagged"]
-    flagged = ("distilled", "derived")
-    rule_comparison = {rule: {"false_accusations": sum(r[key] in flagged for r in rows if r["relation"] == "independent"),
-                              "related_flagged": sum(r[key] in flagged for r in rows if r["relation"] != "independent"),
-                              "related": sum(r["relation"] != "independent" for r in rows)}
-                       for rule, key in (("A (disagreement clause)", "verdict_rule_a"), ("B (no clause; adopted)", "verdict"))
-                       if all(key in r for r in rows)}
     summary = {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "zoo": labels["size"]["name"], "budget": budget, "pairs": len(rows),
@@ -92,7 +97,6 @@ def summarise(rows: list[dict[str, Any]], labels: dict[str, Any], budget: int, o
         "false_accusations": false_accusations,
         "fpr_ci95": _clopper_pearson(false_accusations, per_relation["independent"]["n"]),
         "per_relation": per_relation,
-        "rule_comparison": rule_comparison,
         "median_probes_per_verdict": {v: statistics.median([r["probes"] for r in rows if r["verdict"] == v])
                                       for v in sorted({r["verdict"] for r in rows})},
         "median_seconds_per_audit": statistics.median([r["seconds"] for r in rows]),
@@ -183,6 +187,7 @@ def run_calibration(zoo: Path, budget: int = 100, progress: bool = True) -> dict
 
     labels = json.loads((Path(zoo) / "labels.json").read_text())
     pairs = calibration_pairs(labels)
+    lineages = zoo_lineages(labels)
     if not pairs:
         raise InputError(f"{zoo}: labels.json has no teachers/lineage (rebuild the zoo with this version)")
     by_test: dict[str, list[float]] = {}
@@ -190,7 +195,8 @@ def run_calibration(zoo: Path, budget: int = 100, progress: bool = True) -> dict
     verdicts: dict[str, int] = {}
     t0 = time.time()
     for suspect, ref, ctrl in pairs:
-        res = run_audit(AuditConfig(suspect=suspect, references=[ref], controls=ctrl, budget=budget, progress=progress))
+        res = run_audit(AuditConfig(suspect=suspect, references=[ref], controls=ctrl, budget=budget, progress=progress,
+                                    lineages=lineages))
         entry = res["references"][0]
         verdicts[entry["verdict"]] = verdicts.get(entry["verdict"], 0) + 1
         if entry["p_value"] is not None:

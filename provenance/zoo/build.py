@@ -15,7 +15,7 @@ from provenance.probeset import load as load_probes
 from provenance.zoo.train import (fresh_model, is_complete, restrict_vocab, sample, save, tiny_config,
                                   train_logit_level, train_sequence_level)
 
-ZOO_VERSION = "1"
+ZOO_VERSION = "2"  # 2: the micro zoo has six tiny teachers (five control lineages: the null counts lineages)
 SMOL = "smollm2-135m-instruct"
 
 
@@ -37,7 +37,7 @@ DERIVED_KINDS = ("noised", "finetuned", "quantized", "pruned")
 
 
 SIZES = {
-    "micro": ZooSize("micro", ("tiny:100", "tiny:101", "tiny:102", "tiny:103"),
+    "micro": ZooSize("micro", ("tiny:100", "tiny:101", "tiny:102", "tiny:103", "tiny:104", "tiny:105"),
                      {"*": 256}, 24, {"tiny:100": 2, "*": 2}, 64, 10, 1, 1024),
     "small": ZooSize("small", (SMOL, "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"),
                      {SMOL: 160, "*": 64}, 40, {SMOL: 2, "*": 2}, 64, 6, 0),
@@ -45,6 +45,13 @@ SIZES = {
                     {SMOL: 480, "*": 240}, 48, {SMOL: 4, "*": 4}, 128, 8, 2,
                     derivatives=("noised", "finetuned", "quantized", "pruned")),
 }
+
+
+def lineage_name(teacher: str) -> str:
+    """The lineage family of a zoo teacher and everything made from it: a packaged model's family, else its slug."""
+    from provenance.models.packaged import family_of
+
+    return family_of(teacher) or teacher.replace(":", "-")
 
 
 def _get(d: dict[str, int], key: str) -> int:
@@ -99,7 +106,8 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
                 cfg = tiny_config(len(tok), spec.student_hidden, 2, init_range=0.5, bos=tok.bos_token_id,
                                   eos=tok.eos_token_id, pad=pad)
                 teacher = restrict_vocab(fresh_model(cfg, int(name.split(":")[1])), spec.vocab_limit or len(tok))
-                save(teacher, tok, path, f"tiny random teacher, seed {name}, emits ids < {spec.vocab_limit}")
+                save(teacher, tok, path, f"tiny random teacher, seed {name}, emits ids < {spec.vocab_limit}",
+                     lineage_name(name))
             teacher_paths[name] = str(path)
             return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tok
         from provenance.models import resolve
@@ -147,7 +155,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
                 st = train_sequence_level(fresh_model(cfg, 1000 + 10 * t_index + i), seqs, spec.epochs, 3e-3, seed=i,
                                           pad=pad, progress=bar, vocab_limit=spec.vocab_limit)
                 bar.close()
-                save(st, tok, d, f"sequence-level student of {teacher} (seed {i})")
+                save(st, tok, d, f"sequence-level student of {teacher} (seed {i})", lineage_name(teacher))
             for i, d in enumerate(logit_dirs):
                 if is_complete(d):
                     continue
@@ -156,7 +164,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
                 st = train_logit_level(fresh_model(cfg, 2000 + i), model, seqs, spec.epochs, 3e-3, seed=i, pad=pad,
                                        progress=bar, vocab_limit=spec.vocab_limit)
                 bar.close()
-                save(st, tok, d, f"logit-level (top-20) student of {teacher} (seed {i})")
+                save(st, tok, d, f"logit-level (top-20) student of {teacher} (seed {i})", lineage_name(teacher))
             del model
         for d in student_dirs:
             labels.append({"suspect": str(d), "reference": teacher_paths.get(teacher, teacher), "teacher": teacher,
@@ -171,7 +179,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
     derivs = [out / "derived" / f"{ref_slug}-{kind}" for kind in spec.derivatives]
     if not all(is_complete(d) for d in derivs):  # after all teachers, so another teacher's data exists to fine-tune on
         model, _ = teacher_model(spec.teachers[0])
-        _derivatives(model, tok, derivs, out, pad, ref_slug, spec.vocab_limit)
+        _derivatives(model, tok, derivs, out, pad, ref_slug, spec.vocab_limit, lineage_name(spec.teachers[0]))
         del model
     reference = teacher_paths[spec.teachers[0]] if spec.teachers[0] in teacher_paths else (
         str(out / "teachers" / ref_slug) if spec.teachers[0].startswith("tiny:") else spec.teachers[0])
@@ -190,7 +198,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
 
 
 def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, ref_slug: str,
-                 vocab_limit: int | None) -> None:
+                 vocab_limit: int | None, lineage: str) -> None:
     """Weight-sharing copies of the reference teacher: Gaussian-noised, briefly fine-tuned on another teacher's data,
     int8-quantized (round trip, as a quantized release would be re-published), magnitude-pruned."""
     import copy
@@ -206,7 +214,7 @@ def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, re
             for _, p in sorted(m.named_parameters(), key=lambda kv: kv[0]):
                 if p.numel() > 1:
                     p.add_(torch.randn(p.shape, generator=gen) * float(p.std()) * 0.02)
-        save(m, tok, noised, "reference teacher + 2% Gaussian noise on every weight")
+        save(m, tok, noised, "reference teacher + 2% Gaussian noise on every weight", lineage)
     if not is_complete(finetuned):
         others = sorted((out / "data").glob("*.json"))
         other = next((f for f in others if f.stem != ref_slug), None)
@@ -214,7 +222,7 @@ def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, re
         seqs = json.loads(other.read_text())[:64] if other else []
         if seqs:
             train_sequence_level(m, seqs, 1, 1e-4, seed=0, pad=pad, vocab_limit=vocab_limit)
-        save(m, tok, finetuned, f"reference teacher fine-tuned for one epoch on {other.name if other else 'nothing'}")
+        save(m, tok, finetuned, f"reference teacher fine-tuned for one epoch on {other.name if other else 'nothing'}", lineage)
     if "quantized" in by_kind and not is_complete(by_kind["quantized"]):
         m = copy.deepcopy(model)
         with torch.no_grad():
@@ -222,7 +230,7 @@ def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, re
                 if p.dim() == 2:  # symmetric int8 per output row: what an 8-bit release keeps of each matrix
                     scale = p.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
                     p.copy_(torch.round(p / scale).clamp(-127, 127) * scale)
-        save(m, tok, by_kind["quantized"], "reference teacher, every matrix int8-quantized per row and de-quantized")
+        save(m, tok, by_kind["quantized"], "reference teacher, every matrix int8-quantized per row and de-quantized", lineage)
     if "pruned" in by_kind and not is_complete(by_kind["pruned"]):
         m = copy.deepcopy(model)
         with torch.no_grad():
@@ -232,4 +240,4 @@ def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, re
                     if k:
                         cut = p.abs().flatten().kthvalue(k).values
                         p.masked_fill_(p.abs() <= cut, 0.0)
-        save(m, tok, by_kind["pruned"], "reference teacher with the smallest 30% of every matrix's weights zeroed")
+        save(m, tok, by_kind["pruned"], "reference teacher with the smallest 30% of every matrix's weights zeroed", lineage)

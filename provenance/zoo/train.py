@@ -10,6 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 
 
+LINEAGE_FILE = ".lineage"
+
+
 def _torch() -> Any:
     import torch
 
@@ -35,13 +38,19 @@ def fresh_model(config: Any, seed: int) -> Any:
     return model
 
 
-def save(model: Any, tokenizer: Any, out: Path, note: str) -> Path:
-    """Save as an ordinary transformers directory (safetensors + tokenizer), atomically."""
+def save(model: Any, tokenizer: Any, out: Path, note: str, lineage: str | None = None) -> Path:
+    """Save as an ordinary transformers directory (safetensors + tokenizer), atomically.
+
+    `lineage` goes into a `.lineage` file (hidden, so not part of the model's fingerprint): the lineage family an
+    audit then reads for this directory, so siblings count as one unit of the null without a panel file.
+    """
     out = Path(out)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
+    if lineage:
+        (tmp / LINEAGE_FILE).write_text(lineage + "\n")
     (tmp / ".complete").write_text(note + "\n")
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
