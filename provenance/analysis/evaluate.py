@@ -148,6 +148,14 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                 mismatch = (f"the suspect's competence ({c:.2f} nats/byte on neutral text) lies outside the controls' "
                             f"range ({kind['controls_range'][0]:.2f} to {kind['controls_range'][1]:.2f}): the controls "
                             f"are not of the suspect's kind")
+            else:
+                off = [t for t in tests if (t.details.get("kind_check") or {}).get("suspect_out_of_kind")]
+                if off:
+                    k = off[0].details["kind_check"]
+                    mismatch = (f"the suspect's general agreement with the control lineages ({off[0].name}: row effect "
+                                f"{k['suspect_row']:.2f} against {min(k['unit_rows']):.2f} to {max(k['unit_rows']):.2f}, "
+                                f"p = {k['p_suspect']:.2g}) is unlike theirs: the controls are not of its kind, or it "
+                                f"took on the reference's competence")
             d = decide(comb, p_adj, p_holm, n_probes, plac["flagged"], kind_mismatch=mismatch)
             # The budget check: the same families on the first half of every probe set (no new queries).
             hctx = PairContext(evidence, design, half, seed, n_permutations)
