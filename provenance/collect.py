@@ -137,7 +137,11 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     return ev
 
 
-MAX_CONCURRENT_ENDPOINTS = int(os.environ.get("PROVENANCE_MAX_ENDPOINTS", "8"))
+def max_concurrent_endpoints() -> int:
+    """PROVENANCE_MAX_ENDPOINTS (default 8), read when used: a bad value is one error line, not an import crash."""
+    from provenance.envvars import env_int
+
+    return env_int("PROVENANCE_MAX_ENDPOINTS", 8, 1, 256)
 
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
@@ -161,7 +165,7 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
         return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
 
     got: dict[str, ModelEvidence] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(len(remote), MAX_CONCURRENT_ENDPOINTS))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(remote), max_concurrent_endpoints()))) as pool:
         futures = {m.fingerprint: pool.submit(run, m) for m in remote}
 
         def fail_fast() -> None:
