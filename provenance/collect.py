@@ -137,10 +137,15 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     return ev
 
 
+MAX_CONCURRENT_ENDPOINTS: int | None = None  # an override (tests); None: PROVENANCE_MAX_ENDPOINTS, default 8
+
+
 def max_concurrent_endpoints() -> int:
     """PROVENANCE_MAX_ENDPOINTS (default 8), read when used: a bad value is one error line, not an import crash."""
     from provenance.envvars import env_int
 
+    if MAX_CONCURRENT_ENDPOINTS is not None:
+        return MAX_CONCURRENT_ENDPOINTS
     return env_int("PROVENANCE_MAX_ENDPOINTS", 8, 1, 256)
 
 
