@@ -93,20 +93,10 @@ def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
 
 
 def check_out_dir(out: Path) -> None:
-    """An existing output directory must be empty or a previous bundle (which is replaced), never user data."""
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"output path exists and is not a directory: {out}")
-        entries = [p.name for p in out.iterdir()]
-        if entries and not any(m in entries for m in BUNDLE_MARKERS):
-            raise InputError(f"output directory {out} is not empty and is not an evidence bundle; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"output directory {out} is not writable ({exc.strerror})") from None
+    """An existing output directory must be empty or a previous bundle (kept, with --replace), never user data."""
+    from provenance.report.outdir import prepare_out
+
+    prepare_out(out)  # checks, creates and locks `out` (see report/outdir.py); a no-op if the CLI already did
 
 
 def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> list[ProbePlan]:
