@@ -251,6 +251,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
     identity = load_probes(cfg.identity_set) if cfg.identity_set else None
     instructions = load_probes(cfg.likelihood_set) if cfg.likelihood_set else None
+    _ids = [ps.id for ps in (cont, nxt, identity, instructions) if ps is not None]
+    if len(set(_ids)) != len(_ids):  # answers are kept per probe-set id: two sets with one id would overwrite each other
+        raise InputError(f"two probe sets of this audit have the same id ({', '.join(sorted(_ids))}); give each its own id")
     # Identify every model before querying any: fingerprints are fixed first (chain of custody).
     specs = [cfg.suspect, *cfg.references, *controls]
     resolved: dict[str, ResolvedModel] = {}
