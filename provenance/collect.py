@@ -60,6 +60,12 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     fp = model.fingerprint
     keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, p.probe_set.decoding.to_json(), p.probe_set.mode) for p in plans}
     cached = {p.probe_set.id: cache.load(keys[p.probe_set.id]) for p in plans}
+    fresh_notes: list[str] = []
+    if model.spec.kind is SpecKind.HTTP:  # an endpoint may serve another model under the same name: check first
+        from provenance.freshness import check_endpoint_cache
+
+        cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache, _request)
+    replayed = {ps_id: set(c) for ps_id, c in cached.items()}  # answered from the cache, not in this run
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
     wpath = cache.weights_path(fp)
@@ -120,7 +126,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             rec = cached[ps.id][pr.id]
             ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
             ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
-                               "probe_set_sha256": ps.sha256, **rec})
+                               "probe_set_sha256": ps.sha256, **rec, "replayed": pr.id in replayed[ps.id]})
+    ev.notes.extend(fresh_notes)
     ev.endpoint = meta.get("endpoint")
     if ev.endpoint and len(ev.endpoint["system_fingerprints"]) > 1:
         ev.notes.append(f"{model.label}: the endpoint's system_fingerprint changed during collection "
