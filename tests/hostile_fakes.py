@@ -101,3 +101,87 @@ def run_audit_api(servers: dict[str, FaultServer], out: Path | None, budget: int
                                  references=[spec(servers["reference"], "reference")], controls=controls, out=out,
                                  budget=budget, progress=False, likelihood_set=None, identity_set=None,
                                  options=kw.pop("options", LoadOptions(http_timeout=5.0)), **kw))
+
+
+class ScriptedServer:
+    """A loopback HTTP server answering each path with a scripted reply; records every request's headers.
+
+    `routes` maps a path suffix ("/models", "/completions") to a callable(handler) that writes the whole response, so
+    a test can send any bytes: wrong JSON types, NaN, a trickle, a huge body, terminal escapes.
+    """
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.requests: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _route(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                outer.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                for suffix, fn in routes.items():
+                    if self.path.rstrip("/").endswith(suffix):
+                        try:
+                            fn(self)
+                        except (BrokenPipeError, ConnectionResetError):
+                            pass
+                        return
+                reply(self, 404, b'{"error": "no route"}')
+
+            do_GET = do_POST = _route
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "ScriptedServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def reply(handler: Any, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def models_reply(ids: Any = ("m",)) -> Any:
+    import json
+
+    body = json.dumps({"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}).encode()
+    return lambda h: reply(h, 200, body)
+
+
+VALID_LOGPROBS = {"top_logprobs": [{" ok": -0.1, " no": -2.3}]}
+
+
+def completion_reply(text: str = " ok", logprobs: Any = VALID_LOGPROBS, usage: Any = None,
+                     extra: dict[str, Any] | None = None, raw: bytes | None = None) -> Any:
+    import json
+
+    choice: dict[str, Any] = {"index": 0, "text": text}
+    if logprobs is not None:
+        choice["logprobs"] = logprobs
+    obj = {"choices": [choice], "usage": usage if usage is not None else {"completion_tokens": 1}, **(extra or {})}
+    body = raw if raw is not None else json.dumps(obj).encode()
+    return lambda h: reply(h, 200, body)

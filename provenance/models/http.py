@@ -112,9 +112,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"non-finite number {text[:20]}")
+    return value
+
+
 def _parse_json(content: bytes) -> Any:
-    """Strict JSON: NaN and Infinity are not JSON and would otherwise flow into a test as numbers."""
-    return json.loads(content, parse_constant=_reject_constant)
+    """Strict JSON: NaN and Infinity (or 1e400) are not JSON and would otherwise flow into a test as numbers."""
+    return json.loads(content, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _read_capped(resp: Any, url: str) -> bytes:
