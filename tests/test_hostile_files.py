@@ -71,3 +71,9 @@ def test_an_edited_weight_file_gets_a_new_hash_even_with_size_and_mtime_put_back
     b = run_cli("fingerprint", str(f), "--json")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert json.loads(a.stdout)[0]["fingerprint"] != json.loads(b.stdout)[0]["fingerprint"]
+
+
+def test_a_negative_seed_is_a_usage_error(tmp_path: Path) -> None:
+    """numpy refuses negative seeds: it was a crash after the whole collection."""
+    one_error(run_cli("audit", "-s", "a", "-r", "b", "--out", str(tmp_path / "o"), "--seed", "-1"),
+              "Invalid value for '--seed'")

@@ -146,16 +146,18 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
 def _swap_in(tmp: Path, out: Path) -> None:
     """Move the finished `tmp` to `out`. An empty `out` is replaced atomically; a provenance output there is kept as
     `OUT.replaced-N` when this run may replace it; anything else is never touched."""
-    from provenance.report.outdir import existing_output, kept_name, may_replace
+    from provenance.report.outdir import existing_output, kept_name, may_replace, release
 
     out = Path(os.path.abspath(out))
     if not os.path.lexists(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
+        release(out)
         return
     if out.is_dir() and not out.is_symlink():
         try:
             os.replace(tmp, out)  # rename(2) replaces an empty directory atomically
+            release(out)
             return
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
@@ -163,6 +165,7 @@ def _swap_in(tmp: Path, out: Path) -> None:
         if existing_output(out) is not None and may_replace(out):
             os.replace(out, kept_name(out))
             os.replace(tmp, out)
+            release(out)
             return
     kept = kept_name(out, ".new")
     os.replace(tmp, kept)
