@@ -203,3 +203,16 @@ def test_tolerance_accepts_rounding_and_rejects_a_changed_count(x: float, rel: f
     out.clear()
     _close(_normal({"statistic": math.nan, "n": n}), {"statistic": None, "n": n}, "t", out)  # NaN written as null
     assert not out
+
+
+def test_report_regenerates_missing_derived_files_only(bundle: Path) -> None:
+    """A deleted report.html or figure is re-rendered from the evidence (and the result must verify); an edited piece of
+    evidence is not laundered."""
+    (bundle / "report.html").unlink()
+    shutil.rmtree(bundle / "figures")
+    (bundle / "tables" / "tests.csv").write_text("forged,table\n")
+    proc = run_cli("report", str(bundle), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert verify(bundle).ok and "forged" not in (bundle / "tables" / "tests.csv").read_text()
+    (bundle / "transcripts.jsonl").write_text((bundle / "transcripts.jsonl").read_text().replace(" ", "  ", 1))
+    assert_input_refused(run_cli("report", str(bundle), timeout=60), "modified: transcripts.jsonl")

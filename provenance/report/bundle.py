@@ -197,11 +197,25 @@ DERIVED_DIRS = ("tables", "figures")
 DERIVED_FILES = ("report.html",)
 
 
+def is_derived(name: str) -> bool:
+    """A file `report` renders from the evidence (so a missing or edited one is re-rendered, not a forgery kept)."""
+    return name.split("/", 1)[0] in DERIVED_DIRS or name in DERIVED_FILES
+
+
+def rerender_blockers(problems: Sequence[str]) -> list[str]:
+    """The hash-check problems that forbid re-rendering: all but a derived file missing or edited."""
+    def ok(p: str) -> bool:
+        kind, _, name = p.partition(": ")
+        return kind in ("missing", "modified") and is_derived(name)
+    return [p for p in problems if not ok(p)]
+
+
 def rerender(bundle: Path) -> str:
     """Re-render tables, figures and report.html of a bundle that verifies, and write its SHA256SUMS; returns its hash.
 
     Only the files SHA256SUMS lists are read (safely); the new bundle is built beside the old one and swapped in, so
-    nothing is written outside it, through a link, or half-way. The caller checks `verify` first.
+    nothing is written outside it, through a link, or half-way. The caller checks the hashes first (only derived files
+    may be missing or edited); the new bundle must then pass `verify`, recomputation included, before it is swapped in.
     """
     from provenance.report.outdir import absolute
     from provenance.report.render import render_derived
@@ -217,11 +231,17 @@ def rerender(bundle: Path) -> str:
     tmp.mkdir()
     try:
         for name in files.listed:
-            if name.split("/", 1)[0] in DERIVED_DIRS or name in DERIVED_FILES:
+            if is_derived(name):
                 continue
             atomic_write_bytes(tmp / name, files.read_bytes(name, MAX_FILE_BYTES))
         render_derived(tmp)
         digest = write_sums(tmp)
+        from provenance.report.verify import verify
+
+        rep = verify(tmp)
+        if not rep.ok:
+            raise InputError(f"{bundle}: evidence files fail their hashes or recomputation "
+                             f"({'; '.join(rep.problems[:3])}); not re-rendering (see `provenance verify`)")
         old = bundle.with_name(f".{bundle.name}.old-{os.getpid()}")
         os.replace(bundle, old)
         os.replace(tmp, bundle)
