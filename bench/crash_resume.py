@@ -39,6 +39,7 @@ def evidence_lines(cache: Path) -> int:
 def audit_args(suspect: str, reference: str, control: str, budget: int, out: Path, batch: int, identity: bool) -> list[str]:
     return [sys.executable, "-m", "provenance", "audit", "-s", suspect, "-r", reference, "-c", control, "--budget",
             str(budget), "--out", str(out), "--no-progress", "--batch-size", str(batch), "--likelihood-probes", "none",
+            "--replace",  # a run that beat the kill left its bundle; the rerun replaces it (the old one is kept)
             *([] if identity else ["--identity-probes", "none"])]
 
 

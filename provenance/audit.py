@@ -12,12 +12,11 @@ import numpy as np
 
 from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
 from provenance.cache import EvidenceCache
-from provenance.collect import collect, collect_scores
 from provenance.errors import InputError
-from provenance.evidence import ModelEvidence, ProbePlan, score_items, yardstick_items
-from provenance.models import LoadOptions, ResolvedModel, resolve
-from provenance.models.packaged import PACKAGED
+from provenance.evidence import ModelEvidence, ProbePlan
+from provenance.models import LoadOptions
 from provenance.panel import ControlsPanel
+from provenance.pipeline import check_out_dir, default_controls, gather, resolve_all
 from provenance.probeset import load as load_probes
 from provenance.report.bundle import CaseInfo, write_bundle
 from provenance.report.manifest import build_manifest, environment, weights_compared
@@ -28,7 +27,6 @@ RESULTS_SCHEMA_VERSION = 2
 # 9999 permutations put the weight test's floor at 1e-4, so a derived copy can be decisive at a sequential audit's
 # first look (whose alpha share is 0.001) after the Bonferroni over branches.
 WEIGHT_PERMUTATIONS = 9999
-BUNDLE_MARKERS = ("results.json", "manifest.json", "transcripts.jsonl")
 
 
 @dataclass
@@ -54,58 +52,6 @@ class AuditConfig:
     panel: ControlsPanel | None = None  # a controls panel file: controls with lineage, kind and notes
 
 
-def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
-    """Packaged models outside the lineages of the suspect and the references."""
-    taken = {s for s in [suspect, *references] if s in PACKAGED}
-    families = {PACKAGED[t].family for t in taken}
-    return [name for name, m in PACKAGED.items() if name not in taken and m.family not in families]
-
-
-def check_out_dir(out: Path) -> None:
-    """An existing output directory must be empty or a previous bundle (which is replaced), never user data."""
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"output path exists and is not a directory: {out}")
-        entries = [p.name for p in out.iterdir()]
-        if entries and not any(m in entries for m in BUNDLE_MARKERS):
-            raise InputError(f"output directory {out} is not empty and is not an evidence bundle; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"output directory {out} is not writable ({exc.strerror})") from None
-
-
-def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[str, str]) -> dict[str, ResolvedModel]:
-    """Identify every model before querying any (chain of custody); a panel's lineage overrides what was inferred."""
-    resolved: dict[str, ResolvedModel] = {}
-    for s in specs:
-        if s not in resolved:
-            resolved[s] = resolve(s, options)
-            if lineages.get(s):
-                resolved[s].lineage = lineages[s]
-    return resolved
-
-
-def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll_plan: ProbePlan | None,
-           samplers: Sequence[str], cache: EvidenceCache | None, progress: bool, yardstick: ProbePlan | None = None
-           ) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
-    """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
-    logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran."""
-    extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
-    by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra)
-    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
-    items = yardstick_items(yardstick) if yardstick is not None else []
-    if ll_plan is not None:
-        sources = [s for s in samplers if ll_plan.probe_set.id in evidence[s].answers]
-        items = [*score_items(evidence, sources, ll_plan), *items]
-    if items:
-        collect_scores(list(resolved.values()), items, cache, by_fp, progress=progress)
-    return evidence, [*plans, *([ll_plan] if ll_plan else []), *([yardstick] if yardstick else [])]
-
-
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     t0 = time.time()
@@ -122,6 +68,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     identity = load_probes(cfg.identity_set) if cfg.identity_set else None
     instructions = load_probes(cfg.likelihood_set) if cfg.likelihood_set else None
     yard = ProbePlan(load_probes(cfg.yardstick_set), None, "yardstick") if cfg.yardstick_set else None
+    ids = [ps.id for ps in (cont, nxt, identity, instructions, yard.probe_set if yard else None) if ps is not None]
+    if len(set(ids)) != len(ids):  # answers are kept per probe-set id: two sets with one id would overwrite each other
+        raise InputError(f"two probe sets of this audit have the same id ({', '.join(sorted(ids))}); give each its own id")
     resolved = resolve_all([cfg.suspect, *cfg.references, *controls], cfg.options, lineages)
     from provenance.mine import mining_controls
 

@@ -63,6 +63,18 @@ class EvidenceCache:
                 fh.truncate(good_bytes)
         return out
 
+    def retire(self, key: dict[str, Any]) -> Path | None:
+        """Set a key's answers aside (renamed `.stale-N`, never deleted): they are no longer served for it."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        n = 1
+        while path.with_name(f"{path.name}.stale-{n}").exists():
+            n += 1
+        kept = path.with_name(f"{path.name}.stale-{n}")
+        os.replace(path, kept)
+        return kept
+
     def append(self, key: dict[str, Any], records: Iterable[dict[str, Any]]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,20 +16,57 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 SUMS_NAME = "SHA256SUMS"
 
 
-def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: str | None, timeout: float) -> Any:
-    from provenance.models import LoadOptions
+def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: tuple[str, ...] | str | None, timeout: float,
+                  specs: tuple[str, ...] | list[str] = (), api_key_env: tuple[str, ...] = ()) -> Any:
+    """LoadOptions with credentials per endpoint (never one key for all); see `_endpoints` for the cleaned specs."""
+    return _endpoints(specs, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)[1]
 
-    return LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, api_key=api_key, http_timeout=timeout)
+
+def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow_pickle: bool,
+               api_key: tuple[str, ...] | str | None, timeout: float,
+               api_key_env: tuple[str, ...] = ()) -> tuple[list[str], Any]:
+    """(specs with any URL userinfo removed, LoadOptions whose credentials name each endpoint they are for)."""
+    from provenance import envvars
+    from provenance.models import LoadOptions
+    from provenance.secrets import endpoint_credentials
+
+    envvars.check_all()
+    keys = (api_key,) if isinstance(api_key, str) else tuple(api_key or ())
+    clean, creds = endpoint_credentials(list(specs), api_key_env, keys)
+    return clean, LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, credentials=creds,
+                              http_timeout=timeout)
+
+
+def _check_timeout(ctx: Any, param: Any, value: float) -> float:
+    import math
+
+    if not (math.isfinite(value) and 0 < value <= 86_400):
+        raise click.BadParameter(f"{value} is not a number of seconds from 0 (exclusive) to 86400", ctx, param)
+    return value
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that loads models."""
     f = click.option("--unsafe-allow-pickle", is_flag=True,
                      help="Allow pickle checkpoints (.bin/.pt), loaded with weights_only. Never needed for safetensors or GGUF.")(f)
-    f = click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="Bearer token for HTTP endpoints.")(f)
-    f = click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout per request, seconds.")(f)
+    f = click.option("--api-key-env", "api_key_env", multiple=True, metavar="SPEC=VARNAME", allow_from_autoenv=False,
+                     help="Send the key in environment variable VARNAME to endpoint SPEC only (repeatable; https, or "
+                          "http to a loopback address). No key is ever read implicitly, OPENAI_API_KEY included.")(f)
+    f = click.option("--api-key", "api_key", multiple=True, metavar="SPEC=KEY", allow_from_autoenv=False,
+                     help="A key for endpoint SPEC only (repeatable). Prefer --api-key-env: a command line is visible "
+                          "to other users of the machine.")(f)
+    f = click.option("--timeout", type=float, default=60.0, show_default=True, callback=_check_timeout,
+                     help="HTTP timeout per request attempt, seconds: a total deadline, not per read.")(f)
     f = click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True, help="Prompts per forward pass.")(f)
     return f
+
+
+def _dump(obj: Any) -> str:
+    """JSON for stdout: strict (no NaN) and redacted."""
+    from provenance.fsutil import dumps_strict
+    from provenance.secrets import redact_obj
+
+    return dumps_strict(redact_obj(obj), indent=2, sort_keys=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PROVENANCE"})
@@ -55,10 +92,14 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="A model the suspect may descend from (repeatable; Holm-adjusted across references)."),
         click.option("--control", "-c", "controls", multiple=True, metavar="SPEC",
                      help="A model known to be independent of the references (repeatable). Default: the other packaged models."),
+        click.option("--controls", "controls_panel", type=click.Path(path_type=Path), default=None, metavar="FILE",
+                     help="A controls panel (TOML, YAML or JSON): control models with their lineage, kind and notes; "
+                          "models of one lineage count as one unit of the null (see README)."),
         click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
                      help="Directory for the evidence bundle (results.json, transcripts, report.html)."),
         click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                     help="Seed for permutation tests."),
         click.option("--sequential", is_flag=True,
                      help="Look at 25%, 50% and 100% of the budget and stop as soon as the evidence is decisive either "
                           "way (alpha spent across looks, so p-values stay valid)."),
@@ -75,6 +116,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--requested-by", default=None, help="Who asked for the audit."),
         click.option("--note", default=None, help="Free-text note for the manifest."),
         click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip."),
+        click.option("--replace", is_flag=True,
+                     help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
     ]):
@@ -86,23 +129,39 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        seed: int, sequential: bool, continuation_probes: str, next_token_probes: str, likelihood_probes: str,
                        identity_probes: str, case_id: str,
                        examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
-                       no_progress: bool, batch_size: int, timeout: float, api_key: str | None,
-                       unsafe_allow_pickle: bool) -> dict[str, Any]:
+                       no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
+                       unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
+                       cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
+    from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
+    from provenance.report.outdir import prepare_out
 
+    panel = load_panel(controls_panel) if controls_panel is not None else None
+    given = [suspect, *references, *controls, *(panel.specs if panel else [])]
+    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    as_cleaned = dict(zip(given, specs))  # credentials stripped from endpoint specs before they reach any record
+    suspect, references = specs[0], tuple(specs[1 : 1 + len(references)])
+    controls = tuple(specs[1 + len(references):])
+    lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
+    if cleaned is not None:
+        cleaned.update(suspect=suspect)
+    out = prepare_out(out, replace=replace, zip_too=zip_bundle)  # before any work: checked, created, locked
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
-                      options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout), progress=not no_progress,
+                      options=options, progress=not no_progress,
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
-                      zip_bundle=zip_bundle, sequential=sequential)
+                      zip_bundle=zip_bundle, sequential=sequential, lineages=lineages)
     return run_audit(cfg)
 
 
 def _echo_references(results: dict[str, Any]) -> None:
+    from provenance.secrets import printable
+
     for ref in results["references"]:
+        ref = {**ref, "spec": printable(ref["spec"]), "reason": printable(ref["reason"])}
         p = ref["p_value"]
         click.echo(f"  reference {ref['spec']}: {ref['verdict'].upper()}  (p = {p:.3g})  {ref['reason']}" if p is not None
                    else f"  reference {ref['spec']}: {ref['verdict'].upper()}  {ref['reason']}")
@@ -110,20 +169,37 @@ def _echo_references(results: dict[str, Any]) -> None:
             if t["skipped"]:
                 click.echo(f"      {t['name']:<24} skipped: {t['skipped']}")
             else:
-                click.echo(f"      {t['name']:<24} statistic {t['statistic']:.3f}  p {t['p_value']:.3g}  n {t['n']}")
+                rank = (t.get("details") or {}).get("rank_p_value")
+                extra = f"  rank p {rank:.3g}" if rank is not None else ""
+                click.echo(f"      {t['name']:<24} statistic {t['statistic']:.3f}  p {t['p_value']:.3g}{extra}  n {t['n']}")
+        used = ref.get("controls_used") or {}
+        if used:
+            click.echo(f"      control lineages: {', '.join(printable(u) for u in used)}"
+                       + (f"; left out as related: {len(ref['controls_excluded'])}" if ref.get("controls_excluded") else ""))
+        plac = ref.get("placebo") or {}
+        if plac.get("ran"):
+            click.echo(f"      placebo: {len(plac['rows'])} control lineage(s) in the suspect's seat, "
+                       + (f"flagged: {', '.join(printable(x) for x in plac['flagged'])}" if plac["flagged"] else "none flagged"))
+        elif plac.get("reason"):
+            click.echo(f"      placebo: not run ({plac['reason']})")
+        if (ref.get("budget_check") or {}).get("fragile"):
+            click.echo("      budget check: the verdict changes at half the budget (fragile)")
 
 
 @cli.command()
 @audit_options
 def audit(as_json: bool, **kw: Any) -> None:
     """Test whether SUSPECT descends from each REFERENCE, against control models; write an evidence bundle to OUT."""
-    results = _run_audit_command(**kw)
+    from provenance.secrets import printable
+
+    cleaned: dict[str, Any] = {}
+    results = _run_audit_command(**kw, cleaned=cleaned)
     if as_json:
-        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        click.echo(_dump(results))
         return
     out = kw["out"]
-    click.echo(f"suspect: {kw['suspect']}")
-    click.echo(f"controls: {', '.join(c['spec'] for c in results['controls'])}")
+    click.echo(f"suspect: {printable(cleaned['suspect'])}")
+    click.echo(f"controls: {printable(', '.join(c['spec'] for c in results['controls']))}")
     _echo_references(results)
     seq = results["sequential"]
     if seq["enabled"]:
@@ -142,18 +218,21 @@ def attribute(as_json: bool, **kw: Any) -> None:
     is the flagged reference with the smallest adjusted p-value, and results.json records it under `attribution`
     (the spec exactly as given, or "none") with the full ranking under `attribution_detail`.
     """
-    results = _run_audit_command(**kw)
+    from provenance.secrets import printable
+
+    cleaned: dict[str, Any] = {}
+    results = _run_audit_command(**kw, cleaned=cleaned)
     if as_json:
-        click.echo(json.dumps(results, indent=2, sort_keys=True))
+        click.echo(_dump(results))
         return
     detail = results["attribution_detail"]
-    click.echo(f"suspect: {kw['suspect']}")
-    click.echo(f"attribution: {results['attribution']}  ({detail['status']})")
+    click.echo(f"suspect: {printable(cleaned['suspect'])}")
+    click.echo(f"attribution: {printable(results['attribution'])}  ({detail['status']})")
     click.echo(f"  {detail['explanation']}")
     click.echo("ranking:")
     for r in detail["ranking"]:
         p = "n/a" if r["p_value"] is None else f"{r['p_value']:.3g}"
-        click.echo(f"  {r['rank']}. {r['reference']:<40} {r['verdict']:<13} p = {p}")
+        click.echo(f"  {r['rank']}. {printable(r['reference']):<40} {r['verdict']:<13} p = {p}")
     click.echo(f"report:  {kw['out'] / 'report.html'}")
     click.echo(f"bundle:  {kw['out']}  (SHA-256 of SHA256SUMS: {results['bundle_sha256']})")
 
@@ -165,7 +244,9 @@ def attribute(as_json: bool, **kw: Any) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Directory for results.json, matrix.csv, heatmap.png, lineage.png and matrix.html.")
 @click.option("--budget", type=click.IntRange(2, 100_000), default=100, show_default=True, help="Probes per model.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for permutation tests.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed for permutation tests.")
+@click.option("--replace", is_flag=True, help="Replace matrix output already in OUT (kept beside it as OUT.replaced-N).")
 @click.option("--correction", type=click.Choice(["holm", "bh"]), default="bh", show_default=True,
               help="Across pairs: bh (false discovery rate, for screening) or holm (family-wise error).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
@@ -183,9 +264,10 @@ def attribute(as_json: bool, **kw: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
-def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, correction: str,
-           alpha: float, likelihood_probes: str, workers: int, executor: str, ray_address: str | None, as_json: bool,
-           no_progress: bool, batch_size: int, timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
+def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, replace: bool,
+           correction: str, alpha: float, likelihood_probes: str, workers: int, executor: str, ray_address: str | None,
+           as_json: bool, no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
+           api_key_env: tuple[str, ...], unsafe_allow_pickle: bool) -> None:
     """Lineage evidence for every pair of SPECs: each model is probed once, every pair tested against the controls.
 
     Writes a CSV of all pairs, a clustered heatmap, a lineage graph (edges where the corrected evidence is
@@ -195,19 +277,25 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
     from provenance.fleet import FleetConfig
     from provenance.matrix import MatrixConfig, run_matrix
 
+    from provenance.report.outdir import prepare_out
+    from provenance.secrets import printable
+
     if executor == "ray" and workers < 2:
         raise InputError("--executor ray needs --workers 2 or more")
+    cleaned, options = _endpoints([*specs, *controls], batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    specs, controls = tuple(cleaned[: len(specs)]), tuple(cleaned[len(specs):])
+    out = prepare_out(out, replace=replace)
     res = run_matrix(MatrixConfig(models=specs, controls=controls or None, out=out, budget=budget, seed=seed,
-                                  options=_load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
+                                  options=options,
                                   progress=not no_progress, correction=correction, alpha=alpha,
                                   likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                                   fleet=FleetConfig(workers=workers, executor=executor, ray_address=ray_address)))
     if as_json:
-        click.echo(json.dumps(res, indent=2, sort_keys=True))
+        click.echo(_dump(res))
         return
-    names = {m["spec"]: m["name"] for m in res["models"]}
+    names = {m["spec"]: printable(m["name"]) for m in res["models"]}
     click.echo(f"{len(res['models'])} models, {len(res['pairs'])} pairs, controls: "
-               f"{', '.join(c['spec'] for c in res['controls'])}")
+               f"{printable(', '.join(c['spec'] for c in res['controls']))}")
     if not res["edges"]:
         click.echo("no pair shows evidence of lineage at the tested power")
     for e in res["edges"]:
@@ -224,18 +312,20 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
 def verify(bundle: Path, as_json: bool) -> None:
     """Check every hash in BUNDLE, then recompute every statistic from its transcripts.
 
-    Exit 0 when the bundle verifies, 3 when any file is edited, missing or added, or a number differs.
+    Exit 0 when the bundle verifies; 3 when any file is edited, missing, added or refused (a link, FIFO or device), or
+    a number differs; 1 or 2 when the tool itself cannot run (never reported as a failed bundle).
     """
     from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
+    from provenance.secrets import printable
 
     rep = run_verify(bundle)
     if as_json:
-        click.echo(json.dumps(rep.to_json(), indent=2))
+        click.echo(_dump(rep.to_json()))
     else:
         for p in rep.problems:
-            click.echo(f"FAIL  {p}")
+            click.echo(f"FAIL  {printable(p)}")
         state = "verified" if rep.ok else "NOT verified"
-        click.echo(f"{state}: {bundle} ({rep.files_checked} files hashed, statistics "
+        click.echo(f"{state}: {printable(str(bundle))} ({rep.files_checked} files hashed, statistics "
                    f"{'recomputed' if rep.recomputed else 'not recomputed'}; bundle SHA-256 {rep.bundle_sha256})")
     if not rep.ok:
         sys.exit(EXIT_VERIFY_FAILED)
@@ -244,23 +334,24 @@ def verify(bundle: Path, as_json: bool) -> None:
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 def report(bundle: Path) -> None:
-    """Re-render tables, figures and report.html from BUNDLE's evidence files alone."""
+    """Re-render tables, figures and report.html from BUNDLE's evidence files alone (refused unless the evidence verifies)."""
     from provenance.errors import InputError
-    from provenance.report.bundle import PRIMARY, PRIMARY_DIRS, write_sums
-    from provenance.report.render import render_derived
+    from provenance.report.bundle import rerender, rerender_blockers
     from provenance.report.verify import VerifyReport, check_hashes
 
-    rep = VerifyReport(str(bundle))
-    if not (Path(bundle) / "results.json").is_file():
+    if not Path(bundle).is_dir():
+        raise InputError(f"not a bundle directory: {bundle}")
+    if not os.path.lexists(Path(bundle) / "results.json"):
         raise InputError(f"{bundle}: not an evidence bundle (no results.json)")
+    # Refuse anything but a derived file (table, figure, report.html) missing or edited: re-hashing would launder an
+    # edit of the evidence, and an added file would be listed. The re-rendered bundle must then pass `verify` whole.
+    rep = VerifyReport(str(bundle))
     check_hashes(Path(bundle), rep)
-    # Refuse to re-hash a bundle whose evidence changed: that would launder an edit.
-    bad = [p for p in rep.problems if p.split(": ", 1)[-1] in PRIMARY or p.split(": ", 1)[-1].split("/")[0] in PRIMARY_DIRS
-           or SUMS_NAME in p]
+    bad = rerender_blockers(rep.problems)
     if bad:
-        raise InputError(f"{bundle}: evidence files fail their hashes ({'; '.join(bad[:3])}); not re-rendering")
-    render_derived(Path(bundle))
-    digest = write_sums(Path(bundle))
+        raise InputError(f"{bundle}: evidence files fail their hashes or recomputation ({'; '.join(bad[:3])}); "
+                         "not re-rendering (see `provenance verify`)")
+    digest = rerender(Path(bundle))
     click.echo(f"re-rendered {Path(bundle) / 'report.html'} (bundle SHA-256 {digest})")
 
 
@@ -272,14 +363,15 @@ def report(bundle: Path) -> None:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def compare(spec_a: str, spec_b: str, budget: int, as_json: bool, no_progress: bool, batch_size: int, timeout: float,
-            api_key: str | None, unsafe_allow_pickle: bool) -> None:
+            api_key: tuple[str, ...], api_key_env: tuple[str, ...], unsafe_allow_pickle: bool) -> None:
     """Quick side-by-side similarity table for two checkpoints (descriptive; no controls, so no verdict)."""
     from provenance.compare import compare_models
 
-    table = compare_models(spec_a, spec_b, budget, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
-                           progress=not no_progress)
+    (spec_a, spec_b), options = _endpoints([spec_a, spec_b], batch_size, unsafe_allow_pickle, api_key, timeout,
+                                           api_key_env)
+    table = compare_models(spec_a, spec_b, budget, options, progress=not no_progress)
     if as_json:
-        click.echo(json.dumps(table, indent=2, sort_keys=True))
+        click.echo(_dump(table))
         return
     width = max(len(k) for k in table["rows"])
     for k, v in table["rows"].items():
@@ -293,14 +385,14 @@ def compare(spec_a: str, spec_b: str, budget: int, as_json: bool, no_progress: b
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
 @click.option("--name", default=None, help="Model name to serve under (default: the spec).")
 @model_options
-def serve(spec: str, host: str, port: int, name: str | None, batch_size: int, timeout: float, api_key: str | None,
-          unsafe_allow_pickle: bool) -> None:
+def serve(spec: str, host: str, port: int, name: str | None, batch_size: int, timeout: float, api_key: tuple[str, ...],
+          api_key_env: tuple[str, ...], unsafe_allow_pickle: bool) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
     from provenance.models import resolve
     from provenance.errors import InputError
     from provenance.serve import ModelServer
 
-    model = resolve(spec, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout))
+    model = resolve(spec, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout, [spec], api_key_env))
     if model.remote:
         raise InputError("serve needs a local model, not an endpoint")
     backend = model.load()
@@ -322,17 +414,20 @@ def serve(spec: str, host: str, port: int, name: str | None, batch_size: int, ti
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @model_options
-def fingerprint(specs: tuple[str, ...], as_json: bool, batch_size: int, timeout: float, api_key: str | None,
-                unsafe_allow_pickle: bool) -> None:
+def fingerprint(specs: tuple[str, ...], as_json: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
+                api_key_env: tuple[str, ...], unsafe_allow_pickle: bool) -> None:
     """Print each model's fingerprint (SHA-256 of every file, or endpoint identity) without loading it."""
     from provenance.models import resolve
 
-    out = [resolve(s, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout)).to_json() for s in specs]
+    from provenance.secrets import printable
+
+    cleaned, options = _endpoints(list(specs), batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    out = [resolve(s, options).to_json() for s in cleaned]
     if as_json:
-        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        click.echo(_dump(out))
     else:
         for m in out:
-            click.echo(f"{m['fingerprint']}  {m['spec']}")
+            click.echo(f"{m['fingerprint']}  {printable(m['spec'])}")
 
 
 @cli.command("models")
@@ -417,12 +512,13 @@ def probes_validate(files: tuple[Path, ...]) -> None:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_options
 def probes_mine(reference: str, controls: tuple[str, ...], n: int, pool: int, source: str, out: Path, as_json: bool,
-                no_progress: bool, batch_size: int, timeout: float, api_key: str | None, unsafe_allow_pickle: bool) -> None:
+                no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...], api_key_env: tuple[str, ...],
+                unsafe_allow_pickle: bool) -> None:
     """Select the N prompts on which REFERENCE is most distinctive relative to the controls."""
     from provenance.mine import mine
 
-    summary = mine(reference, controls, n, out, source, pool, _load_options(batch_size, unsafe_allow_pickle, api_key, timeout),
-                   progress=not no_progress)
+    cleaned, options = _endpoints([reference, *controls], batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    summary = mine(cleaned[0], tuple(cleaned[1:]), n, out, source, pool, options, progress=not no_progress)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -518,6 +614,7 @@ def demo(out: Path, budget: int, size: str, no_progress: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and exit 2 for bad input, exit 1 for internal failures."""
     from provenance.errors import ProvenanceError
+    from provenance.secrets import printable
 
     try:
         cli.main(args=argv, prog_name="provenance", standalone_mode=False)
@@ -525,10 +622,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {printable(exc.format_message())}", err=True)
         sys.exit(EXIT_INPUT)
     except ProvenanceError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # One line, redacted and escaped: error text can carry a server's words (a forged "verified:" line, escapes).
+        click.echo(f"error: {printable(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is cached and a rerun resumes", err=True)
@@ -536,6 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence: no tracebacks for users
         if os.environ.get("PROVENANCE_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set PROVENANCE_DEBUG=1 for a traceback)", err=True)
+        click.echo(f"internal error: {type(exc).__name__}: {printable(str(exc))} (set PROVENANCE_DEBUG=1 for a traceback)",
+                   err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_OK)

@@ -32,6 +32,12 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     fp = model.fingerprint
     keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, p.probe_set.decoding.to_json(), p.probe_set.mode) for p in plans}
     cached = {p.probe_set.id: cache.load(keys[p.probe_set.id]) for p in plans}
+    fresh_notes: list[str] = []
+    if model.remote:  # an endpoint may serve another model under the same name: check first
+        from provenance.freshness import check_endpoint_cache
+
+        cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache, _request)
+    replayed = {ps_id: set(c) for ps_id, c in cached.items()}  # answered from the cache, not in this run
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
     wpath = cache.weights_path(fp)
@@ -92,7 +98,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             rec = cached[ps.id][pr.id]
             ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
             ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
-                               "probe_set_sha256": ps.sha256, **rec})
+                               "probe_set_sha256": ps.sha256, **rec, "replayed": pr.id in replayed[ps.id]})
+    ev.notes.extend(fresh_notes)
     ev.endpoint = meta.get("endpoint")
     if ev.endpoint and len(ev.endpoint["system_fingerprints"]) > 1:
         ev.notes.append(f"{model.label}: the endpoint's system_fingerprint changed during collection "
@@ -109,7 +116,16 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
     return ev
 
 
-MAX_CONCURRENT_ENDPOINTS = int(os.environ.get("PROVENANCE_MAX_ENDPOINTS", "8"))
+MAX_CONCURRENT_ENDPOINTS: int | None = None  # an override (tests); None: PROVENANCE_MAX_ENDPOINTS, default 8
+
+
+def max_concurrent_endpoints() -> int:
+    """PROVENANCE_MAX_ENDPOINTS (default 8), read when used: a bad value is one error line, not an import crash."""
+    from provenance.envvars import env_int
+
+    if MAX_CONCURRENT_ENDPOINTS is not None:
+        return MAX_CONCURRENT_ENDPOINTS
+    return env_int("PROVENANCE_MAX_ENDPOINTS", 8, 1, 256)
 
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
@@ -133,7 +149,7 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
         return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
 
     got: dict[str, ModelEvidence] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(len(remote), MAX_CONCURRENT_ENDPOINTS))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(remote), max_concurrent_endpoints()))) as pool:
         futures = {m.fingerprint: pool.submit(run, m) for m in remote}
 
         def fail_fast() -> None:

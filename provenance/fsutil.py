@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from provenance.errors import InputError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -31,13 +35,81 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json(obj: Any) -> Any:
+    """`obj` with every non-finite float (NaN, ±Infinity) replaced by None, so the JSON is strict (RFC 8259).
+
+    Python's json writes NaN, which strict parsers (jq, JavaScript, Go) reject; a skipped test's statistic is NaN.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def dumps_strict(obj: Any, **kw: Any) -> str:
+    """json.dumps that never writes NaN or Infinity (they become null)."""
+    return json.dumps(strict_json(obj), allow_nan=False, **kw)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write_text(path, dumps_strict(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def open_regular(path: Path, *, follow_symlinks: bool = True) -> BinaryIO:
+    """Open a file for reading only if it is a regular file: a FIFO, socket or device is refused (InputError).
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer (which would hang forever);
+    the descriptor is then checked with fstat, so the check and the read are on the same file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        if not follow_symlinks and os.path.islink(path):
+            raise InputError(f"{path}: is a symbolic link (not followed)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path}: is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path}: not a regular file ({_kind(st.st_mode)}); refusing to read it")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_capped(path: Path, max_bytes: int, *, follow_symlinks: bool = True, what: str = "file") -> bytes:
+    """The bytes of a regular file, refused (InputError) when it holds more than `max_bytes`."""
+    with open_regular(path, follow_symlinks=follow_symlinks) as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{path}: {what} larger than {max_bytes} bytes; refusing to read it")
+    return data
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Streamed SHA-256 of a regular file (a FIFO or device is refused instead of read forever)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()

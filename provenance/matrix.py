@@ -16,11 +16,11 @@ import numpy as np
 
 from provenance.analysis import ANALYSIS_VERSION, PairContext, identity_plan, likelihood_plan, plan_probes, plan_roles
 from provenance.analysis.evaluate import deciding_behaviour, design_for, families_for, pair_results
-from provenance.audit import check_out_dir, default_controls, gather
+from provenance.pipeline import check_out_dir, default_controls, gather
 from provenance.cache import EvidenceCache
 from provenance.collect import collect
 from provenance.errors import InputError
-from provenance.evidence import ProbePlan, score_items
+from provenance.evidence import score_items
 from provenance.fleet import FleetConfig, prefetch
 from provenance.models import LoadOptions, ResolvedModel, resolve
 from provenance.probeset import load as load_probes

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.errors import InputError
-from provenance.fsutil import sha256_json
+from provenance.fsutil import read_capped, sha256_json
 
 SCHEMA_VERSION = 1
 FAMILIES = ("continuation", "next-token", "identity", "instructions", "yardstick", "custom")
@@ -85,12 +85,19 @@ def load(ref: str) -> ProbeSet:
     raise InputError(f"unknown probe set '{ref}' (library: {known})")
 
 
+MAX_PROBE_FILE_BYTES = 64 << 20
+RESERVED_IDS = ("likelihood",)  # collect.LIKELIHOOD_SET: a probe set with this id would be read back as scores
+
+
 def load_file(path: Path) -> ProbeSet:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # A regular file only (a directory or FIFO is one error line, a FIFO never a hang), at most 64 MB.
+        text = read_capped(path, MAX_PROBE_FILE_BYTES, what="probe file").decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"probe file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the probe file ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if not text.strip():
@@ -128,6 +135,8 @@ def validate(data: Any, where: str, text: str = "") -> ProbeSet:
             raise fail(f"missing field '{key}'")
     if not isinstance(data["id"], str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", data["id"]):
         raise fail("'id' must be lowercase letters, digits, '.', '_' or '-'", "id")
+    if data["id"] in RESERVED_IDS:
+        raise fail(f"'id' {data['id']!r} is reserved (transcripts use it for the likelihood scores)", "id")
     if not isinstance(data["version"], str) or not re.fullmatch(r"\d+\.\d+\.\d+", data["version"]):
         raise fail("'version' must be semantic, like 1.0.0", "version")
     if data["family"] not in FAMILIES:

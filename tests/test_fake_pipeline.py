@@ -78,12 +78,13 @@ def test_null_level_across_fake_lineages_of_different_kinds() -> None:
     """Independent fake models of two kinds (competent ones that share a canonical answer, and others): a suspect
     and reference of the competent kind judged against mixed controls must not be flagged more than alpha allows."""
     from provenance.analysis import evaluate
-    from provenance.audit import gather, resolve_all
+    from provenance.models import LoadOptions
+    from provenance.pipeline import gather, resolve_all
     from provenance.analysis import identity_plan, likelihood_plan, plan_probes
     from provenance.probeset import load
 
     specs = [f"fake:f{i}?skill={0.5 if i % 2 else 0.0}&seed={i}" for i in range(12)]
-    resolved = resolve_all(specs, __import__("provenance.models", fromlist=["LoadOptions"]).LoadOptions(), {})
+    resolved = resolve_all(specs, LoadOptions(), {})
     plans = plan_probes(60, load("continuation"), load("next-token")) + [identity_plan(60, load("identity"))]
     evidence, plans = gather(resolved, plans, likelihood_plan(60, load("instructions")), specs, None, False)
     rng = np.random.default_rng(0)

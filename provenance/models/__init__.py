@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,23 @@ class LoadOptions:
     batch_size: int = 16
     http_timeout: float = 60.0
     http_retries: int = 5
-    api_key: str | None = None
+    api_key: str | None = None  # Python API only: an explicit Bearer key for every endpoint of this call
+    # Per endpoint: ((spec as given or its base URL, Authorization header value), ...); see provenance/secrets.py.
+    credentials: tuple[tuple[str, str], ...] = ()
+    authorization: str | None = field(default=None, repr=False)  # set by resolve() for one endpoint only
+
+    def for_endpoint(self, spec: ModelSpec) -> "LoadOptions":
+        """These options with the Authorization value of this endpoint alone (None when none was given for it)."""
+        creds = dict(self.credentials)
+        auth = creds.get(spec.raw) or creds.get(spec.location) or creds.get(spec.location.rstrip("/"))
+        if auth is None and self.api_key:
+            auth = f"Bearer {self.api_key}"
+        if auth is not None:
+            from provenance.secrets import check_transport, register
+
+            register(auth)
+            check_transport(spec.location)
+        return replace(self, authorization=auth)
 
 
 @dataclass

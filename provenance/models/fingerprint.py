@@ -1,41 +1,37 @@
-"""Model fingerprints for chain of custody: streamed SHA-256 of every file, cached by path, size and mtime."""
+"""Model fingerprints for chain of custody: streamed SHA-256 of every file, hashed afresh by every process."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 
-from provenance.fsutil import atomic_write_json, cache_dir, sha256_file, sha256_json
+from provenance.fsutil import sha256_file, sha256_json
 
 _lock = threading.Lock()
+# Within one process only, keyed by everything stat can tell about the file: a file edited in place with its size and
+# mtime put back still changes its ctime (which no user call can set), and a replaced file has another inode. Across
+# processes nothing is trusted: every audit re-hashes its local models when it starts (a path|size|mtime index on disk
+# kept an edited weight file's old SHA-256).
+_memo: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
-def _index_path() -> Path:
-    return cache_dir() / "file-hashes.json"
+def _stat_key(path: Path) -> tuple[str, int, int, int, int, int]:
+    st = os.stat(path)
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def hash_file_cached(path: Path) -> str:
-    """SHA-256 of a file; re-hashed only when its size or mtime changed since the last time."""
+    """SHA-256 of a regular file (a FIFO or device is refused); hashed once per process while its stat is unchanged."""
     path = Path(path).resolve()
-    st = path.stat()
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    key = _stat_key(path)
     with _lock:
-        try:
-            index = json.loads(_index_path().read_text())
-        except (OSError, ValueError):
-            index = {}
-        if key in index:
-            return str(index[key])
+        if key in _memo:
+            return _memo[key]
     digest = sha256_file(path)
-    with _lock:
-        try:
-            index = json.loads(_index_path().read_text())
-        except (OSError, ValueError):
-            index = {}
-        index[key] = digest
-        atomic_write_json(_index_path(), index)
+    if _stat_key(path) == key:  # unchanged while we read it
+        with _lock:
+            _memo[key] = digest
     return digest
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -11,70 +12,197 @@ from typing import Any, Sequence
 
 from provenance.errors import EndpointError, InputError
 from provenance.models.base import Backend, Capability, Completion, Request, TopToken
-from provenance.models.retry import RetryableError, RetryPolicy, with_retries
+from provenance.models.retry import RetryableError, RetryPolicy, parse_retry_after, with_retries
+from provenance.secrets import check_transport, is_loopback, printable, redact, register
 
 MAX_TOP_LOGPROBS = 20
+MAX_RESPONSE_BYTES = 8 << 20  # no OpenAI-compatible answer to our requests comes near this; a bigger one is refused
+# `--timeout` is the total wall-clock budget of one attempt (connect, headers and body): httpx's timeouts are per read,
+# which lets a server that trickles a byte a second hold a request forever. Set per thread around each attempt.
+_deadline = threading.local()
 
 
-def _client(options: Any) -> Any:
+def _remaining() -> float | None:
+    end = getattr(_deadline, "end", None)
+    return None if end is None else end - time.monotonic()
+
+
+def _transport(base_url: str) -> Any:
+    """httpx's transport with a total deadline per request enforced at the socket: every read and write gets at most
+    the time left before the request's deadline, so neither headers nor body can be trickled past it."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    import httpcore
     import httpx
 
-    headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-    return httpx.Client(timeout=httpx.Timeout(options.http_timeout, connect=10.0), headers=headers,
-                        limits=httpx.Limits(max_connections=8))
+    class DeadlineStream(httpcore.NetworkStream):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        @staticmethod
+        def _budget(timeout: float | None, exc: type[Exception]) -> float | None:
+            left = _remaining()
+            if left is None:
+                return timeout
+            if left <= 0:
+                raise exc("total deadline of the request exceeded")
+            return left if timeout is None else min(timeout, left)
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self.inner.read(max_bytes, self._budget(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self.inner.write(buffer, self._budget(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self.inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> Any:
+            return DeadlineStream(self.inner.start_tls(ssl_context, server_hostname,
+                                                       self._budget(timeout, httpcore.ConnectTimeout)))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self.inner.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.NetworkBackend):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                        socket_options: Any = None) -> Any:
+            left = _remaining()
+            timeout = timeout if left is None else max(min(timeout or left, left), 0.001)
+            return DeadlineStream(self.inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+            return DeadlineStream(self.inner.connect_unix_socket(path, timeout, socket_options))
+
+        def sleep(self, seconds: float) -> None:
+            self.inner.sleep(seconds)
+
+    parts = urlsplit(base_url)
+    proxy = None
+    if not is_loopback(parts.hostname) and not urllib.request.proxy_bypass(parts.hostname or ""):
+        proxy = urllib.request.getproxies().get(parts.scheme.lower())  # what httpx would use, made explicit
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=8), proxy=proxy)
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = DeadlineBackend(pool._network_backend)
+    return transport
+
+
+def _client(options: Any, base_url: str = "") -> Any:
+    import httpx
+
+    auth = getattr(options, "authorization", None)
+    if auth is None and getattr(options, "api_key", None):
+        auth = f"Bearer {options.api_key}"
+    headers = {}
+    if auth is not None:
+        check_transport(base_url)
+        register(auth)
+        headers["Authorization"] = auth
+    # follow_redirects stays off: a redirect must never carry the key to another host.
+    return httpx.Client(timeout=httpx.Timeout(options.http_timeout, connect=min(10.0, options.http_timeout)),
+                        headers=headers, transport=_transport(base_url), follow_redirects=False, trust_env=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"non-finite number {text[:20]}")
+    return value
+
+
+def _parse_json(content: bytes) -> Any:
+    """Strict JSON: NaN and Infinity (or 1e400) are not JSON and would otherwise flow into a test as numbers."""
+    return json.loads(content, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _read_capped(resp: Any, url: str) -> bytes:
+    declared = resp.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise EndpointError(f"response from {url} declares {int(declared)} bytes, more than the "
+                            f"{MAX_RESPONSE_BYTES}-byte limit")
+    chunks, total = [], 0
+    for chunk in resp.iter_bytes():
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            raise EndpointError(f"response from {url} is larger than the {MAX_RESPONSE_BYTES}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _server_text(content: bytes, limit: int = 200) -> str:
+    """A server's error text, as one escaped line (it could otherwise forge output lines or send terminal escapes)."""
+    return printable(content[: limit * 4].decode("utf-8", "replace"), limit)
 
 
 def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[str, Any] | None = None,
-          abort: threading.Event | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+          abort: threading.Event | None = None, deadline_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """One HTTP exchange with retries; returns (parsed JSON, capture of the raw exchange for the transcript).
 
     `abort` is set when a concurrent request of the same batch failed for good: retrying this one is then wasted time.
+    Each attempt has a total deadline of `deadline_s` (default: the client's timeout), not only a per-read one.
     """
     import httpx
 
     attempts: list[dict[str, Any]] = []
+    if deadline_s is None:
+        deadline_s = client.timeout.read if client.timeout.read is not None else 60.0
 
     def once() -> tuple[dict[str, Any], dict[str, Any]]:
         if abort is not None and abort.is_set():
             raise EndpointError(f"{url}: abandoned after another request to this endpoint failed")
         sent = time.time()
+        _deadline.end = time.monotonic() + deadline_s
         try:
-            resp = client.request(method, url, json=body)
+            with client.stream(method, url, json=body) as resp:
+                content = _read_capped(resp, url)
         except httpx.TimeoutException as exc:
             attempts.append({"error": "timeout", "sent": sent})
             raise RetryableError(f"timed out: {url}") from exc
         except httpx.TransportError as exc:
             attempts.append({"error": type(exc).__name__, "sent": sent})
             raise RetryableError(f"connection failed: {url} ({type(exc).__name__})") from exc
+        finally:
+            _deadline.end = None
         capture = {
             "status": resp.status_code,
             "sent": sent,
             "received": time.time(),
-            "headers": {k: v for k, v in resp.headers.items() if k.lower().startswith(("x-request", "x-ratelimit", "retry-after", "openai-"))},
-            "body_sha256": hashlib.sha256(resp.content).hexdigest(),
+            # Only these headers are kept, each value redacted (a server may echo the Authorization header back).
+            "headers": {k: redact(v) for k, v in resp.headers.items()
+                        if k.lower().startswith(("x-request", "x-ratelimit", "retry-after", "openai-"))},
+            "body_sha256": hashlib.sha256(content).hexdigest(),
         }
         attempts.append(capture)
         if resp.status_code == 429 or resp.status_code >= 500:
-            ra = resp.headers.get("retry-after")
-            try:
-                retry_after = float(ra) if ra is not None else None
-            except ValueError:
-                retry_after = None
-            raise RetryableError(f"HTTP {resp.status_code} from {url}", retry_after)
+            raise RetryableError(f"HTTP {resp.status_code} from {url}", parse_retry_after(resp.headers.get("retry-after")))
         if resp.status_code in (401, 403):
-            raise EndpointError(f"HTTP {resp.status_code} from {url}: unauthorized (check --api-key / OPENAI_API_KEY)")
+            raise EndpointError(f"HTTP {resp.status_code} from {url}: unauthorized (give this endpoint a key with "
+                                "--api-key-env SPEC=VARNAME)")
         if resp.status_code == 404:
             raise EndpointError(f"HTTP 404 from {url}: no such endpoint or model")
         if resp.status_code >= 400:
-            raise EndpointError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}")
+            raise EndpointError(f"HTTP {resp.status_code} from {url}: {_server_text(content)}")
         try:
-            data = resp.json()
-        except ValueError:
+            data = _parse_json(content)
+        except RecursionError:
+            raise EndpointError(f"unexpected JSON from {url}: nested too deeply") from None
+        except ValueError as exc:
+            if "non-finite" in str(exc):
+                raise EndpointError(f"unexpected JSON from {url}: {exc} (not JSON)") from None
             # A truncated body is a transport fault; retry it like a dropped connection.
             raise RetryableError(f"malformed JSON from {url}") from None
         if not isinstance(data, dict):
             raise RetryableError(f"unexpected JSON from {url}")
-        capture["body"] = resp.text
+        capture["body"] = redact(content.decode("utf-8", "replace"))
         return data, capture
 
     try:
@@ -88,18 +216,26 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
 def describe_endpoint(base_url: str, model: str | None, options: Any) -> tuple[str, dict[str, Any]]:
     """Ask the server which models it serves; pick the requested one (or the only one)."""
     policy = RetryPolicy(attempts=options.http_retries)
-    with _client(options) as client:
+    with _client(options, base_url) as client:
         data, _ = _call(client, "GET", f"{base_url}/models", policy)
-    models = [m for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+    listed = data.get("data", [])
+    if not isinstance(listed, list):
+        raise EndpointError(f"unexpected JSON from {base_url}/models: 'data' is {type(listed).__name__}, not a list")
+    # Model ids are strings; an entry of another shape is not a model we could name (and is not echoed raw).
+    models = [m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
     ids = [m["id"] for m in models]
+    shown = ", ".join(printable(i, 80) for i in ids[:5])
     if model is None:
         if len(ids) != 1:
-            raise InputError(f"{base_url} serves {len(ids)} models ({', '.join(ids[:5])}); name one as {base_url}#MODEL")
+            raise InputError(f"{base_url} serves {len(ids)} models ({shown}); name one as {base_url}#MODEL")
         model = ids[0]
     meta = next((m for m in models if m["id"] == model), None)
     if meta is None and ids:
-        raise InputError(f"{base_url} does not serve '{model}' (it serves: {', '.join(ids[:5])})")
-    return model, {k: v for k, v in (meta or {}).items() if k in ("id", "owned_by", "created", "fingerprint", "root")}
+        raise InputError(f"{base_url} does not serve '{printable(model, 80)}' (it serves: {shown})")
+    keep = {k: v for k, v in (meta or {}).items() if k in ("id", "owned_by", "created", "fingerprint", "root")}
+    # Only JSON scalars of bounded size enter the fingerprint and the manifest.
+    return model, {k: (printable(v, 200) if isinstance(v, str) else v) for k, v in keep.items()
+                   if v is None or isinstance(v, (str, bool)) or (isinstance(v, (int, float)) and math.isfinite(v))}
 
 
 class HTTPBackend(Backend):
@@ -110,7 +246,7 @@ class HTTPBackend(Backend):
         self.base_url = base_url
         self.model = model
         self.policy = RetryPolicy(attempts=options.http_retries)
-        self.client = _client(options)
+        self.client = _client(options, base_url)
         self.concurrency = concurrency
         self.capabilities = frozenset({Capability.TEXT, Capability.TOP_LOGPROBS})
         self.logprobs_missing = False
@@ -138,25 +274,34 @@ class HTTPBackend(Backend):
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (KeyError, IndexError, TypeError) as exc:
-            raise EndpointError(f"{self.base_url}: response lacks choices[0] text ({exc})") from None
+            raise EndpointError(f"{self.base_url}: response lacks choices[0] text ({type(exc).__name__})") from None
         top = _parse_top(choice.get("logprobs"), req.chat) if k else None
         if k and top is None:
             self.logprobs_missing = True  # the server silently ignored logprobs: text-level tests only
-        if data.get("system_fingerprint"):
-            self.system_fingerprints.add(str(data["system_fingerprint"]))
-        if data.get("model"):
-            self.returned_models.add(str(data["model"]))
+        system_fp, returned = _scalar(data.get("system_fingerprint")), _scalar(data.get("model"))
+        if system_fp:
+            self.system_fingerprints.add(system_fp)
+        if returned:
+            self.returned_models.add(returned)
         if req.max_new_tokens == 0:
             text = ""
-        usage = data.get("usage") or {}
-        return Completion(text=text, top=top, n_tokens=int(usage.get("completion_tokens", 0) or 0),
-                          raw={"request": body, "http": cap, "model": data.get("model"),
-                               "system_fingerprint": data.get("system_fingerprint")})
+        return Completion(text=text, top=top, n_tokens=_token_count(data.get("usage")),
+                          raw={"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp})
+
+    def _guarded(self, req: Request) -> Completion:
+        try:
+            return self._one(req)
+        except BaseException:
+            # Set here, in the failing request's own thread, before this worker can take the next queued request: no
+            # request starts after the first permanent failure, so a dead endpoint costs at most
+            # concurrency x attempts requests, however the threads interleave.
+            self._abort.set()
+            raise
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            futures = [pool.submit(self._one, r) for r in requests]
+            futures = [pool.submit(self._guarded, r) for r in requests]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in futures if f in done and f.exception() is not None), None)
             if failed is not None:
@@ -176,23 +321,45 @@ class HTTPBackend(Backend):
         self.client.close()
 
 
+def _scalar(value: Any, limit: int = 200) -> str | None:
+    """A server-reported identifier as a bounded, printable string (None when absent or not a scalar)."""
+    if value is None or isinstance(value, (dict, list)) or value == "":
+        return None
+    return printable(str(value), limit)
+
+
+def _token_count(usage: Any) -> int:
+    """usage.completion_tokens when it is a non-negative integer, else 0 (it is descriptive, never evidence)."""
+    n = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 31 else 0
+
+
 def _parse_top(logprobs: Any, chat: bool) -> tuple[TopToken, ...] | None:
-    """Top-k logprobs of the first generated token, verbatim, from either response format."""
+    """Top-k logprobs of the first generated token, verbatim, from either response format.
+
+    None (text-level access only) unless every entry is a string token with a finite, non-positive logprob.
+    """
     if not isinstance(logprobs, dict):
         return None
     try:
         if chat:
             first = logprobs["content"][0]["top_logprobs"]
-            items = [(d["token"], float(d["logprob"])) for d in first]
+            if not isinstance(first, list):
+                return None
+            items = [(d["token"], d["logprob"]) for d in first]
         else:
             first = logprobs["top_logprobs"][0]
-            items = [(tok, float(lp)) for tok, lp in first.items()]
-    except (KeyError, IndexError, TypeError, ValueError):
+            if not isinstance(first, dict):
+                return None
+            items = list(first.items())
+    except (KeyError, IndexError, TypeError):
         return None
-    if not items:
+    ok = all(isinstance(t, str) and isinstance(lp, (int, float)) and not isinstance(lp, bool)
+             and math.isfinite(lp) and lp <= 1e-6 for t, lp in items)
+    if not items or not ok or len(items) > 4 * MAX_TOP_LOGPROBS:
         return None
-    items.sort(key=lambda kv: -kv[1])
-    return tuple(TopToken(t, lp, None) for t, lp in items)
+    pairs = sorted(((t, float(lp)) for t, lp in items), key=lambda kv: -kv[1])
+    return tuple(TopToken(t, lp, None) for t, lp in pairs)
 
 
 def dumps(obj: Any) -> str:

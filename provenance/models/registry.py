@@ -51,6 +51,7 @@ def _resolve_http(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
     from provenance.models import fingerprint as fp
     from provenance.models.http import describe_endpoint
 
+    options = options.for_endpoint(ms)  # this endpoint's credential alone (provenance/secrets.py)
     model, meta = describe_endpoint(ms.location, ms.model_name, options)
     return ResolvedModel(ms, fp.endpoint_fingerprint(ms.location, model, meta),
                          {"url": ms.location, "model": model, "server": meta}, options=options)

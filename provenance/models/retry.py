@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import os
+import math
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from provenance.envvars import env_float
+
 T = TypeVar("T")
+BASE_DELAY_ENV, MAX_DELAY_ENV = "PROVENANCE_RETRY_BASE_DELAY", "PROVENANCE_RETRY_MAX_DELAY"
 
 
 def _env_delay(name: str, default: float) -> float:
-    """A delay from the environment (tests and impatient users shorten backoff); bad values fall back to the default."""
+    """A delay from the environment (tests and impatient users shorten backoff); a bad value is an InputError."""
+    return env_float(name, default, 0.0, 3600.0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; None for anything but a finite, non-negative number (HTTP dates included)."""
+    if value is None:
+        return None
     try:
-        value = float(os.environ.get(name, default))
+        seconds = float(value.strip())
     except ValueError:
-        return default
-    return value if 0 <= value < float("inf") else default
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 class RetryableError(Exception):
@@ -31,11 +41,11 @@ class RetryableError(Exception):
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    base_delay: float = field(default_factory=lambda: _env_delay("PROVENANCE_RETRY_BASE_DELAY", 0.5))
-    max_delay: float = field(default_factory=lambda: _env_delay("PROVENANCE_RETRY_MAX_DELAY", 30.0))
+    base_delay: float = field(default_factory=lambda: _env_delay(BASE_DELAY_ENV, 0.5))
+    max_delay: float = field(default_factory=lambda: _env_delay(MAX_DELAY_ENV, 30.0))
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_delay)
         # Full jitter: spreads retries of concurrent clients; does not touch any result, so it need not be seeded.
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from provenance.errors import InputError
+from provenance.secrets import redact, split_userinfo
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -44,7 +45,7 @@ def parse_spec(raw: str) -> ModelSpec:
     if not s:
         raise InputError("empty model spec")
     if any(ord(c) < 32 or c == "\x7f" for c in s):
-        raise InputError(f"model spec contains control characters: {raw!r}")
+        raise InputError(f"model spec contains control characters: {redact(raw)!r}")
     if s.startswith("fake:"):
         from provenance.models.fake import parse_fake
 
@@ -58,7 +59,10 @@ def parse_spec(raw: str) -> ModelSpec:
         except ValueError:  # e.g. unbalanced IPv6 brackets: 'http://[::1'
             ok = False
         if not ok:
-            raise InputError(f"malformed endpoint URL: {raw!r} (expected http(s)://HOST[:PORT]/v1#MODEL)")
+            raise InputError(f"malformed endpoint URL: {redact(raw)!r} (expected http(s)://HOST[:PORT]/v1#MODEL)")
+        # Userinfo never travels implicitly (httpx would send it as Basic auth): credentials are given per endpoint
+        # (provenance/secrets.py), and the CLI strips them from the spec before it reaches any record.
+        url = split_userinfo(url)[0]
         return ModelSpec(raw, SpecKind.HTTP, url.rstrip("/"), model or None)
     if s in PACKAGED:
         return ModelSpec(raw, SpecKind.PACKAGED, s)

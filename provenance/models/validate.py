@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.errors import InputError
+from provenance.fsutil import open_regular
 
 # The safetensors library refuses headers above 100 MB; nothing legitimate comes close.
 MAX_SAFETENSORS_HEADER = 100_000_000
@@ -40,7 +41,7 @@ def validate_safetensors(path: Path) -> None:
     path = Path(path)
     try:
         size = path.stat().st_size
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO would block forever
             head = fh.read(8)
             if len(head) < 8:
                 raise _fail(path, f"{size} bytes, shorter than the 8-byte header length")
@@ -136,7 +137,7 @@ def validate_gguf(path: Path) -> None:
 
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO would block forever
             size = os.fstat(fh.fileno()).st_size
             if size < 24:
                 raise _fail(path, f"{size} bytes, shorter than a GGUF header")

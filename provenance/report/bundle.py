@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
+import hashlib
 import io
 import json
 import os
@@ -16,7 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from provenance.errors import InputError
-from provenance.fsutil import atomic_write_bytes, atomic_write_json, sha256_file
+from provenance.fsutil import atomic_write_bytes, atomic_write_json, read_capped, sha256_file
+from provenance.secrets import redact, redact_obj
 
 BUNDLE_SCHEMA_VERSION = 1
 SUMS = "SHA256SUMS"
@@ -48,76 +51,213 @@ def custody_entry(action: str, detail: str, actor: str | None = None) -> dict[st
     return {"utc": datetime.now(timezone.utc).isoformat(), "actor": actor or user, "action": action, "detail": detail}
 
 
-def write_sums(bundle: Path) -> str:
-    """(Re)write SHA256SUMS over every file in the bundle; returns the bundle hash (SHA-256 of SHA256SUMS)."""
-    lines = []
-    for p in sorted(bundle.rglob("*")):
-        if p.is_file() and p.name != SUMS:
-            lines.append(f"{sha256_file(p)}  {p.relative_to(bundle).as_posix()}")
+def write_sums(bundle: Path, files: Sequence[str] | None = None) -> str:
+    """(Re)write SHA256SUMS over `files` (relative paths; default: every regular file we wrote in `bundle`).
+
+    Returns the bundle hash (SHA-256 of SHA256SUMS). A symlink, FIFO or device in `bundle` is refused, never hashed.
+    """
+    from provenance.report.safe_io import scan
+
+    if files is None:
+        found, problems = scan(bundle)
+        if problems:
+            raise InputError(f"{bundle}: {problems[0]}")
+        files = [name for name in found if name != SUMS]
+    lines = [f"{sha256_file(bundle / name)}  {name}" for name in sorted(files)]
     atomic_write_bytes(bundle / SUMS, ("\n".join(lines) + "\n").encode())
     return sha256_file(bundle / SUMS)
 
 
+def probe_file_names(paths: Sequence[Path | str]) -> dict[str, str]:
+    """Where each probe file goes in the bundle: `probes/NAME`, or `probes/<hash>-NAME` when two share a basename.
+
+    Two probe files with the same name used to overwrite each other there, so a fresh bundle failed `verify`.
+    """
+    real = {str(p): os.path.realpath(p) for p in paths}
+    by_name: dict[str, set[str]] = {}
+    for r in real.values():
+        by_name.setdefault(Path(r).name, set()).add(r)
+    out = {}
+    for given, r in real.items():
+        name = Path(r).name
+        if len(by_name[name]) > 1:
+            name = f"{hashlib.sha256(r.encode()).hexdigest()[:12]}-{name}"
+        out[given] = f"probes/{name}"
+    return out
+
+
+def _redact_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """A transcript line with its labels and raw HTTP capture redacted; the evidence (answers, logprobs) untouched."""
+    rec = dict(rec)
+    if isinstance(rec.get("model"), str):
+        rec["model"] = redact(rec["model"])
+    resp = rec.get("response")
+    if isinstance(resp, dict) and "raw" in resp:
+        rec["response"] = {**resp, "raw": redact_obj(resp["raw"])}
+    return rec
+
+
 def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], transcripts: Sequence[dict[str, Any]],
                  probe_files: Mapping[str, Path], weights: dict[str, dict[str, np.ndarray]], zip_too: bool = False) -> str:
-    """Build the bundle next to `out`, then swap it in; a crash leaves either the old bundle or none, never half of one."""
+    """Build the bundle next to `out`, then swap it in; a crash leaves either the old bundle or none, never half of one.
+
+    `probe_files` maps bundle-relative names (the manifest's, one per plan: never clashing) to the files to copy.
+
+    Specs, URLs and captured headers are redacted (provenance/secrets.py); results.json and manifest.json are strict
+    JSON. A bundle already at `out` is kept as `OUT.replaced-N` (only with --replace; see report/outdir.py).
+    """
+    from provenance.report.outdir import absolute, prepare_out, release
     from provenance.report.render import render_derived
 
-    out = Path(out)
+    out = prepare_out(absolute(out))  # a no-op when the run already claimed it (the CLI does, before any work)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         atomic_write_bytes(tmp / "transcripts.jsonl",
-                           "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in transcripts).encode())
-        for rel, f in probe_files.items():  # bundle-relative names from the manifest: one file per plan, never clashing
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, tmp / rel)
+                           "".join(json.dumps(_redact_record(r), sort_keys=True, ensure_ascii=False) + "\n"
+                                   for r in transcripts).encode())
+        for rel, f in probe_files.items():
+            atomic_write_bytes(tmp / rel, read_capped(Path(f), 256 << 20, what="probe file"))
         for fp, tensors in weights.items():
             buf = io.BytesIO()
             np.savez(buf, **tensors)
             atomic_write_bytes(tmp / "evidence" / "weights" / f"{fp}.npz", buf.getvalue())
+        manifest = redact_obj(manifest)
         atomic_write_json(tmp / "manifest.json", manifest)
-        atomic_write_json(tmp / "results.json", results)
+        atomic_write_json(tmp / "results.json", redact_obj(results))
         render_derived(tmp)
         digest = write_sums(tmp)
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if zip_too:
-        make_zip(out)
+    try:
+        if zip_too:
+            make_zip(out)
+    finally:
+        release(out)
     return digest
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+    """Move the finished `tmp` to `out`. An empty `out` is replaced atomically; a provenance output there is kept as
+    `OUT.replaced-N` when this run may replace it; anything else is never touched."""
+    from provenance.report.outdir import existing_output, kept_name, may_replace, release
+
+    out = Path(os.path.abspath(out))
+    if not os.path.lexists(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
+        release(out)
+        return
+    if out.is_dir() and not out.is_symlink():
+        try:
+            os.replace(tmp, out)  # rename(2) replaces an empty directory atomically
+            release(out)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if existing_output(out) is not None and may_replace(out):
+            os.replace(out, kept_name(out))
+            os.replace(tmp, out)
+            release(out)
+            return
+    kept = kept_name(out, ".new")
+    os.replace(tmp, kept)
+    raise InputError(f"{out} changed during the run and was left as it is; the new output is in {kept}")
 
 
 def make_zip(bundle: Path) -> Path:
-    target = bundle.with_suffix(".zip")
+    """OUT.zip beside OUT (a zip already there is kept as OUT.replaced-N.zip), from the bundle's listed files."""
+    from provenance.report.outdir import kept_name, zip_path
+    from provenance.report.safe_io import BundleFiles, MAX_FILE_BYTES
+
+    bundle = Path(os.path.abspath(bundle))
+    target = zip_path(bundle)
+    files = BundleFiles(bundle)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(bundle.rglob("*")):
-            if p.is_file():
-                info = zipfile.ZipInfo(f"{bundle.name}/{p.relative_to(bundle).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, p.read_bytes())
+        for name in sorted([*files.listed, SUMS]):
+            data = files.read_bytes(name, MAX_FILE_BYTES) if name != SUMS else (bundle / SUMS).read_bytes()
+            info = zipfile.ZipInfo(f"{bundle.name}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    if os.path.lexists(target):
+        os.replace(target, kept_name(bundle, ".zip"))
     atomic_write_bytes(target, buf.getvalue())
     return target
 
 
-def load_bundle_json(bundle: Path, name: str) -> dict[str, Any]:
+DERIVED_DIRS = ("tables", "figures")
+DERIVED_FILES = ("report.html",)
+
+
+def is_derived(name: str) -> bool:
+    """A file `report` renders from the evidence (so a missing or edited one is re-rendered, not a forgery kept)."""
+    return name.split("/", 1)[0] in DERIVED_DIRS or name in DERIVED_FILES
+
+
+def rerender_blockers(problems: Sequence[str]) -> list[str]:
+    """The hash-check problems that forbid re-rendering: all but a derived file missing or edited."""
+    def ok(p: str) -> bool:
+        kind, _, name = p.partition(": ")
+        return kind in ("missing", "modified") and is_derived(name)
+    return [p for p in problems if not ok(p)]
+
+
+def rerender(bundle: Path) -> str:
+    """Re-render tables, figures and report.html of a bundle that verifies, and write its SHA256SUMS; returns its hash.
+
+    Only the files SHA256SUMS lists are read (safely); the new bundle is built beside the old one and swapped in, so
+    nothing is written outside it, through a link, or half-way. The caller checks the hashes first (only derived files
+    may be missing or edited); the new bundle must then pass `verify`, recomputation included, before it is swapped in.
+    """
+    from provenance.report.outdir import absolute
+    from provenance.report.render import render_derived
+    from provenance.report.safe_io import BundleFiles, MAX_FILE_BYTES
+
+    bundle = Path(os.path.realpath(bundle))
+    cwd = absolute(Path.cwd())
+    if bundle == cwd or bundle in cwd.parents:
+        raise InputError(f"{bundle} is the current directory or contains it; run `provenance report` from outside it")
+    files = BundleFiles(bundle)
+    tmp = bundle.with_name(f".{bundle.name}.render-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
-        return json.loads((bundle / name).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{bundle}: not an evidence bundle (no {name})") from None
+        for name in files.listed:
+            if is_derived(name):
+                continue
+            atomic_write_bytes(tmp / name, files.read_bytes(name, MAX_FILE_BYTES))
+        render_derived(tmp)
+        digest = write_sums(tmp)
+        from provenance.report.verify import verify
+
+        rep = verify(tmp)
+        if not rep.ok:
+            raise InputError(f"{bundle}: evidence files fail their hashes or recomputation "
+                             f"({'; '.join(rep.problems[:3])}); not re-rendering (see `provenance verify`)")
+        old = bundle.with_name(f".{bundle.name}.old-{os.getpid()}")
+        os.replace(bundle, old)
+        os.replace(tmp, bundle)
+        shutil.rmtree(old, ignore_errors=True)  # held exactly the listed files (verified), now re-rendered
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return digest
+
+
+def load_bundle_json(bundle: Path, name: str) -> dict[str, Any]:
+    """A JSON file of a bundle, read safely (a regular file inside it, size capped)."""
+    from provenance.report.safe_io import read_inside
+
+    try:
+        return json.loads(read_inside(Path(bundle), name))
+    except InputError as exc:
+        if str(exc).startswith("missing"):
+            raise InputError(f"{bundle}: not an evidence bundle (no {name})") from None
+        raise
     except ValueError as exc:
         raise InputError(f"{bundle}/{name}: not valid JSON ({exc})") from None

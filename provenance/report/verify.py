@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from provenance.errors import InputError
-from provenance.fsutil import sha256_file
-from provenance.report.bundle import SUMS, load_bundle_json
+from provenance.fsutil import strict_json
+from provenance.report import safe_io
+from provenance.report.bundle import SUMS
+from provenance.secrets import redact_obj
 
 EXIT_VERIFY_FAILED = 3
 
@@ -35,72 +36,106 @@ class VerifyReport:
                 "files_checked": self.files_checked, "statistics_recomputed": self.recomputed}
 
 
-def check_hashes(bundle: Path, report: VerifyReport) -> None:
-    sums = bundle / SUMS
-    if not sums.is_file():
-        report.problems.append(f"missing: {SUMS}")
-        return
-    report.bundle_sha256 = sha256_file(sums)
-    listed: dict[str, str] = {}
-    # Exactly the format write_sums writes: lowercase digests, "\n"-terminated lines, relative paths, each once.
-    # A lenient parser (splitlines, say) would accept an edited SHA256SUMS (CR line breaks) as unchanged.
-    lines = sums.read_bytes().split(b"\n")
-    if lines[-1]:
-        report.problems.append(f"malformed: {SUMS} does not end with a newline")
-    for i, raw in enumerate(lines[:-1] if not lines[-1] else lines, 1):
-        m = _SUMS_LINE.fullmatch(raw.decode("utf-8", "replace"))
-        if m is None:
-            report.problems.append(f"malformed: {SUMS} line {i}")
-            continue
-        digest, name = m.groups()
-        if name in listed:
-            report.problems.append(f"malformed: {SUMS} line {i} lists {_show(name)} again")
-        elif name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
-            report.problems.append(f"malformed: {SUMS} line {i} names a path outside the bundle: {_show(name)}")
-        else:
-            listed[name] = digest
+def check_hashes(bundle: Path, report: VerifyReport) -> set[str]:
+    """Hash every file SHA256SUMS lists; name every missing, edited, added or refused file. Returns the listed names.
+
+    Nothing is followed or opened that is not a regular file inside the bundle: a symlink, FIFO, socket or device is a
+    problem in itself (it could point outside, or block or never end a read).
+    """
+    bundle = Path(bundle)
+    files, problems = safe_io.scan(bundle)
+    report.problems.extend(problems)
+    if SUMS not in files:
+        if not any(SUMS in p for p in problems):
+            report.problems.append(f"missing: {SUMS}")
+        return set()
+    try:
+        data = safe_io.read_inside(bundle, SUMS)
+    except InputError as exc:
+        report.problems.append(str(exc))
+        return set()
+    report.bundle_sha256 = hashlib.sha256(data).hexdigest()
+    listed, problems = safe_io.parse_sums(data)
+    report.problems.extend(problems)
+    refused = {p.split(" ", 2)[1] for p in report.problems if p.startswith("refused: ") and len(p.split(" ")) > 2}
     for name, digest in sorted(listed.items()):
-        path = bundle / name
-        try:
-            if not path.is_file():
+        report.files_checked += 1
+        if name not in files:
+            if name not in refused:
                 report.problems.append(f"missing: {_show(name)}")
-            elif sha256_file(path) != digest:
+            continue
+        if files[name] > safe_io.MAX_FILE_BYTES:
+            report.problems.append(f"refused: {_show(name)} is larger than {safe_io.MAX_FILE_BYTES} bytes")
+            continue
+        try:
+            with safe_io.open_inside(bundle, name) as fh:
+                h = hashlib.sha256()
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            if h.hexdigest() != digest:
                 report.problems.append(f"modified: {_show(name)}")
+        except InputError as exc:
+            report.problems.append(str(exc))
         except OSError as exc:
             report.problems.append(f"unreadable: {_show(name)} ({exc.strerror or exc})")
-        report.files_checked += 1
-    for p in sorted(bundle.rglob("*")):
-        rel = p.relative_to(bundle).as_posix()
-        if p.is_file() and rel != SUMS and rel not in listed:
+    for rel in sorted(files):
+        if rel != SUMS and rel not in listed:
             report.problems.append(f"added: {_show(rel)}")
+    return set(listed)
 
 
-_SUMS_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+_show = safe_io.show
+
+# How recomputed numbers are compared with the stored ones. Recomputation repeats floating-point arithmetic on another
+# machine (other BLAS kernels and thread counts, other summation orders), so real numbers are compared with a
+# tolerance; what is a count, or a ratio of counts, must match exactly (p-values to 1e-9 relative: a count that differs
+# by one changes a permutation p-value by far more), and so must every integer, string and verdict.
+FLOAT_REL_TOL = 1e-6  # statistics, effects, null summaries
+FLOAT_ABS_TOL = 1e-12
+P_VALUE_REL_TOL = 1e-9  # p-values: exact counts, or closed forms of the (tolerated) statistics
+ROUNDED_ABS_TOL = {"null_distribution": 1.01e-6}  # stored rounded to 6 decimals: one unit in the last place
 
 
-def _show(name: str) -> str:
-    """A file name for a one-line problem report: quoted when it holds line breaks or other control characters."""
-    return name if name.isprintable() else repr(name)
-
-
-def _close(a: Any, b: Any, path: str, out: list[str]) -> None:
-    """Compare recomputed JSON with stored JSON; floats to 1e-9 relative (BLAS may differ across machines)."""
+def _close(a: Any, b: Any, path: str, out: list[str], key: str = "") -> None:
+    """Compare recomputed JSON `a` with stored JSON `b` under the tolerances above (NaN and null count as equal)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
             if k not in a or k not in b:
                 out.append(f"{path}.{k}: present in only one of stored/recomputed")
             else:
-                _close(a[k], b[k], f"{path}.{k}", out)
+                _close(a[k], b[k], f"{path}.{k}", out, k)
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             out.append(f"{path}: length {len(a)} != {len(b)}")
         for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]", out)
-    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))):
+            _close(x, y, f"{path}[{i}]", out, key)
+    elif isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        if a != b:
+            out.append(f"{path}: stored {_brief(b)}, recomputed {_brief(a)}")
+    elif isinstance(a, int) and isinstance(b, int):
+        if a != b:
+            out.append(f"{path}: stored {b!r}, recomputed {a!r}")
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if "p_value" in key:
+            ok = math.isclose(a, b, rel_tol=P_VALUE_REL_TOL, abs_tol=FLOAT_ABS_TOL)
+        elif key in ROUNDED_ABS_TOL:
+            ok = abs(a - b) <= ROUNDED_ABS_TOL[key]
+        else:
+            ok = math.isclose(a, b, rel_tol=FLOAT_REL_TOL, abs_tol=FLOAT_ABS_TOL)
+        if not ok:
             out.append(f"{path}: stored {b!r}, recomputed {a!r}")
     elif a != b:
-        out.append(f"{path}: stored {b!r}, recomputed {a!r}")
+        out.append(f"{path}: stored {_brief(b)}, recomputed {_brief(a)}")
+
+
+def _brief(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _normal(obj: Any) -> Any:
+    """JSON as written to a bundle: strict (NaN -> null) and redacted, so stored and recomputed compare like for like."""
+    return strict_json(redact_obj(json.loads(json.dumps(obj))))
 
 
 def recompute(bundle: Path) -> list[dict[str, Any]]:
@@ -109,15 +144,17 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
     from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ModelIdentity, ProbePlan, Score
     from provenance.probeset import load_file
 
-    manifest = load_bundle_json(bundle, "manifest.json")
+    files = safe_io.BundleFiles(bundle)  # only files SHA256SUMS lists, never a link, FIFO or device, sizes capped
+    manifest = files.load_json("manifest.json")
     analysis = manifest.get("analysis", {})
     version = analysis.get("version", 1)
     if version != ANALYSIS_VERSION:
         raise AnalysisVersionError(f"the bundle was analysed with analysis version {version}; this release implements "
                                    f"version {ANALYSIS_VERSION}: recompute it with the release that wrote it "
                                    f"(tool {manifest.get('tool', {}).get('version', '?')})")
-    transcripts = [json.loads(line) for line in (bundle / "transcripts.jsonl").read_text().splitlines() if line.strip()]
-    plans = [ProbePlan(load_file(bundle / ps["file"]), ps["n_used"], ps.get("role", "")) for ps in manifest["probe_sets"]]
+    transcripts = files.jsonl("transcripts.jsonl")
+    plans = [ProbePlan(load_file(files.probe_file(ps["file"])), ps["n_used"], ps.get("role", ""))
+             for ps in manifest["probe_sets"]]
     answers: dict[str, dict[str, dict[str, Completion]]] = {}
     scores: dict[str, dict[str, Score]] = {}
     for r in transcripts:
@@ -133,7 +170,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
                            answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"),
                            scores=scores.get(m["fingerprint"], {}))
         if m.get("weights_evidence"):
-            with np.load(bundle / m["weights_evidence"]) as z:
+            with files.npz(m["weights_evidence"]) as z:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
         evidence[m["spec"]] = ev
         roles[m["role"]].append(m["spec"])
@@ -147,24 +184,37 @@ class AnalysisVersionError(Exception):
 
 
 def verify(bundle: Path) -> VerifyReport:
+    """Hash check, then (only if every file checks out) recomputation of every statistic.
+
+    A problem with the bundle is a finding (the report is not ok: exit 3). A problem with the tool or its environment
+    (a setting that is not a number, a missing package) raises instead (exit 2 or 1): it never reads as tampering.
+    """
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise InputError(f"not a bundle directory: {bundle}")
+    _preflight()
     report = VerifyReport(str(bundle))
     check_hashes(bundle, report)
+    if report.problems:
+        return report  # nothing is recomputed from files that failed: the problems above are the finding
     try:
-        stored_results = load_bundle_json(bundle, "results.json")
+        stored_results = safe_io.BundleFiles(bundle).load_json("results.json")
+        manifest = safe_io.BundleFiles(bundle).load_json("manifest.json")
+        work = safe_io.check_work(manifest)
+        if work:
+            report.problems.extend(work)
+            return report
         stored = stored_results["references"]
         fresh = recompute(bundle)
         report.recomputed = True
         mismatches: list[str] = []
-        _close(json.loads(json.dumps(fresh)), stored, "results.references", mismatches)
+        _close(_normal(fresh), strict_json(stored), "results.references", mismatches)
         if "attribution" in stored_results:  # bundles from before attribution existed lack it
             from provenance.verdict import attribute
 
             detail = attribute(fresh)
-            _close(detail["attribution"], stored_results["attribution"], "results.attribution", mismatches)
-            _close(json.loads(json.dumps(detail)), stored_results.get("attribution_detail"), "results.attribution_detail",
+            _close(_normal(detail["attribution"]), stored_results["attribution"], "results.attribution", mismatches)
+            _close(_normal(detail), strict_json(stored_results.get("attribution_detail")), "results.attribution_detail",
                    mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
     except AnalysisVersionError as exc:
@@ -174,7 +224,20 @@ def verify(bundle: Path) -> VerifyReport:
             from provenance.errors import ProvenanceError
 
             raise ProvenanceError(f"{bundle}: every hash matches, but {exc}") from None
+    except (MemoryError, ImportError, KeyboardInterrupt):
+        raise  # the machine or the installation, not the bundle
     except Exception as exc:  # noqa: BLE001 - an edited file can break recomputation in any way; that is the finding
         first = (str(exc).splitlines() or [""])[0][:300]
         report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {first}")
     return report
+
+
+def _preflight() -> None:
+    """Everything recomputation needs from the tool itself, checked before the bundle is judged."""
+    from provenance import envvars
+
+    envvars.check_all()
+    import provenance.analysis  # noqa: F401 - import errors are the tool's, not the bundle's
+    import provenance.evidence  # noqa: F401
+    import provenance.probeset  # noqa: F401
+    import provenance.verdict  # noqa: F401
