@@ -284,6 +284,8 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
         raise InputError("--executor ray needs --workers 2 or more")
     cleaned, options = _endpoints([*specs, *controls], batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
     specs, controls = tuple(cleaned[: len(specs)]), tuple(cleaned[len(specs):])
+    if len(set(specs)) < 2:  # before the output directory is claimed: bad input leaves nothing behind
+        raise InputError("give at least two distinct models")
     out = prepare_out(out, replace=replace)
     res = run_matrix(MatrixConfig(models=specs, controls=controls or None, out=out, budget=budget, seed=seed,
                                   options=options,

@@ -56,7 +56,9 @@ class FakeLM(Backend):
 
 def zoo() -> dict[str, FakeLM]:
     ref = FakeLM(1)
-    return {"reference": ref, "suspect": FakeLM(2, parent=ref, share=0.8), "control-1": FakeLM(3), "control-2": FakeLM(4)}
+    # Four controls of unknown lineage (four units): enough for the behavioural families to run.
+    return {"reference": ref, "suspect": FakeLM(2, parent=ref, share=0.8), "control-1": FakeLM(3), "control-2": FakeLM(4),
+            "control-3": FakeLM(5), "control-4": FakeLM(6)}
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from provenance.errors import InputError
-from provenance.secrets import redact, split_userinfo
+from provenance.secrets import printable, redact, split_userinfo
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -77,11 +77,11 @@ def parse_spec(raw: str) -> ModelSpec:
         if path.suffix.lower() == ".gguf":
             return ModelSpec(raw, SpecKind.GGUF, str(path.resolve()))
         if path.suffix.lower() in PICKLE_SUFFIXES + (".safetensors",):
-            raise InputError(f"{raw}: pass the model's directory (with config.json and tokenizer), not a weight file")
-        raise InputError(f"{raw}: not a model directory or .gguf file")
+            raise InputError(f"{printable(raw)}: pass the model's directory (with config.json and tokenizer), not a weight file")
+        raise InputError(f"{printable(raw)}: not a model directory or .gguf file")
     looks_like_path = s.startswith((".", "/", "~")) or s.lower().endswith(".gguf") or "\\" in s or s.count("/") > 1
     if looks_like_path:
-        raise InputError(f"model path does not exist: {raw}")
+        raise InputError(f"model path does not exist: {printable(raw)}")
     if _HUB_ID.match(s):
         return ModelSpec(raw, SpecKind.HUB, s)
     close = difflib.get_close_matches(s, list(PACKAGED), n=1, cutoff=0.5)
