@@ -49,9 +49,16 @@ class _Zoo:
         return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
 
 
+# Parameters of the packaged teachers (their labels carry none: they are not built here), from their configs.
+PACKAGED_PARAMS = {"smollm2-135m-instruct": 134_515_008, "qwen2.5-coder-0.5b-instruct": 494_032_768,
+                   "gemma-3-270m": 268_098_176}
+
+
 def _strength(m: dict[str, Any]) -> tuple[float, float]:
+    """(parameters, nats per token on the held-back slices; nan where not measured): bigger and lower is stronger."""
     ev = m.get("eval_nats_per_token")
-    return float(m["size"].get("params") or 0), (float(ev) if ev is not None else float("nan"))
+    params = m["size"].get("params") or PACKAGED_PARAMS.get(m.get("spec") or "", 0)
+    return float(params), (float(ev) if ev is not None else float("nan"))
 
 
 def tags_for(zoo: _Zoo, r: dict[str, Any], s: dict[str, Any], controls: Sequence[dict[str, Any]], null: bool) -> list[str]:
@@ -160,6 +167,10 @@ class _Drawer:
         return True
 
 
+def _smallest(zoo: _Zoo) -> dict[str, Any]:
+    return min((m for m in zoo.models if m["role"] == "student"), key=lambda m: _strength(m)[0], default=zoo.models[0])
+
+
 def _null_case(d: _Drawer, design: str) -> dict[str, Any] | None:
     zoo = d.zoo
     fams = zoo.families
@@ -171,6 +182,12 @@ def _null_case(d: _Drawer, design: str) -> dict[str, Any] | None:
         best = max(zoo.overlap(zoo.roots[a], zoo.roots[b]) for a, b in pairs)
         strong = [(a, b) for a, b in pairs if zoo.overlap(zoo.roots[a], zoo.roots[b]) >= min(0.3, best)]
         rf, sf = strong[int(d.rng.integers(len(strong)))]
+    elif design == "stronger-than-controls":  # both from families whose root is wider than the 64-wide students
+        big = [f for f in fams if f in zoo.roots and _strength(zoo.roots[f])[0] > _strength(_smallest(zoo))[0]]
+        pair = d.least_used(big, 2)
+        if len(pair) < 2:
+            return None
+        rf, sf = pair if d.rng.random() < 0.5 else pair[::-1]
     else:
         pair = d.least_used([f for f in fams if f in zoo.roots], 2)
         if len(pair) < 2:
@@ -179,7 +196,9 @@ def _null_case(d: _Drawer, design: str) -> dict[str, Any] | None:
     r = zoo.roots[rf]
     s_pool = [m for m in zoo.by_family[sf] if not (zoo.lineage(m) & zoo.lineage(r))]
     if design == "stronger-than-controls":
-        s_pool = [m for m in s_pool if m["role"] in ("root", "derivative") or m["kind"] == "sequence-alt"]
+        floor = _strength(_smallest(zoo))[0]
+        s_pool = [m for m in s_pool if (m["role"] in ("root", "derivative") or m["kind"] == "sequence-alt")
+                  and _strength(m)[0] > floor]
     elif design == "shared-training-text":
         s_pool = [m for m in s_pool if m["role"] in ("root", "derivative")] or s_pool
     s = d.pick(s_pool)
@@ -217,7 +236,11 @@ def _related_cases(d: _Drawer) -> list[dict[str, Any]]:
             if s["role"] == "root":
                 continue
             excluded = zoo.lineage(r) | zoo.lineage(s)
-            controls = d.controls(s, excluded, "matched") or d.controls(s, excluded, "assorted")
+            controls = None
+            for _ in range(10):  # a draw can fail when two picked controls share a merged lineage: draw again
+                controls = d.controls(s, excluded, "matched") or d.controls(s, excluded, "assorted")
+                if controls is not None:
+                    break
             if controls is None:
                 continue
             key = (r["id"], s["id"], tuple(sorted(c["id"] for c in controls)))
@@ -231,7 +254,7 @@ def _related_cases(d: _Drawer) -> list[dict[str, Any]]:
     return out
 
 
-def draw_cases(labels: dict[str, Any], seed: int = 0, n_null: int = 330, n_controls: int = 4) -> dict[str, Any]:
+def draw_cases(labels: dict[str, Any], seed: int = 0, n_null: int = 360, n_controls: int = 4) -> dict[str, Any]:
     """The study's case list: `n_null` null tuples (split over dev and held-out in proportion to their families) and
     one related tuple per descendant; the same labels and seed always give the same list."""
     splits = sorted({m["split"] for m in labels["models"]})

@@ -58,6 +58,7 @@ class Preset:
     eval_chunks: int = 24
     finetune_chunks: int = 64  # corpus chunks the fine-tuned derivative reads (one epoch, full softmax: costly)
     quality_prompts: int = 4  # prompts whose sampled text is kept in labels.json as a look at each model
+    shapes: tuple[tuple[int, int], ...] | None = None  # roots' (hidden, layers) for every split (None: DEV/HELDOUT_SHAPES)
 
 
 PRESETS = {
@@ -65,7 +66,7 @@ PRESETS = {
                    (5, 3)),
     # the test-suite zoo: the stdlib source only (needs no package), a handful of short trainings, about a minute
     "tiny": Preset("tiny", 3, (), ("pytopics",), 12_000, 1024, (2, 3), (1, 1, 1), 32, 0, 16, 2, 64, 8, (1, 0),
-                   heldout_fraction=0.0, eval_chunks=4, finetune_chunks=8, quality_prompts=1),
+                   heldout_fraction=0.0, eval_chunks=4, finetune_chunks=8, quality_prompts=0, shapes=((64, 2),)),
 }
 
 # (hidden, layers) of roots and of the alternative student; held-out families also draw the shapes dev never sees
@@ -163,7 +164,7 @@ def make_plan(preset: Preset, slice_ids: Sequence[str], families: int | None = N
     for fid in corpus_ids:
         sp = split[fid]
         rng = _rng(seed, "family", fid)
-        shapes = DEV_SHAPES if sp == "dev" else HELDOUT_SHAPES
+        shapes = preset.shapes or (DEV_SHAPES if sp == "dev" else HELDOUT_SHAPES)
         hidden, layers = shapes[int(rng.integers(len(shapes)))]
         epochs_pool = preset.root_epochs[:2] if sp == "dev" else preset.root_epochs
         epochs = int(epochs_pool[int(rng.integers(len(epochs_pool)))])
@@ -616,6 +617,8 @@ class _Ctx:
                 nll -= float((logp.gather(-1, tgt[..., None])[..., 0] * ok).sum())
                 count += int(ok.sum())
             out["eval_nats_per_token"] = round(nll / max(count, 1), 4)
+        if not self.spec.quality_prompts:
+            return out
         seqs = sample(net, self.tok, self.pool[-self.spec.quality_prompts :], 24, 1.0, seed=0, batch=4)
         text = [self.tok.decode(s, skip_special_tokens=True) for s in seqs]
         words = " ".join(text).split()
@@ -631,23 +634,56 @@ class _Ctx:
 
 def write_labels(ctx: _Ctx) -> dict[str, Any]:
     """labels.json: every finished model with its lineage, shape, budget, data and split (rewritten after each family)."""
+
+    def meta_of(m: ModelPlan) -> dict[str, Any] | None:
+        if not _is_done(ctx.out, m):
+            return None
+        d = model_dir(ctx.out, m.family if m.kind == "packaged-teacher" else m.id)
+        return json.loads((d / "lineage.json").read_text()) if (d / "lineage.json").is_file() else {}
+
+    corpus = {k: v for k, v in ctx.corpus.manifest.items() if k not in ("keep", "slices")}
+    labels = labels_from_plan(ctx.out, ctx.spec, ctx.seed, ctx.fams, corpus, list(ctx.corpus.slices), meta_of)
+    atomic_write_json(ctx.out / "labels.json", labels)
+    return labels
+
+
+def llama_params(vocab: int, hidden: int, layers: int) -> int:
+    """Parameters of `train.tiny_config` (tied embeddings, MLP width 2 x hidden, two norms per layer and a final one)."""
+    return vocab * hidden + layers * (4 * hidden * hidden + 3 * hidden * 2 * hidden + 2 * hidden) + hidden
+
+
+def synthetic_labels(preset: str = "full", slice_ids: Sequence[str] | None = None, families: int | None = None,
+                     seed: int = 0, vocab: int = 49152) -> dict[str, Any]:
+    """labels.json as the plan promises it, before anything is trained (sizes computed, no competence measured):
+    lets the case list be drawn and checked in advance (`--dry-run`, the tests)."""
+    spec = PRESETS[preset]
+    ids = list(slice_ids) if slice_ids is not None else corpus_slice_ids(spec)
+    fams = make_plan(spec, ids, families, seed)
+
+    def meta_of(m: ModelPlan) -> dict[str, Any]:
+        return {"params": llama_params(vocab, m.hidden, m.layers) if m.hidden and m.layers else None}
+
+    return labels_from_plan(Path("(planned)"), spec, seed, fams, {"planned": True}, ids, meta_of)
+
+
+def labels_from_plan(out: Path, spec: Preset, seed: int, fams: Sequence[FamilyPlan], corpus: dict[str, Any],
+                     slice_ids: Sequence[str], meta_of: Any) -> dict[str, Any]:
     rows = []
     complete = True
-    for fp in ctx.fams:
+    for fp in fams:
         for m in fp.models:
-            if not _is_done(ctx.out, m):
+            meta = meta_of(m)
+            if meta is None:
                 complete = False
                 continue
-            d = model_dir(ctx.out, m.family if m.kind == "packaged-teacher" else m.id)
-            meta = json.loads((d / "lineage.json").read_text()) if (d / "lineage.json").is_file() else {}
             packaged = m.kind == "packaged-teacher"
             rows.append({
                 "id": m.id, "family": m.family, "lineage_families": list(m.lineage_families), "role": m.role,
                 "kind": m.kind, "parent": m.parent,
                 "parents": [p for p in (m.parent, m.data.get("donor")) if p],
                 "relation_to_parent": _relation(m), "split": m.split,
-                "path": None if packaged else str(model_dir(ctx.out, m.id).relative_to(ctx.out)),
-                "spec": fp.teacher if packaged else str(model_dir(ctx.out, m.id)),
+                "path": None if packaged else str(model_dir(out, m.id).relative_to(out)),
+                "spec": fp.teacher if packaged else str(model_dir(out, m.id)),
                 "tokenizer": (fp.teacher if packaged and fp.teacher != SMOL else SMOL),
                 "size": {"params": meta.get("params"), "hidden": m.hidden, "layers": m.layers},
                 "budget": {k: v for k, v in {**m.data, "steps": meta.get("steps"), "tokens_trained": meta.get("tokens_trained"),
@@ -662,14 +698,11 @@ def write_labels(ctx: _Ctx) -> dict[str, Any]:
                 "eval_nats_per_token": meta.get("eval_nats_per_token"),
                 "distinct_word_ratio": meta.get("distinct_word_ratio"), "sample_text": meta.get("sample_text"),
                 "note": m.note})
-    fams = {fp.id: {"kind": fp.kind, "split": fp.split, "root": fp.root, "teacher": fp.teacher, "slices": list(fp.slices),
-                    "twin_of": fp.twin_of, "models": [m.id for m in fp.models]} for fp in ctx.fams}
-    corpus = {k: v for k, v in ctx.corpus.manifest.items() if k not in ("keep", "slices")}
-    labels = {"schema": LABELS_SCHEMA, "lineages_version": LINEAGES_VERSION, "preset": asdict(ctx.spec), "seed": ctx.seed,
-              "complete": complete, "tokenizer": SMOL, "corpus": corpus,
-              "eval_slices": reserved_eval_slices(list(ctx.corpus.slices)), "families": fams, "models": rows}
-    atomic_write_json(ctx.out / "labels.json", labels)
-    return labels
+    families = {fp.id: {"kind": fp.kind, "split": fp.split, "root": fp.root, "teacher": fp.teacher, "slices": list(fp.slices),
+                        "twin_of": fp.twin_of, "models": [m.id for m in fp.models]} for fp in fams}
+    return {"schema": LABELS_SCHEMA, "lineages_version": LINEAGES_VERSION, "preset": asdict(spec), "seed": seed,
+            "complete": complete, "tokenizer": SMOL, "corpus": corpus,
+            "eval_slices": reserved_eval_slices(list(slice_ids)), "families": families, "models": rows}
 
 
 def _relation(m: ModelPlan) -> str | None:
