@@ -205,5 +205,5 @@ def test_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "provenance", "zoo", "lineages", "--preset", "tiny", "--dry-run",
                            "--out", str(tmp_path / "z")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "3 families, 30 models (0 built)" in proc.stdout and "c00" in proc.stdout
+    assert "3 families, 33 models (0 built)" in proc.stdout and "c00" in proc.stdout
     assert not (tmp_path / "z").exists()  # a dry run writes nothing
