@@ -458,13 +458,15 @@ def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the plan, the held-out split and the cases.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch threads (leave cores to others).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (families, models, estimated minutes) and build nothing.")
+@click.option("--cases-only", is_flag=True, help="Only redraw cases.json from the labels.json there (a partial build too).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int, threads: int, dry_run: bool,
-                 no_progress: bool) -> None:
+                 cases_only: bool, no_progress: bool) -> None:
     """Many independent lineage families with ground truth: labels.json and the study's cases.json (resumable)."""
     from provenance.zoo.lineages import build_lineages
 
-    res = build_lineages(out, preset, families, seed=seed, progress=not no_progress, threads=threads, dry_run=dry_run)
+    res = build_lineages(out, preset, families, seed=seed, progress=not no_progress, threads=threads, dry_run=dry_run,
+                         cases_only=cases_only)
     if dry_run:
         for f in res["per_family"]:
             click.echo(f"{f['family']:<10} {f['split']:<8} {f['models']:>3} models  ~{f['minutes']:>5.1f} min  root {f['root']}")

@@ -80,7 +80,8 @@ def test_full_plan_families_splits_and_recipes() -> None:
     assert {"corpus-teacher", "sequence", "sequence-10pct", "sequence-alt", "logit", "mix", "noised", "finetuned",
             "quantized", "pruned", "merged"} <= kinds
     eval_slices = {"pydocs-069", "jargon-019", "debref-003", "pytopics-008", "stdlib-016"}
-    assert not eval_slices & {s for f in fams for m in f.models for s in m.data.get("slices", []) + m.data.get("corpus_slices", [])}
+    read = {s for f in fams for m in f.models for s in m.data.get("slices", []) + m.data.get("corpus_slices", [])}
+    assert not eval_slices & read
     twins = [f for f in corpus if f.twin_of]
     assert twins and all(set(f.slices) & set(next(g for g in corpus if g.id == f.twin_of).slices) for f in twins)
 
@@ -198,6 +199,11 @@ def test_tiny_rebuild_trains_nothing(tiny: tuple[Path, dict[str, Any]]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "(0 built now" in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in out.rglob(".complete")} == stamps
+    assert (out / "cases.json").read_text() == cases
+    (out / "cases.json").unlink()
+    proc = subprocess.run([sys.executable, "-m", "provenance", "zoo", "lineages", "--preset", "tiny", "--out", str(out),
+                           "--cases-only"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     assert (out / "cases.json").read_text() == cases
 
 

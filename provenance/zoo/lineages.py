@@ -362,15 +362,39 @@ def estimate_seconds(preset: Preset, fams: Sequence[FamilyPlan], corpus_tokens: 
     return est
 
 
+def write_cases(out: Path, seed: int = 0) -> dict[str, Any]:
+    """Draw cases.json from the zoo's labels.json as it stands (a partial build's labels give a partial list)."""
+    from provenance.zoo.cases import draw_cases
+
+    try:
+        labels = json.loads((Path(out) / "labels.json").read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{out}: no readable labels.json (build the zoo first)") from None
+    cases = draw_cases(labels, seed=seed)
+    atomic_write_json(Path(out) / "cases.json", cases)
+    return cases
+
+
 def build_lineages(out: Path | None = None, preset: str = "full", families: int | None = None, seed: int = 0,
-                   progress: bool = True, threads: int = 1, dry_run: bool = False) -> dict[str, Any]:
-    """Build (or resume) the zoo and write labels.json and cases.json; with `dry_run`, only return the plan."""
+                   progress: bool = True, threads: int = 1, dry_run: bool = False,
+                   cases_only: bool = False) -> dict[str, Any]:
+    """Build (or resume) the zoo and write labels.json and cases.json; with `dry_run`, only return the plan; with
+    `cases_only`, only redraw cases.json from the labels.json already there."""
     if preset not in PRESETS:
         raise InputError(f"unknown lineage preset '{preset}' (choose from {', '.join(PRESETS)})")
     if families is not None and families < 1:
         raise InputError("--families must be at least 1")
     spec = PRESETS[preset]
-    out = Path(out) if out else default_lineages_dir() if preset == "full" else cache_dir() / "zoo" / f"lineages-{preset}-v{LINEAGES_VERSION}"
+    if out is None:
+        out = default_lineages_dir() if preset == "full" else cache_dir() / "zoo" / f"lineages-{preset}-v{LINEAGES_VERSION}"
+    out = Path(out)
+    if cases_only:
+        from provenance.zoo.cases import summary
+
+        cases = write_cases(out, seed)
+        labels = json.loads((out / "labels.json").read_text())
+        return {"out": str(out), "models": len(labels["models"]), "trained": 0, "complete": labels.get("complete"),
+                "summary": summary(cases)}
     if dry_run:
         from provenance.zoo.corpus import SOURCES, build_slices
 
@@ -419,10 +443,9 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
             write_labels(ctx)  # after every family: a partial build is already usable
     outer.close()
     labels = write_labels(ctx)
-    from provenance.zoo.cases import draw_cases, summary
+    from provenance.zoo.cases import summary
 
-    cases = draw_cases(labels, seed=seed)
-    atomic_write_json(out / "cases.json", cases)
+    cases = write_cases(out, seed)
     built = sum(1 for f in fams for m in f.models if m.id not in before and _is_done(out, m))
     return {"out": str(out), "models": total, "trained": built, "complete": labels["complete"],
             "summary": summary(cases)}
@@ -455,7 +478,8 @@ class _Ctx:
 
     def __init__(self, out: Path, spec: Preset, tok: Any, corpus: Corpus, fams: list[FamilyPlan], seed: int,
                  progress: bool) -> None:
-        self.out, self.spec, self.tok, self.corpus, self.fams, self.seed, self.progress = out, spec, tok, corpus, fams, seed, progress
+        self.out, self.spec, self.tok, self.corpus, self.fams = out, spec, tok, corpus, fams
+        self.seed, self.progress = seed, progress
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self._root: tuple[str, Any] | None = None
         from provenance.probeset import load as load_probes
