@@ -511,13 +511,18 @@ class _Ctx:
 
     def samples(self, fp: FamilyPlan) -> list[list[int]]:
         """The root's sampled answers in SmolLM2 ids (re-tokenized from text when the root has another tokenizer)."""
+        n = self.spec.packaged_samples if fp.kind == "packaged" else self.spec.samples
         path = model_dir(self.out, fp.id) / "samples.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            seqs = json.loads(path.read_text())
+            if len(seqs) == n:
+                return seqs
+            path = path.with_name(f"samples-{n}.json")  # a preset with another count: never reuse the wrong answers
+            if path.is_file():
+                return json.loads(path.read_text())
         from provenance.zoo.train import sample
 
         model, t_tok = self.root_model(fp)
-        n = self.spec.packaged_samples if fp.kind == "packaged" else self.spec.samples
         order = _rng(self.seed, "prompts", fp.id).permutation(len(self.pool))[:n]
         prompts = [self.pool[i] for i in sorted(order)]
         bar = _bar(len(prompts), f"sampling {fp.id}", self.progress)
