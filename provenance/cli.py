@@ -548,6 +548,34 @@ def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
     click.echo(f"zoo {size}: {len(labels['pairs'])} labelled pairs in {path}")
 
 
+@zoo.command("lineages")
+@click.option("--preset", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
+              help="full: 40 corpus families + the 3 packaged teachers (hours); tiny: 3 small families (about a minute).")
+@click.option("--families", type=int, default=None, help="Number of corpus-rooted families (default: the preset's).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Zoo directory (default: in the cache).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the plan, the held-out split and the cases.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads (leave cores to others).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (families, models, estimated minutes) and build nothing.")
+@click.option("--cases-only", is_flag=True, help="Only redraw cases.json from the labels.json there (a partial build too).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int, threads: int, dry_run: bool,
+                 cases_only: bool, no_progress: bool) -> None:
+    """Many independent lineage families with ground truth: labels.json and the study's cases.json (resumable)."""
+    from provenance.zoo.lineages import build_lineages
+
+    res = build_lineages(out, preset, families, seed=seed, progress=not no_progress, threads=threads, dry_run=dry_run,
+                         cases_only=cases_only)
+    if dry_run:
+        for f in res["per_family"]:
+            click.echo(f"{f['family']:<10} {f['split']:<8} {f['models']:>3} models  ~{f['minutes']:>5.1f} min  root {f['root']}")
+        click.echo(f"{res['families']} families, {res['models']} models ({res['done']} built) in {res['out']}; "
+                   f"about {res['estimated_minutes']} minutes left at one thread")
+        return
+    s = res["summary"]
+    click.echo(f"lineage zoo: {res['models']} models ({res['trained']} built now, complete: {res['complete']}) in {res['out']}")
+    click.echo(f"cases.json: {s['null']} null and {s['related']} related cases over {s['families_in_null']} families")
+
+
 @cli.command()
 @click.option("--zoo", "zoo_dir", type=click.Path(path_type=Path), default=None, help="A built zoo (default: build --size).")
 @click.option("--size", type=click.Choice(["micro", "small", "full"]), default="small", show_default=True)

@@ -16,7 +16,8 @@ LINEAGE_FILE = ".lineage"
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # PROVENANCE_TORCH_THREADS (unset: every core, as before) lets a long zoo build leave cores to others.
+    torch.set_num_threads(int(os.environ.get("PROVENANCE_TORCH_THREADS") or 0) or max(1, os.cpu_count() or 1))
     return torch
 
 
@@ -191,3 +192,96 @@ def train_logit_level(student: Any, teacher: Any, seqs: Sequence[Sequence[int]],
         return loss
 
     return _fit(student, seqs, epochs, lr, seed, pad, batch, progress, loss_fn)
+
+
+# --- Closed-vocabulary training (the lineage study's zoo, `zoo/lineages.py`) -------------------------------------
+# A model on SmolLM2's 49,152-id vocabulary that is trained on real text spends most of each step on the output
+# softmax. Here the model keeps only `keep` ids (the corpus's most frequent) alive: every other embedding row is zero
+# and stays zero, so its logit is exactly 0 and the full-vocabulary log-normaliser is
+# logsumexp(logits[keep], log(V - |keep|)) at the cost of a |keep|-way softmax. The loss is therefore the model's true
+# cross-entropy over the whole vocabulary (targets outside `keep` are skipped), and the saved model, sampled with an
+# ordinary full softmax, behaves as trained: it has learned to push the 45k dead ids' mass down.
+
+
+def close_vocab(model: Any, keep: Sequence[int]) -> Any:
+    """Zero the (tied) embedding rows of every id outside `keep`; returns a hook handle that keeps them zero."""
+    torch = _torch()
+    weight = model.get_input_embeddings().weight
+    dead = torch.ones(weight.shape[0], dtype=torch.bool)
+    dead[torch.as_tensor(list(keep), dtype=torch.long)] = False
+    with torch.no_grad():
+        weight[dead] = 0
+    return weight.register_hook(lambda g: g.masked_fill(dead[:, None], 0.0))
+
+
+def _closed_parts(student: Any, keep: Sequence[int]) -> tuple[Any, Any, float]:
+    torch = _torch()
+    vocab = student.get_input_embeddings().weight.shape[0]
+    keep_t = torch.as_tensor(list(keep), dtype=torch.long)
+    remap = torch.full((vocab,), -100, dtype=torch.long)
+    remap[keep_t] = torch.arange(len(keep_t))
+    return keep_t, remap, float(np.log(max(vocab - len(keep_t), 1)))
+
+
+def closed_lm_loss(student: Any, ids: Any, mask: Any, keep_t: Any, remap: Any, log_tail: float) -> Any:
+    """Full-vocabulary next-token cross-entropy of a closed-vocabulary model, computed over `keep_t` only."""
+    torch = _torch()
+    hidden = student.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    logits = hidden @ student.lm_head.weight[keep_t].T
+    lse = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(log_tail))
+    target = remap[ids[:, 1:]].masked_fill(mask[:, 1:] == 0, -100)
+    ok = target >= 0
+    picked = logits.gather(-1, target.clamp_min(0)[..., None])[..., 0]
+    return ((lse - picked) * ok).sum() / ok.sum().clamp_min(1)
+
+
+def train_closed(student: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int, pad: int,
+                 keep: Sequence[int], batch: int = 16, progress: Any = None) -> Any:
+    """Next-token training (from scratch on text, or sequence-level distillation on a teacher's samples) of a
+    closed-vocabulary model; the shared `_fit` loop (seeded shuffling, AdamW, one step per batch)."""
+    handle = close_vocab(student, keep)
+    keep_t, remap, log_tail = _closed_parts(student, keep)
+    try:
+        return _fit(student, seqs, epochs, lr, seed, pad, batch, progress,
+                    lambda ids, mask: closed_lm_loss(student, ids, mask, keep_t, remap, log_tail))
+    finally:
+        handle.remove()
+
+
+def train_logit_closed(student: Any, teacher: Any, seqs: Sequence[Sequence[int]], epochs: int, lr: float, seed: int,
+                       pad: int, keep: Sequence[int], top_k: int = 20, batch: int = 16, progress: Any = None) -> Any:
+    """Logit-level distillation (Hinton et al. 2015) into a closed-vocabulary student: match the teacher's renormalised
+    top-k next-token distribution at every position. The student's log-probability of any id (a dead id included) is
+    its logit minus the full-vocabulary normaliser, so the teacher's top-k need not lie inside `keep`."""
+    torch = _torch()
+    handle = close_vocab(student, keep)
+    keep_t, _, log_tail = _closed_parts(student, keep)
+    memo: dict[tuple[int, ...], tuple[Any, Any]] = {}  # the teacher's top-k per sequence, computed once
+
+    def teacher_topk(ids: Any, mask: Any) -> tuple[Any, Any]:
+        keys = [tuple(row[: int(m.sum())].tolist()) for row, m in zip(ids, mask)]
+        if any(k not in memo for k in keys):
+            with torch.inference_mode():
+                vals, idx = teacher(input_ids=ids, attention_mask=mask).logits.float().topk(top_k, dim=-1)
+            for r, k in enumerate(keys):
+                memo.setdefault(k, (vals[r, : len(k)].clone(), idx[r, : len(k)].clone()))
+        vals = torch.zeros((*ids.shape, top_k))
+        idx = torch.zeros((*ids.shape, top_k), dtype=torch.long)
+        for r, k in enumerate(keys):
+            vals[r, : len(k)], idx[r, : len(k)] = memo[k]
+        return vals, idx
+
+    def loss_fn(ids: Any, mask: Any) -> Any:
+        vals, idx = teacher_topk(ids, mask)
+        target = torch.softmax(vals, dim=-1)
+        hidden = student.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        weight = student.lm_head.weight
+        lse = torch.logaddexp(torch.logsumexp(hidden @ weight[keep_t].T, dim=-1), torch.tensor(log_tail))
+        picked = torch.einsum("bth,btkh->btk", hidden, weight[idx])
+        ce = -(target * (picked - lse[..., None])).sum(-1)
+        return (ce * mask).sum() / mask.sum()
+
+    try:
+        return _fit(student, seqs, epochs, lr, seed, pad, batch, progress, loss_fn)
+    finally:
+        handle.remove()
