@@ -90,7 +90,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         ll = likelihood_plan(budget, instructions) if instructions is not None else None
         # Only the reference(s) and controls sample answers; every model with logits access scores them (the suspect
         # included: whether it can is a capability its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard)
+        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard, seed=cfg.seed)
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []

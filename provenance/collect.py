@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -21,22 +22,37 @@ from provenance.probeset import ProbeSet
 log = logging.getLogger(__name__)
 
 
-def _request(ps: ProbeSet, text: str) -> Request:
+def request_seed(sampling_seed: int, text: str) -> int:
+    """The seed of one sampled answer: the audit's seed and the prompt, nothing else (so a prompt's sampled answer is
+    the same at any budget, in any batch, from a cold or a warm cache)."""
+    return int.from_bytes(hashlib.sha256(f"{sampling_seed}|{text}".encode()).digest()[:4], "big")
+
+
+def _request(ps: ProbeSet, text: str, sampling_seed: int = 0) -> Request:
     d = ps.decoding
-    return Request(prompt=text, max_new_tokens=d.max_new_tokens, top_k=d.top_k, chat=ps.chat, temperature=d.temperature)
+    seed = request_seed(sampling_seed, text) if d.temperature > 0 else None
+    return Request(prompt=text, max_new_tokens=d.max_new_tokens, top_k=d.top_k, chat=ps.chat, temperature=d.temperature,
+                   seed=seed)
+
+
+def _decoding_key(ps: ProbeSet, sampling_seed: int) -> dict[str, Any]:
+    d = ps.decoding.to_json()
+    return {**d, "sampling_seed": sampling_seed} if ps.decoding.temperature > 0 else d
 
 
 def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: EvidenceCache, *, batch: int = 16,
-                  progress: bool = True, want_weights: bool = True) -> ModelEvidence:
+                  progress: bool = True, want_weights: bool = True, sampling_seed: int = 0) -> ModelEvidence:
     """Probe one model with every plan; answers already in the cache are reused, the rest are appended as they come."""
     fp = model.fingerprint
-    keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, p.probe_set.decoding.to_json(), p.probe_set.mode) for p in plans}
+    keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed), p.probe_set.mode)
+            for p in plans}
     cached = {p.probe_set.id: cache.load(keys[p.probe_set.id]) for p in plans}
     fresh_notes: list[str] = []
     if model.remote:  # an endpoint may serve another model under the same name: check first
         from provenance.freshness import check_endpoint_cache
 
-        cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache, _request)
+        cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache,
+                                                   lambda ps, text: _request(ps, text, sampling_seed))
     replayed = {ps_id: set(c) for ps_id, c in cached.items()}  # answered from the cache, not in this run
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
@@ -68,9 +84,9 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             for start in range(0, len(todo), batch):
                 chunk = todo[start : start + batch]
                 sent = time.time()
-                answers = backend.generate([_request(ps, pr.text) for pr in chunk])
+                answers = backend.generate([_request(ps, pr.text, sampling_seed) for pr in chunk])
                 received = time.time()
-                recs = [{"probe_id": pr.id, "request": _request(ps, pr.text).to_json(), "response": a.to_json(),
+                recs = [{"probe_id": pr.id, "request": _request(ps, pr.text, sampling_seed).to_json(), "response": a.to_json(),
                          "sent": sent, "received": received} for pr, a in zip(chunk, answers)]
                 cache.append(keys[ps.id], recs)
                 for r in recs:
@@ -130,7 +146,7 @@ def max_concurrent_endpoints() -> int:
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
             progress: bool = True, batch: int = 16,
-            extra: dict[str, Sequence[ProbePlan]] | None = None) -> dict[str, ModelEvidence]:
+            extra: dict[str, Sequence[ProbePlan]] | None = None, sampling_seed: int = 0) -> dict[str, ModelEvidence]:
     """Local models one at a time (peak memory ~ the largest model); endpoints concurrently, each on its own thread.
 
     An endpoint costs no local memory and spends its time waiting on the network, so several endpoints (e.g. vLLM
@@ -146,7 +162,7 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
 
     def run(m: ResolvedModel) -> ModelEvidence:
         more = list((extra or {}).get(m.fingerprint, ()))
-        return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress)
+        return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress, sampling_seed=sampling_seed)
 
     got: dict[str, ModelEvidence] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(len(remote), max_concurrent_endpoints()))) as pool:

@@ -70,26 +70,29 @@ def _worker_init(threads: int, gpu_slots: Any = None, n_gpus: int = 0) -> None:
     torch.set_num_threads(threads)
 
 
-def collect_job(model: ResolvedModel, plans: Sequence[Any], cache_root: str, batch: int) -> dict[str, Any]:
+def collect_job(model: ResolvedModel, plans: Sequence[Any], cache_root: str, batch: int,
+                sampling_seed: int = 0) -> dict[str, Any]:
     """Phase 1 on a worker: every probe plan of one model, into the shared cache (resumable like any collection)."""
     from provenance.cache import EvidenceCache
     from provenance.collect import collect_model
 
     t0 = time.time()
-    ev = collect_model(model, plans, EvidenceCache(Path(cache_root)), batch=batch, progress=False)
+    ev = collect_model(model, plans, EvidenceCache(Path(cache_root)), batch=batch, progress=False,
+                       sampling_seed=sampling_seed)
     return {"model": model.label, "phase": "collect", "pid": os.getpid(), "loaded": ev.loaded,
             "seconds": round(time.time() - t0, 2)}
 
 
 def score_job(model: ResolvedModel, plans: Sequence[Any], items: Sequence[Any], cache_root: str,
-              batch: int) -> dict[str, Any]:
+              batch: int, sampling_seed: int = 0) -> dict[str, Any]:
     """Phase 2 on a worker: one model scores every sampled answer (its evidence is read back from the cache)."""
     from provenance.cache import EvidenceCache
     from provenance.collect import collect_model, collect_scores
 
     t0 = time.time()
     cache = EvidenceCache(Path(cache_root))
-    ev = collect_model(model, plans, cache, batch=batch, progress=False)  # cached by phase 1: nothing is loaded
+    ev = collect_model(model, plans, cache, batch=batch, progress=False,  # cached by phase 1: nothing is loaded
+                       sampling_seed=sampling_seed)
     collect_scores([model], items, cache, {model.fingerprint: ev}, progress=False, batch=batch)
     return {"model": model.label, "phase": "score", "pid": os.getpid(), "seconds": round(time.time() - t0, 2)}
 
@@ -233,7 +236,7 @@ def _bar(total: int, desc: str, progress: bool) -> Any:
 
 def prefetch(models: Sequence[ResolvedModel], plans: Sequence[Any], extra: dict[str, Sequence[Any]],
              cache_root: Path, cfg: FleetConfig, *, batch: int = 16, progress: bool = True,
-             score_items_for: Callable[[], Sequence[Any]] | None = None) -> FleetReport:
+             score_items_for: Callable[[], Sequence[Any]] | None = None, sampling_seed: int = 0) -> FleetReport:
     """Fill the evidence cache with one job per model, then (if asked) one scoring job per model.
 
     The caller then runs its usual collection, which finds every answer in the cache and loads nothing, so the
@@ -257,13 +260,13 @@ def prefetch(models: Sequence[ResolvedModel], plans: Sequence[Any], extra: dict[
     executor = (_LocalPool if cfg.executor == "local" else _RayCluster)(cfg, threads, progress)
     with executor:
         t0 = time.time()
-        report.jobs += executor.run([(collect_job, (m, plans_of(m), root, batch)) for m in unique],
+        report.jobs += executor.run([(collect_job, (m, plans_of(m), root, batch, sampling_seed)) for m in unique],
                                     f"fleet · collect ({cfg.workers} workers)")
         report.phases["collect"] = time.time() - t0
         if score_items_for is not None:
             items = list(score_items_for())
             t0 = time.time()
-            report.jobs += executor.run([(score_job, (m, plans_of(m), items, root, batch)) for m in unique],
+            report.jobs += executor.run([(score_job, (m, plans_of(m), items, root, batch, sampling_seed)) for m in unique],
                                         f"fleet · score ({cfg.workers} workers)")
             report.phases["score"] = time.time() - t0
     summary = (f"fleet: {len(unique)} models on {cfg.workers} {cfg.executor} workers x {threads} threads: "

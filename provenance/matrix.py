@@ -171,14 +171,14 @@ def run_matrix(cfg: MatrixConfig) -> dict[str, Any]:
         extra = {m.fingerprint: [ll_plan] for m in resolved.values()} if ll_plan is not None else {}
 
         def items_to_score() -> list[Any]:
-            by = collect(list(resolved.values()), plans, cache, progress=False, extra=extra)
+            by = collect(list(resolved.values()), plans, cache, progress=False, extra=extra, sampling_seed=cfg.seed)
             assert ll_plan is not None
             return score_items({s: by[m.fingerprint] for s, m in resolved.items()}, list(resolved), ll_plan)
 
         fleet_report = prefetch(list(resolved.values()), plans, extra, cache.root, cfg.fleet, progress=cfg.progress,
-                                score_items_for=items_to_score if ll_plan is not None else None)
+                                score_items_for=items_to_score if ll_plan is not None else None, sampling_seed=cfg.seed)
     # Every model may be someone's reference, so every model samples answers for the likelihood family.
-    evidence, plans = gather(resolved, plans, ll_plan, list(resolved), cfg.cache, cfg.progress)
+    evidence, plans = gather(resolved, plans, ll_plan, list(resolved), cfg.cache, cfg.progress, seed=cfg.seed)
     roles = plan_roles(plans)
     pairs = list(itertools.combinations(models, 2))
     if not 0 < cfg.alpha < 1:

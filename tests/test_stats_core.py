@@ -144,3 +144,19 @@ def test_weight_permutation_test_exact_floor_and_null() -> None:
     other = weight_permutation_test(a, b, "llama", "llama", np.random.default_rng(0), 199)
     assert other.p_value is not None and other.p_value > 0.01
     assert weight_permutation_test(a, b, "llama", "gpt2", np.random.default_rng(0)).skipped
+
+
+def test_sampling_seed_depends_on_the_audit_seed_and_the_prompt_only() -> None:
+    """--seed reaches sampling; a prompt's sampled answer does not depend on its batch or the budget (defect fixed)."""
+    from provenance.collect import _request
+    from provenance.models.fake import FakeBackend, parse_fake
+    from provenance.probeset import load
+
+    ps = load("instructions")
+    a, b = (_request(ps, p.text, 7) for p in ps.probes[:2])
+    assert a.seed is not None and a.seed != b.seed and _request(ps, a.prompt, 7).seed == a.seed
+    assert _request(ps, a.prompt, 8).seed != a.seed
+    assert _request(load("continuation"), "x", 7).seed is None  # greedy: no seed
+    fake = FakeBackend("fake:m", parse_fake("fake:m"))
+    alone = fake.generate([a])[0].text
+    assert fake.generate([b, a])[1].text == alone  # same answer in another batch

@@ -31,15 +31,19 @@ class Request:
     top_k: int = 0  # how many next-token logprobs to return at the first generated position (0: none)
     chat: bool = False
     temperature: float = 0.0
+    seed: int | None = None  # sampling seed of this request alone (temperature > 0): never the batch it arrived in
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "prompt": self.prompt,
             "max_new_tokens": self.max_new_tokens,
             "top_k": self.top_k,
             "chat": self.chat,
             "temperature": self.temperature,
         }
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class FakeBackend(Backend):
             n = max(1, min(req.max_new_tokens, 48))
             if req.temperature > 0:
                 # Sampling is seeded by the prompt (and the model), never by the batch it arrived in.
-                text = self.fake.sample(req.prompt, n, seed=0)
+                text = self.fake.sample(req.prompt, n, seed=req.seed or 0)
             else:
                 text = self.fake.greedy(req.prompt, n)
             top = self.fake.top(req.prompt, req.top_k) if req.top_k else None

@@ -181,16 +181,20 @@ class HFBackend(Backend):
             groups.setdefault((r.chat, r.max_new_tokens, r.top_k, r.temperature), []).append(i)
         for (chat, max_new, top_k, temperature), idxs in groups.items():
             texts = {i: self._render(requests[i]) for i in idxs}
-            # Batching by length keeps padding (wasted compute) small.
+            # Batching by length keeps padding (wasted compute) small. Sampled answers go one at a time, each under its
+            # own seed: a prompt's answer must not depend on the other prompts of its batch (nor on the budget).
             idxs = sorted(idxs, key=lambda i: len(texts[i]))
-            for start in range(0, len(idxs), self.batch_size):
-                batch = idxs[start : start + self.batch_size]
+            size = 1 if temperature > 0 else self.batch_size
+            for start in range(0, len(idxs), size):
+                batch = idxs[start : start + size]
                 add_special = not (chat and self.has_chat_template)  # templates already carry BOS
                 enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
                                      add_special_tokens=add_special).to(self.device)
                 kwargs: dict[str, Any] = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id)
                 if temperature > 0:
-                    torch.manual_seed(int(hashlib.sha256("".join(texts[i] for i in batch).encode()).hexdigest()[:8], 16))
+                    seed = requests[batch[0]].seed
+                    torch.manual_seed(seed if seed is not None else
+                                      int(hashlib.sha256(texts[batch[0]].encode()).hexdigest()[:8], 16))
                     kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
                 else:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)

@@ -261,12 +261,16 @@ class HTTPBackend(Backend):
                                     "max_tokens": max(req.max_new_tokens, 1), "temperature": req.temperature}
             if k:
                 body.update(logprobs=True, top_logprobs=k)
+            if req.seed is not None:  # OpenAI-compatible servers that honour it make sampled answers repeatable
+                body["seed"] = req.seed
             data, cap = _call(self.client, "POST", f"{self.base_url}/chat/completions", self.policy, body, self._abort)
         else:
             body = {"model": self.model, "prompt": req.prompt, "max_tokens": max(req.max_new_tokens, 1),
                     "temperature": req.temperature}
             if k:
                 body["logprobs"] = k
+            if req.seed is not None:
+                body["seed"] = req.seed
             data, cap = _call(self.client, "POST", f"{self.base_url}/completions", self.policy, body, self._abort)
         try:
             choice = data["choices"][0]
