@@ -22,9 +22,9 @@ DECISION_RULE = (
     f"branches combined by Bonferroni (p = min(1, b * min branch p)). Identity claims corroborate and never count. "
     f"Across references, Holm's step-down adjustment; a sequential audit multiplies by the price of its look. "
     f"`derived` if the adjusted p < {ALPHA} and the weight branch carries it; `distilled` if the behavioural branch "
-    f"does; either becomes `inconclusive` when a placebo (a control lineage put in the suspect's seat) would be "
-    f"flagged, when the suspect's competence on neutral text lies outside the controls' range (they are not of its "
-    f"kind), or when fewer than {MIN_PROBES} probes were used. `inconclusive` also if {ALPHA} <= p < {NO_EVIDENCE_P}; "
+    f"does, unless a placebo (a control lineage put in the suspect's seat) would be flagged or the controls are not of "
+    f"the suspect's kind (competence on neutral text, or general agreement with the controls, outside theirs): then "
+    f"`inconclusive`, as with fewer than {MIN_PROBES} probes. `inconclusive` also if {ALPHA} <= p < {NO_EVIDENCE_P}; "
     f"otherwise `no_evidence`: no evidence of lineage at the tested power, never a finding of independence."
 )
 
@@ -88,6 +88,11 @@ def decide(combined: Combined, adjusted_p: float | None, unscaled_p: float | Non
     if n_probes < MIN_PROBES:
         return Decision(INCONCLUSIVE, adjusted_p, f"too few probes ({n_probes} < {MIN_PROBES})")
     if adjusted_p < alpha:
+        if combined.carried_by == "weights":
+            # The permutation test's null is exact and needs no controls: placebos and kind checks, which guard the
+            # behavioural null, do not apply to it.
+            return Decision(DERIVED, adjusted_p, f"weights aligned beyond every hidden-unit permutation "
+                                                 f"(p={combined.weights_p:.3g}): the suspect shares the reference's weights")
         if placebo_flagged:
             return Decision(INCONCLUSIVE, adjusted_p,
                             f"the suspect would be flagged (p={adjusted_p:.3g}), but so would the placebo(s) "
@@ -95,9 +100,6 @@ def decide(combined: Combined, adjusted_p: float | None, unscaled_p: float | Non
         if kind_mismatch:
             return Decision(INCONCLUSIVE, adjusted_p, f"the suspect would be flagged (p={adjusted_p:.3g}), but "
                                                       f"{kind_mismatch}")
-        if combined.carried_by == "weights":
-            return Decision(DERIVED, adjusted_p, f"weights aligned beyond every hidden-unit permutation "
-                                                 f"(p={combined.weights_p:.3g}): the suspect shares the reference's weights")
         why = "behaviour inherited from the reference beyond what independent lineages of the controls show"
         if combined.weights_p is None:
             why += "; weights not compared, so derivation is not excluded"

@@ -54,16 +54,22 @@ def test_rebuild_resumes_without_retraining(zoo: Path) -> None:
 
 
 def test_no_false_accusation_and_power(bench: dict) -> None:
+    """Analysis version 2 on the micro zoo (5 control lineages of tiny random teachers).
+
+    Measured 2026-11-29: no independent pair flagged (8 `no_evidence`, 2 `inconclusive` at p = 0.04 from one lineage
+    whose teacher happens to resemble the reference's); both weight-sharing copies `derived` (weights p = 1e-4); the
+    sequence-level students are not flagged (likelihood p 0.12-0.13: five lineages of degenerate tiny teachers cannot
+    support a flag for them) but rank below every independent pair but that one lineage's; AUC 0.86. Version 1
+    flagged them at p < 0.001 against a null in which each control's siblings were counted as independent.
+    """
     rows = bench["rows"]
     independent = [r for r in rows if r["relation"] == "independent"]
-    related = [r for r in rows if r["relation"] != "independent"]
-    assert independent and all(r["verdict"] in ("independent", "inconclusive") for r in independent)
-    detected = [r for r in related if r["p_value"] is not None and r["p_value"] < 0.01]
-    assert len(detected) >= 0.9 * len(related), rows
+    assert independent and all(r["verdict"] in ("no_evidence", "inconclusive") for r in independent), independent
     assert all(r["verdict"] == "derived" for r in rows if r["relation"] == "derived")
     seq = [r for r in rows if r["kind"] == "sequence-distilled" and r["relation"] == "distilled"]
-    assert seq and all(r["verdict"] == "distilled" and r["tests"]["reference_likelihood"] < 0.01 for r in seq)
-    assert bench["auc"] > 0.95
+    ind_ll = sorted(r["tests"]["reference_likelihood"] for r in independent)
+    assert seq and all(r["tests"]["reference_likelihood"] < float(np.median(ind_ll)) for r in seq), (seq, ind_ll)
+    assert bench["auc"] > 0.75
 
 
 def test_per_test_calibration_on_independent_pairs(bench: dict) -> None:
@@ -86,7 +92,8 @@ def test_bundle_with_likelihood_verifies(zoo: Path, bench: dict, tmp_path: Path)
     res = run_audit(AuditConfig(suspect=student["suspect"], references=[labels["reference"]], controls=labels["controls"],
                                 out=tmp_path / "b", budget=200, progress=False))
     names = [t["name"] for t in res["references"][0]["tests"] if not t["skipped"]]
-    assert "reference_likelihood" in names and res["references"][0]["verdict"] == "distilled"
+    assert {"output_agreement", "next_token_divergence", "reference_likelihood"} <= set(names)
+    assert res["references"][0]["placebo"]["ran"]  # five control lineages: every one in the suspect's seat
     rep = verify(tmp_path / "b")
     assert rep.ok, rep.problems
 
@@ -97,25 +104,30 @@ def _micro_models(zoo: Path) -> dict[str, str]:
     s = lambda name: str(zoo / "students" / name)  # noqa: E731
     return {"T100": t["tiny:100"], "T101": t["tiny:101"], "S100a": s("seq-tiny-100-0"), "S100b": s("seq-tiny-100-1"),
             "S101a": s("seq-tiny-101-0"), "N100": str(zoo / "derived" / "tiny-100-noised"),
-            "C": [s(f"seq-tiny-10{k}-{i}") for k in (2, 3) for i in (0, 1)]}  # type: ignore[dict-item]
+            "C": [s(f"seq-tiny-10{k}-{i}") for k in (2, 3, 4, 5) for i in (0, 1)]}  # type: ignore[dict-item]
 
 
 def test_attribution_names_the_teacher_or_none(zoo: Path, bench: dict) -> None:
-    """Two candidate teachers: each student is attributed to its own, an unrelated model to neither."""
+    """Two candidate teachers: a derived copy is attributed to its origin, an unrelated model to neither, and no
+    student is ever attributed to the wrong teacher (at this zoo's power a student may get "none")."""
     from provenance.audit import AuditConfig, run_audit
+    from provenance.zoo.bench import zoo_lineages
 
     m = _micro_models(zoo)
+    lineages = zoo_lineages(json.loads((zoo / "labels.json").read_text()))
     refs = [m["T100"], m["T101"]]
-    cases = [(m["S100a"], m["T100"]), (m["S101a"], m["T101"]), (m["N100"], m["T100"]), (m["C"][3], "none")]
+    cases = [(m["S100a"], {m["T100"], "none"}), (m["S101a"], {m["T101"], "none"}), (m["N100"], {m["T100"]}),
+             (m["C"][3], {"none"})]
     for suspect, expected in cases:
         res = run_audit(AuditConfig(suspect=suspect, references=refs, controls=[c for c in m["C"] if c != suspect],
-                                    budget=200, progress=False, identity_set=None))
-        assert res["attribution"] == expected, (suspect, res["attribution_detail"])
+                                    budget=200, progress=False, identity_set=None, lineages=lineages))
+        assert res["attribution"] in expected, (suspect, res["attribution_detail"])
         assert [r["reference"] for r in res["attribution_detail"]["ranking"]][0] in refs
 
 
 def test_matrix_recovers_the_lineage_graph(zoo: Path, bench: dict, tmp_path: Path) -> None:
-    """Six models, 15 pairs: the teacher-student and teacher-derivative edges are found, with direction."""
+    """Six models, 15 pairs: no false edge; the weight-sharing edge is found (sequence-level students are below this
+    zoo's power with four control lineages, so their edges are not required)."""
     from provenance.matrix import MatrixConfig, edge_scores, lineage_truth, run_matrix
 
     m = _micro_models(zoo)
@@ -123,15 +135,12 @@ def test_matrix_recovers_the_lineage_graph(zoo: Path, bench: dict, tmp_path: Pat
     res = run_matrix(MatrixConfig(models=models, controls=m["C"], out=tmp_path / "mx", budget=200, progress=False))
     truth = lineage_truth(json.loads((zoo / "labels.json").read_text()), models)
     assert len(truth) == 4
-    direct = edge_scores(res, truth)
-    print("matrix edges:", direct, edge_scores(res, truth, direct_only=False))
-    # Measured on this zoo: all 4 true edges, no false one, every student's direction right (BH at 5%).
-    assert direct["recall"] >= 0.75 and direct["precision"] >= 0.75, res["edges"]
-    directed = [e for e in res["edges"] if e["direction"]]
-    assert directed, res["edges"]
-    for e in directed:  # sequence-level students: the likelihood test says who learned from whom
-        assert frozenset((e["direction"]["parent"], e["direction"]["child"])) in truth
-        assert e["direction"]["parent"] in (m["T100"], m["T101"]), e
+    found = {frozenset((e["a"], e["b"])) for e in res["edges"]}
+    print("matrix edges:", edge_scores(res, truth), res["edges"])
+    related = truth | {frozenset((m["S100a"], m["S100b"])), frozenset((m["S100a"], m["N100"])),
+                       frozenset((m["S100b"], m["N100"]))}  # siblings and cousins through T100: related, not false
+    assert found <= related, res["edges"]  # no edge between lineages that are independent
+    assert frozenset((m["T100"], m["N100"])) in found
     for name in ("results.json", "matrix.csv", "heatmap.png", "lineage.png", "matrix.html", "SHA256SUMS"):
         assert (tmp_path / "mx" / name).is_file()
     assert len((tmp_path / "mx" / "matrix.csv").read_text().strip().splitlines()) == 1 + 15
@@ -156,7 +165,7 @@ def test_sequential_audit_stops_early_and_verifies(zoo: Path, bench: dict, tmp_p
     ctrl = m["C"]
     indep = run_audit(AuditConfig(suspect=ctrl[0], references=[m["T100"]], controls=ctrl[1:], budget=200,
                                   progress=False, sequential=True))
-    assert indep["references"][0]["verdict"] in ("independent", "inconclusive")
+    assert indep["references"][0]["verdict"] in ("no_evidence", "inconclusive")
     assert all(a != "stop: decisive" for a in (lk["action"] for lk in indep["sequential"]["looks"]))
 
 
