@@ -10,6 +10,7 @@ import click
 
 from provenance.audit import AuditConfig, run_audit
 from provenance.report.bundle import CaseInfo
+from provenance.report.outdir import prepare_out
 
 
 def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small") -> list[dict[str, str]]:
@@ -30,6 +31,8 @@ def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small")
         name = f"{pair['relation']}-{Path(pair['suspect']).name}"
         controls = [c for c in labels["controls"] if c != pair["suspect"]]
         click.echo(f"auditing {Path(pair['suspect']).name} ({pair['kind']}) against {labels['reference']} ...", err=True)
+        # A rerun of the demo replaces its own earlier bundles (each kept beside it as NAME.replaced-N).
+        prepare_out(out / name, replace=True)
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
                                     out=out / name, budget=budget, progress=progress, lineages=lineages,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}")))
