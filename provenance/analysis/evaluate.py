@@ -13,7 +13,7 @@ from provenance.analysis.plans import plan_roles, scaled
 from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, competence
 from provenance.stats.base import TestResult
 from provenance.stats.nulls import MIN_UNITS, Design
-from provenance.verdict import ALPHA, FLAGGED, bonferroni, combine, decide, holm
+from provenance.verdict import ALPHA, FLAGGED, Decision, bonferroni, combine, decide, holm
 
 # Version 2: lineage units, the interaction null, placebos, identity as corroboration (version 1: bundles written
 # before 2026-11-29, pairwise nulls; recompute those with the release that wrote them).
@@ -157,6 +157,10 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                                 f"p = {k['p_suspect']:.2g}) is unlike theirs: the controls are not of its kind, or it "
                                 f"took on the reference's competence")
             d = decide(comb, p_adj, p_holm, n_probes, plac["flagged"], kind_mismatch=mismatch)
+            if comb.p_value is None:  # say why nothing could decide: each deciding family's own reason
+                why = "; ".join(f"{t.name}: {t.skipped}" for t in tests
+                                if t.skipped and (t.name in deciding or t.name == "weight_alignment"))
+                d = Decision(d.verdict, d.p_value, f"{d.reason} ({why})" if why else d.reason)
             # The budget check: the same families on the first half of every probe set (no new queries).
             hctx = PairContext(evidence, design, half, seed, n_permutations)
             htests = [t if t.name == "weight_alignment" else f.run(hctx)
