@@ -50,8 +50,10 @@ def test_results_schema_and_transcripts(derived_audit: dict) -> None:
             assert {"name", "statistic", "p_value", "n"} <= set(t)
     lines = (out / "transcripts.jsonl").read_text().splitlines()
     # every probe of every model (continuation, next-token, identity), with the model's fingerprint and set hash
-    per_model = sum(ps["n_used"] for ps in on_disk["probe_sets"])
-    assert per_model == BUDGET + 12 and len(lines) == 4 * per_model
+    per_model = sum(ps["n_used"] for ps in on_disk["probe_sets"] if ps["role"] != "yardstick")
+    yardstick = sum(ps["n_used"] for ps in on_disk["probe_sets"] if ps["role"] == "yardstick")
+    # every model answers every probe, and scores the yardstick's neutral passages (its competence)
+    assert per_model == BUDGET + 12 and yardstick == 12 and len(lines) == 4 * (per_model + yardstick)
     rec = json.loads(lines[0])
     assert {"model", "fingerprint", "probe_set_sha256", "request", "response"} <= set(rec)
     assert {c["spec"] for c in on_disk["controls"]} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}
