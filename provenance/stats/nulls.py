@@ -103,6 +103,18 @@ def by_lineage(values: Mapping[str, float], ses: Mapping[str, float], lineage: M
     return units, vals, errs
 
 
+def _mean_and_error(per_probe: np.ndarray) -> tuple[float, float] | None:
+    """Mean per-probe similarity with a half-probe pseudo-count, and its standard error; None with no probe."""
+    v = np.asarray(per_probe, dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return None
+    p = (float(v.sum()) + 0.5) / (n + 1)
+    var_mean = (float(v.var(ddof=1)) if n > 1 else 0.25) / n + 1.0 / (4.0 * n * n)
+    return p, math.sqrt(var_mean)
+
+
 def log_affinity(per_probe: np.ndarray) -> tuple[float, float]:
     """log of the mean per-probe similarity, and its standard error (delta method, with a half-probe pseudo-count).
 
@@ -113,26 +125,20 @@ def log_affinity(per_probe: np.ndarray) -> tuple[float, float]:
     The pseudo-count keeps the value and its error finite at zero agreement: a pair that agreed on no probe is not
     known to agree on exactly none, and its error is about one probe's worth, not zero.
     """
-    v = np.asarray(per_probe, dtype=float)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
+    got = _mean_and_error(per_probe)
+    if got is None:
         return math.nan, math.nan
-    p = (float(v.sum()) + 0.5) / (n + 1)
-    var_mean = (float(v.var(ddof=1)) if n > 1 else 0.25) / n + 1.0 / (4.0 * n * n)
-    return math.log(p), math.sqrt(var_mean) / p
+    p, se = got
+    return math.log(p), se / p
 
 
 def logit_affinity(per_probe: np.ndarray) -> tuple[float, float]:
     """logit of the mean per-probe similarity and its standard error (for rates on both sides of 1/2: claim rates)."""
-    v = np.asarray(per_probe, dtype=float)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
+    got = _mean_and_error(per_probe)
+    if got is None:
         return math.nan, math.nan
-    p = (float(v.sum()) + 0.5) / (n + 1)
-    var_mean = (float(v.var(ddof=1)) if n > 1 else 0.25) / n + 1.0 / (4.0 * n * n)
-    return math.log(p / (1 - p)), math.sqrt(var_mean) / (p * (1 - p))
+    p, se = got
+    return math.log(p / (1 - p)), se / (p * (1 - p))
 
 
 def _cells(row: str, col: str, rows: Sequence[str], cols: Sequence[str], related: Callable[[str, str], bool]
