@@ -198,7 +198,7 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
 
 
 def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, ref_slug: str,
-                 vocab_limit: int | None, lineage: str) -> None:
+                 vocab_limit: int | None, lineage: str | None = None) -> None:
     """Weight-sharing copies of the reference teacher: Gaussian-noised, briefly fine-tuned on another teacher's data,
     int8-quantized (round trip, as a quantized release would be re-published), magnitude-pruned."""
     import copy

@@ -626,7 +626,7 @@ class _Ctx:
             atomic_write_json(data, [chunks[i] for i in sorted(pick)])
         model, _ = self.root_model(fp)
         dirs = [model_dir(self.out, x.id) for x in fp.models if x.kind in ("noised", "finetuned", "quantized", "pruned")]
-        _derivatives(model, self.tok, dirs, fam_dir, self.pad, "root", None)
+        _derivatives(model, self.tok, dirs, fam_dir, self.pad, "root", None, fp.id)
 
     def _quality(self, net: Any) -> dict[str, Any]:
         """Competence on the neutral yardstick (held-back corpus slices no model read) and a look at the model's text."""
