@@ -13,6 +13,26 @@ import numpy as np
 LINEAGE_FILE = ".lineage"
 
 
+def _teacher_topk(teacher: Any, top_k: int, memo: dict[tuple[int, ...], tuple[Any, Any]]) -> Any:
+    """The teacher's top-k logits per position of a right-padded batch, each sequence computed once (memo)."""
+    torch = _torch()
+
+    def topk(ids: Any, mask: Any) -> tuple[Any, Any]:
+        keys = [tuple(row[: int(m.sum())].tolist()) for row, m in zip(ids, mask)]
+        if any(k not in memo for k in keys):
+            with torch.inference_mode():
+                vals, idx = teacher(input_ids=ids, attention_mask=mask).logits.float().topk(top_k, dim=-1)
+            for r, k in enumerate(keys):
+                memo.setdefault(k, (vals[r, : len(k)].clone(), idx[r, : len(k)].clone()))
+        vals = torch.zeros((*ids.shape, top_k))
+        idx = torch.zeros((*ids.shape, top_k), dtype=torch.long)
+        for r, k in enumerate(keys):
+            vals[r, : len(k)], idx[r, : len(k)] = memo[k]
+        return vals, idx
+
+    return topk
+
+
 def _torch() -> Any:
     import torch
 
@@ -163,19 +183,7 @@ def train_logit_level(student: Any, teacher: Any, seqs: Sequence[Sequence[int]],
     # sequence and reused (a full-vocabulary teacher forward is most of a step; this makes later epochs ~10x cheaper).
     memo: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
-    def teacher_topk(ids: Any, mask: Any) -> tuple[Any, Any]:
-        keys = [tuple(row[: int(m.sum())].tolist()) for row, m in zip(ids, mask)]  # right-padded rows
-        if any(k not in memo for k in keys):
-            with torch.inference_mode():
-                t_logits = teacher(input_ids=ids, attention_mask=mask).logits.float()
-                vals, idx = t_logits.topk(top_k, dim=-1)
-            for r, k in enumerate(keys):
-                memo.setdefault(k, (vals[r, : len(k)].clone(), idx[r, : len(k)].clone()))
-        vals = torch.zeros((*ids.shape, top_k))
-        idx = torch.zeros((*ids.shape, top_k), dtype=torch.long)
-        for r, k in enumerate(keys):
-            vals[r, : len(k)], idx[r, : len(k)] = memo[k]
-        return vals, idx
+    teacher_topk = _teacher_topk(teacher, top_k, memo)
 
     def loss_fn(ids: Any, mask: Any) -> Any:
         vals, idx = teacher_topk(ids, mask)
@@ -258,18 +266,7 @@ def train_logit_closed(student: Any, teacher: Any, seqs: Sequence[Sequence[int]]
     keep_t, _, log_tail = _closed_parts(student, keep)
     memo: dict[tuple[int, ...], tuple[Any, Any]] = {}  # the teacher's top-k per sequence, computed once
 
-    def teacher_topk(ids: Any, mask: Any) -> tuple[Any, Any]:
-        keys = [tuple(row[: int(m.sum())].tolist()) for row, m in zip(ids, mask)]
-        if any(k not in memo for k in keys):
-            with torch.inference_mode():
-                vals, idx = teacher(input_ids=ids, attention_mask=mask).logits.float().topk(top_k, dim=-1)
-            for r, k in enumerate(keys):
-                memo.setdefault(k, (vals[r, : len(k)].clone(), idx[r, : len(k)].clone()))
-        vals = torch.zeros((*ids.shape, top_k))
-        idx = torch.zeros((*ids.shape, top_k), dtype=torch.long)
-        for r, k in enumerate(keys):
-            vals[r, : len(k)], idx[r, : len(k)] = memo[k]
-        return vals, idx
+    teacher_topk = _teacher_topk(teacher, top_k, memo)
 
     def loss_fn(ids: Any, mask: Any) -> Any:
         vals, idx = teacher_topk(ids, mask)
