@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
+from provenance.analysis.evaluate import preflight
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
 from provenance.evidence import ModelEvidence, ProbePlan
@@ -81,6 +83,13 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
                              "use other controls (mined prompts would bias the null)")
     refs = list(dict.fromkeys(cfg.references))
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
+    # Say before any query when the controls cannot support a verdict (the audit still runs: its evidence is kept).
+    hopeless, warnings = preflight({s: m.lineage for s, m in resolved.items()}, cfg.suspect, refs, ctrl,
+                                   {s: not m.remote for s, m in resolved.items()})
+    warnings = [*(f"{h}: the verdict will be inconclusive; add controls of other lineages (-c, --controls FILE)"
+                  for h in hopeless), *warnings]
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
     def look(budget: int) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
         """The evidence for `budget` probes per model: every plan is a prefix, so a later look reuses the cache."""
@@ -132,6 +141,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
                        "rule": SEQUENTIAL_RULE if cfg.sequential else "fixed budget: one look"},
         "access": {s: sorted(evidence[s].capabilities) for s in resolved},
         "notes": sorted({n for ev in evidence.values() for n in ev.notes}),
+        "warnings": warnings,
         "decision_rule": DECISION_RULE,
         "started_utc": started.isoformat(),
         "finished_utc": finished.isoformat(),

@@ -99,3 +99,17 @@ def test_null_level_across_fake_lineages_of_different_kinds() -> None:
         runs += 1
         flagged += entry["verdict"] in ("derived", "distilled")
     assert flagged <= 2, f"{flagged} of {runs} independent pairs flagged"
+
+
+def test_preflight_counts_lineages_before_any_query() -> None:
+    """Too few control lineages are said before collection, counted as the design counts them."""
+    from provenance.analysis.evaluate import preflight
+
+    lin = {"s": "a", "r": "b", "c1": "c", "c2": "c", "c3": "d", "c4": "b", "u": None}
+    hopeless, warn = preflight(lin, "s", ["r"], ["c1", "c2", "c3", "c4"], {"s": False, "r": True})
+    assert hopeless == ["r: 2 independent control lineage(s) (c, d); the behavioural tests need at least 3, and "
+                        "without weight access to both models the weights test cannot run"] and warn == []
+    hopeless, warn = preflight(lin, "s", ["r"], ["c1", "c3", "u"], {"s": True, "r": True})
+    assert hopeless == [] and "a placebo needs 4" in warn[0]  # an unknown lineage is its own unit
+    hopeless, warn = preflight(lin, "s", ["r"], ["c1", "c3"], {"s": True, "r": True})
+    assert hopeless == [] and warn[0].endswith("only the weights test can decide")

@@ -75,12 +75,16 @@ def test_bad_request_is_not_retried(server: str) -> None:
         backend.generate([Request("hi", max_new_tokens=2)])
 
 
-def test_audit_through_http(server: str, tmp_path: Path) -> None:
-    """Top-k access only (no weights): the derived copy is still flagged, and the weights test says why it skipped."""
+def test_audit_through_http(server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Top-k access only (no weights) against the two packaged controls: two control lineages cannot support a
+    behavioural verdict, so the audit warns before any query and ends inconclusive, naming each family's reason."""
     results = run_audit(AuditConfig(suspect=server, references=["smollm2-135m-instruct"], out=tmp_path / "o",
-                                    budget=100, progress=False))
+                                    budget=40, progress=False))
+    assert "2 independent control lineage(s) (gemma, qwen)" in capsys.readouterr().err
+    assert any("inconclusive" in w for w in results["warnings"])
     ref = results["references"][0]
-    assert ref["verdict"] == "distilled" and ref["p_value"] < 0.01
+    assert ref["verdict"] == "inconclusive" and ref["p_value"] is None
+    assert "needs at least 3 independent control lineages (has 2: gemma, qwen)" in ref["reason"]
     weights = next(t for t in ref["tests"] if t["name"] == "weight_alignment")
-    assert weights["skipped"] and weights["p_value"] is None
+    assert weights["skipped"] and weights["p_value"] is None and "weight access" in ref["reason"]
     assert results["suspect"]["source"]["model"] == "suspect-x"

@@ -86,6 +86,24 @@ def test_full_plan_families_splits_and_recipes() -> None:
     assert twins and all(set(f.slices) & set(next(g for g in corpus if g.id == f.twin_of).slices) for f in twins)
 
 
+def test_a_changed_root_recipe_invalidates_its_descendants_only() -> None:
+    """A root rebuilt from a new recipe must take its students, derivatives and merges with it (chain hashes)."""
+    from dataclasses import replace
+
+    from provenance.zoo.lineages import plan_hashes
+
+    fams = make_plan(PRESETS["full"], FULL_SLICES)
+    before = plan_hashes(fams)
+    f0 = fams[0]
+    root = f0.models[0]
+    changed = replace(f0, models=(replace(root, data={**root.data, "epochs": 9}), *f0.models[1:]))
+    after = plan_hashes([changed, *fams[1:]])
+    moved = {k for k in before if before[k] != after[k]}
+    assert {m.id for m in f0.models} <= moved  # the root and everything built from it
+    donors = {m.id for fp in fams for m in fp.models if m.data.get("donor") == root.id}
+    assert moved == {m.id for m in f0.models} | donors  # and merges that used it as donor; nothing else
+
+
 def test_full_case_list_meets_the_study_requirements() -> None:
     labels = synthetic_labels("full", FULL_SLICES)
     cases = draw_cases(labels, seed=0)

@@ -72,6 +72,31 @@ def design_for(evidence: Mapping[str, ModelEvidence], suspect: str, reference: s
     return Design(suspect, reference, {u: tuple(ms) for u, ms in sorted(units.items())}), excluded
 
 
+def preflight(lineages: Mapping[str, str | None], suspect: str, references: Sequence[str], controls: Sequence[str],
+              weights: Mapping[str, bool]) -> tuple[list[str], list[str]]:
+    """Before any query: (references no test could decide for, warnings). `lineages` by spec (None: unknown, its own
+    unit), `weights` by spec: whether its weights can be read. Counts control lineages exactly as design_for does."""
+    def lin(k: str) -> str:
+        v = lineages.get(k)
+        return f"{UNKNOWN_LINEAGE}:{k}" if not v or v == UNKNOWN_LINEAGE else v
+
+    hopeless, warnings = [], []
+    for ref in references:
+        units = sorted({lin(c) for c in controls if c not in (suspect, ref) and lin(c) not in (lin(suspect), lin(ref))})
+        has_weights = weights.get(suspect, False) and weights.get(ref, False)
+        if len(units) < MIN_UNITS:
+            why = (f"{ref}: {len(units)} independent control lineage(s) ({', '.join(units) or 'none'}); the behavioural "
+                   f"tests need at least {MIN_UNITS}")
+            if has_weights:
+                warnings.append(f"{why}: only the weights test can decide")
+            else:
+                hopeless.append(f"{why}, and without weight access to both models the weights test cannot run")
+        elif len(units) < MIN_UNITS + 1:
+            warnings.append(f"{ref}: {len(units)} independent control lineages; a placebo needs {MIN_UNITS + 1}, "
+                            "so a behavioural flag cannot be checked against one")
+    return hopeless, warnings
+
+
 def families_for(command: str) -> list[TestFamily]:
     return [f for f in FAMILIES.values() if command in f.commands]
 

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -408,7 +408,8 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
             slice_tokens = {k: int(len(v) / 4.6) for k, v in sl.items()}
         fams = make_plan(spec, list(slice_tokens), families, seed)
         est = estimate_seconds(spec, fams, slice_tokens)
-        done = {m.id for fp in fams for m in fp.models if _is_done(out, m)}
+        hashes = plan_hashes(fams)
+        done = {m.id for fp in fams for m in fp.models if _is_done(out, m, hashes)}
         return {"out": str(out), "preset": spec.name, "families": len(fams), "models": sum(len(f.models) for f in fams),
                 "done": len(done), "estimated_minutes": round(sum(v for k, v in est.items() if k not in done) / 60, 1),
                 "per_family": [{"family": f.id, "split": f.split, "kind": f.kind, "models": len(f.models),
@@ -430,7 +431,7 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
     fams = make_plan(spec, list(corpus.slices), families, seed)
     ctx = _Ctx(out, spec, tok, corpus, fams, seed, progress)
     total = sum(len(f.models) for f in fams)
-    before = {m.id for f in fams for m in f.models if _is_done(out, m)}
+    before = {m.id for f in fams for m in f.models if _is_done(out, m, ctx.hashes)}
     outer = _bar(total, "lineage zoo", progress, leave=True, position=0)
     order = [(fp, m) for fp in sorted(fams, key=lambda f: (f.kind == "packaged", f.id)) for m in fp.models
              if m.kind != "merged"] + [(fp, m) for fp in fams for m in fp.models if m.kind == "merged"]  # donors first
@@ -446,7 +447,7 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
     from provenance.zoo.cases import summary
 
     cases = write_cases(out, seed)
-    built = sum(1 for f in fams for m in f.models if m.id not in before and _is_done(out, m))
+    built = sum(1 for f in fams for m in f.models if m.id not in before and _is_done(out, m, ctx.hashes))
     return {"out": str(out), "models": total, "trained": built, "complete": labels["complete"],
             "summary": summary(cases)}
 
@@ -456,21 +457,41 @@ def _shape(f: FamilyPlan) -> str:
     return f.teacher or f"{r.hidden}x{r.layers}, {len(f.slices)} slices, {r.data.get('epochs')} ep"
 
 
-def plan_hash(m: ModelPlan) -> str:
-    return sha256_json(asdict(m))
+def plan_hashes(fams: Sequence[FamilyPlan]) -> dict[str, str]:
+    """Each model's hash over its own recipe and, recursively, its ancestors' (parent, and a merge's donor): a root
+    rebuilt from a changed recipe invalidates its answers, students and derivatives, never leaving a student of an
+    older root labelled as this root's student."""
+    by_id = {m.id: m for fp in fams for m in fp.models}
+    memo: dict[str, str] = {}
+
+    def h(mid: str) -> str:
+        if mid not in memo:
+            m = by_id[mid]
+            up = [x for x in (m.parent, m.data.get("donor")) if x and x in by_id and x != mid]
+            memo[mid] = sha256_json({"recipe": asdict(m), "ancestors": [h(x) for x in up]})
+        return memo[mid]
+
+    return {mid: h(mid) for mid in by_id}
 
 
-def _is_done(out: Path, m: ModelPlan) -> bool:
-    """Finished, and built from this very plan entry (a model left by an older plan is rebuilt, never relabelled)."""
+def _is_done(out: Path, m: ModelPlan, hashes: Mapping[str, str]) -> bool:
+    """Finished, and built from this very plan entry and ancestry (a model left by an older plan is rebuilt, never
+    relabelled)."""
     from provenance.zoo.train import is_complete
 
     if m.kind == "packaged-teacher":
-        return (model_dir(out, m.family) / "samples.json").is_file()
+        return _samples_current(out, m.family, hashes[m.id])
     d = model_dir(out, m.id)
     if not is_complete(d):
         return False
     meta = d / "lineage.json"
-    return not meta.is_file() or json.loads(meta.read_text()).get("plan_sha256") in (None, plan_hash(m))
+    return not meta.is_file() or json.loads(meta.read_text()).get("plan_sha256") in (None, hashes[m.id])
+
+
+def _samples_current(out: Path, family: str, root_hash: str) -> bool:
+    """The family's answers were sampled from the root as planned now (`samples.json` plus its root's hash)."""
+    meta = model_dir(out, family) / "samples.meta.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("root_plan_sha256") == root_hash
 
 
 class _Ctx:
@@ -480,6 +501,7 @@ class _Ctx:
                  progress: bool) -> None:
         self.out, self.spec, self.tok, self.corpus, self.fams = out, spec, tok, corpus, fams
         self.seed, self.progress = seed, progress
+        self.hashes = plan_hashes(fams)
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self._root: tuple[str, Any] | None = None
         from provenance.probeset import load as load_probes
@@ -513,7 +535,8 @@ class _Ctx:
         """The root's sampled answers in SmolLM2 ids (re-tokenized from text when the root has another tokenizer)."""
         n = self.spec.packaged_samples if fp.kind == "packaged" else self.spec.samples
         path = model_dir(self.out, fp.id) / "samples.json"
-        if path.is_file():
+        root_hash = self.hashes[fp.root]
+        if path.is_file() and _samples_current(self.out, fp.id, root_hash):
             seqs = json.loads(path.read_text())
             if len(seqs) == n:
                 return seqs
@@ -531,6 +554,8 @@ class _Ctx:
         if t_tok.get_vocab() != self.tok.get_vocab():
             seqs = [self.tok(t_tok.decode(ids, skip_special_tokens=True))["input_ids"] + [self.tok.eos_token_id] for ids in seqs]
         atomic_write_json(path, seqs)
+        if path.name == "samples.json":
+            atomic_write_json(path.with_name("samples.meta.json"), {"root_plan_sha256": root_hash, "n": len(seqs)})
         return seqs
 
     def _subset(self, fp: FamilyPlan, seqs: list[list[int]], fraction: float) -> list[list[int]]:
@@ -543,7 +568,7 @@ class _Ctx:
     # -- one model --
     def build(self, fp: FamilyPlan, m: ModelPlan) -> int:
         """Build `m` unless it is already complete; returns 1 when something was trained or written."""
-        if _is_done(self.out, m):
+        if _is_done(self.out, m, self.hashes):
             d = model_dir(self.out, m.family if m.kind == "packaged-teacher" else m.id)
             if not (d / "lineage.json").is_file():  # built as a by-product of a sibling (zoo/build.py's derivatives)
                 import torch
@@ -626,6 +651,8 @@ class _Ctx:
             atomic_write_json(data, [chunks[i] for i in sorted(pick)])
         model, _ = self.root_model(fp)
         dirs = [model_dir(self.out, x.id) for x in fp.models if x.kind in ("noised", "finetuned", "quantized", "pruned")]
+        for d in dirs:  # all four are rewritten together: an old sibling's label must not outlive its weights
+            (d / "lineage.json").unlink(missing_ok=True)
         _derivatives(model, self.tok, dirs, fam_dir, self.pad, "root", None, fp.id)
 
     def _quality(self, net: Any) -> dict[str, Any]:
@@ -660,14 +687,14 @@ class _Ctx:
     def _meta(self, m: ModelPlan, t0: float, info: dict[str, Any], seconds: float | None = -1.0) -> None:
         d = model_dir(self.out, m.family if m.kind == "packaged-teacher" else m.id)
         took = round(time.time() - t0, 1) if seconds == -1.0 else seconds
-        atomic_write_json(d / "lineage.json", {"id": m.id, "plan_sha256": plan_hash(m), "seconds": took, **info})
+        atomic_write_json(d / "lineage.json", {"id": m.id, "plan_sha256": self.hashes[m.id], "seconds": took, **info})
 
 
 def write_labels(ctx: _Ctx) -> dict[str, Any]:
     """labels.json: every finished model with its lineage, shape, budget, data and split (rewritten after each family)."""
 
     def meta_of(m: ModelPlan) -> dict[str, Any] | None:
-        if not _is_done(ctx.out, m):
+        if not _is_done(ctx.out, m, ctx.hashes):
             return None
         d = model_dir(ctx.out, m.family if m.kind == "packaged-teacher" else m.id)
         return json.loads((d / "lineage.json").read_text()) if (d / "lineage.json").is_file() else {}
