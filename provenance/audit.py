@@ -118,6 +118,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             break
     finished = datetime.now(timezone.utc)
     detail = attribute(entries)
+    validation = validation_for(entries, evidence[cfg.suspect].capabilities, looks[-1]["budget"])
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "analysis_version": ANALYSIS_VERSION,
@@ -143,6 +144,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "notes": sorted({n for ev in evidence.values() for n in ev.notes}),
         "warnings": warnings,
         "decision_rule": DECISION_RULE,
+        # The validation study's measured error rates and likelihood ratio for this audit's conditions, copied with
+        # the record's hash (or why none applies): the report leads with it, `verify` checks the copy.
+        "validation": validation,
         "started_utc": started.isoformat(),
         "finished_utc": finished.isoformat(),
         "wall_seconds": round(time.time() - t0, 2),
@@ -151,6 +155,20 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if cfg.out is not None:
         results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans)
     return results
+
+
+def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int) -> dict[str, Any]:
+    """The shipped record's entry for the weakest of this audit's conditions across its references."""
+    from provenance.study.record import access_level, load_record, match
+
+    access = access_level(list(capabilities))
+    if access == "weights" and all(next((t for t in e["tests"] if t["name"] == "weight_alignment"), {}).get("skipped")
+                                   for e in entries):
+        access = access_level([c for c in capabilities if str(getattr(c, "value", c)) != "weights"])
+    lineages = min((len(e.get("controls_used") or {}) for e in entries), default=0)
+    loaded = load_record(ANALYSIS_VERSION)
+    return match(loaded[0] if loaded else None, loaded[1] if loaded else None, ANALYSIS_VERSION, access, budget,
+                 lineages)
 
 
 def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, ModelEvidence], refs: Sequence[str],

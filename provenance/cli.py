@@ -577,6 +577,56 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 
 
 @cli.command()
+@click.option("--zoo", "zoo_dir", type=click.Path(path_type=Path), default=None,
+              help="A lineage zoo with cases.json (default: the full study zoo in the cache).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/validation/v2"), show_default=True,
+              help="Where rows.jsonl (resumable), summary.json, summary.md and the QQ plots go.")
+@click.option("--budgets", default="100,200,400", show_default=True, help="Probe budgets, comma-separated.")
+@click.option("--access", "access", default="weights,logits,top_k,text", show_default=True,
+              help="Access levels of the suspect, comma-separated (weights, logits, top_k, text).")
+@click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases (a quick look).")
+@click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")
+@click.option("--write-record", is_flag=True,
+              help="Also write the validation record that ships in the package (after the pre-registered run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
+             summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool) -> None:
+    """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
+
+    Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
+    a rerun skips the lines already there and the cases whose models are not built yet.
+    """
+    from provenance.errors import InputError
+    from provenance.evidence import ACCESS_LEVELS
+    from provenance.study.outputs import write_outputs
+    from provenance.study.run import StudyConfig, run_study
+    from provenance.zoo.lineages import default_lineages_dir
+
+    zoo_path = zoo_dir or default_lineages_dir()
+    try:
+        bl = tuple(int(b) for b in budgets.split(",") if b.strip())
+    except ValueError:
+        raise InputError(f"--budgets must be integers separated by commas, not {budgets!r}") from None
+    al = tuple(a.strip() for a in access.split(",") if a.strip())
+    bad = [a for a in al if a not in ACCESS_LEVELS]
+    if bad:
+        raise InputError(f"unknown access level {bad[0]!r} (choose from {', '.join(ACCESS_LEVELS)})")
+    res: dict[str, Any] = {}
+    if not summarize_only:
+        res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress))
+    res.update(write_outputs(out, zoo_path, write_record))
+    if as_json:
+        click.echo(_dump(res))
+        return
+    if not summarize_only:
+        click.echo(f"{res['cases']} cases: {res['ran']} run now, {res['already_done']} already done, "
+                   f"{res['pending_build']} waiting for the zoo build")
+    click.echo(f"{res['rows']} rows; summary in {res['summary']}" + (f"; record {res['record']}" if "record" in res else ""))
+
+
+@cli.command()
 @click.option("--zoo", "zoo_dir", type=click.Path(path_type=Path), default=None, help="A built zoo (default: build --size).")
 @click.option("--size", type=click.Choice(["micro", "small", "full"]), default="small", show_default=True)
 @click.option("--budget", type=click.IntRange(20, 10_000), default=100, show_default=True, help="Probes per model.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -102,6 +102,26 @@ class ModelEvidence:
     notes: list[str] = field(default_factory=list)
     endpoint: dict[str, Any] | None = None  # what an HTTP server reported about itself while answering
     scores: dict[str, Score] = field(default_factory=dict)  # score item id -> this model's score of it
+
+
+# What a suspect lets an auditor see, from most to least: weights, log-likelihoods of any text, top-k logprobs of its
+# answers, text alone. The validation study evaluates one collection at each level (restrict).
+ACCESS_LEVELS = ("weights", "logits", "top_k", "text")
+
+
+def restrict(ev: ModelEvidence, access: str) -> ModelEvidence:
+    """The evidence a model at `access` would have given: what the level hides is dropped, nothing else changes."""
+    if access not in ACCESS_LEVELS:
+        raise ValueError(f"unknown access level {access!r}")
+    level = ACCESS_LEVELS.index(access)
+    answers = ev.answers
+    if level >= ACCESS_LEVELS.index("text"):
+        answers = {ps: {pid: replace(c, top=None, logprob=None) for pid, c in by.items()} for ps, by in answers.items()}
+    hidden = {"weights", "logits", "top_logprobs"} - set(("weights", "logits", "top_logprobs")[level:])
+    return replace(ev, answers=answers,
+                   weights=ev.weights if level == 0 else None,
+                   scores=ev.scores if level <= 1 else {},
+                   capabilities=frozenset(c for c in ev.capabilities if str(getattr(c, "value", c)) not in hidden))
 
 
 @dataclass(frozen=True)

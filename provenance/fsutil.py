@@ -35,6 +35,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it: a resumable log loses at most the line being written when killed."""
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        cut = False
+        if f.tell() > 0:  # a line cut by a kill has no newline: end it, so the next line is not glued to it
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+        f.write((b"\n" if cut else b"") + line.rstrip("\n").encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def strict_json(obj: Any) -> Any:
     """`obj` with every non-finite float (NaN, ±Infinity) replaced by None, so the JSON is strict (RFC 8259).
 

@@ -26,6 +26,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     files_checked: int = 0
     recomputed: bool = False
+    notes: list[str] = field(default_factory=list)  # not findings: e.g. a validation record this release lacks
 
     @property
     def ok(self) -> bool:
@@ -33,7 +34,7 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "ok": self.ok, "bundle_sha256": self.bundle_sha256, "problems": self.problems,
-                "files_checked": self.files_checked, "statistics_recomputed": self.recomputed}
+                "files_checked": self.files_checked, "statistics_recomputed": self.recomputed, "notes": self.notes}
 
 
 def check_hashes(bundle: Path, report: VerifyReport) -> set[str]:
@@ -217,6 +218,11 @@ def verify(bundle: Path) -> VerifyReport:
             _close(_normal(detail), strict_json(stored_results.get("attribution_detail")), "results.attribution_detail",
                    mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
+        from provenance.study.record import check_copy
+
+        problems, notes = check_copy(stored_results.get("validation"))
+        report.problems.extend(problems)
+        report.notes.extend(notes)
     except AnalysisVersionError as exc:
         if report.problems:
             report.problems.append(f"statistics not recomputed: {exc}")

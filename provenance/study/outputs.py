@@ -1,0 +1,122 @@
+"""The study's outputs from its rows: summary.json, QQ plots, a markdown table, and (on request) the shipped record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from provenance.fsutil import atomic_write_json, atomic_write_text
+from provenance.study.record import build_record, record_path
+from provenance.study.run import STUDY_SCHEMA
+from provenance.study.summary import qq_plot, summarize
+
+PRIMARY_BUDGET = 200  # the audit default (protocol, section 3)
+
+
+def read_rows(rows_path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in Path(rows_path).read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill (that case reruns)
+        if r.get("schema") == STUDY_SCHEMA:
+            rows.append(r)
+    return rows
+
+
+def _pct(r: Mapping[str, Any]) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['k']}/{r['n']} ({lo:.1%}-{hi:.1%})" if r["n"] else "-"
+
+
+def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
+    lines = ["| budget | access | null cases | false positives (95% CI) | related | detected (95% CI) | "
+             "LR of a flag (one-sided 95% lower bound) |", "|---|---|---|---|---|---|---|"]
+    for c in summary["cells"]:
+        if c["split"] != split:
+            continue
+        lr = c["likelihood_ratio"]
+        lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
+        lrs += f" (>= {lr['lower95']:.1f})" if lr["lower95"] is not None else ""
+        lines.append(f"| {c['budget']} | {c['access']} | {c['null']['n']} | {_pct(c['null']['decision'])} | "
+                     f"{c['related']['n']} | {_pct(c['related']['detected'])} | {lrs} |")
+    return "\n".join(lines) + "\n"
+
+
+def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
+    cells = [c for c in summary["cells"] if c["split"] == split and c["budget"] == budget]
+    kinds = sorted({k for c in cells for k in c["related"]["by_kind"]})
+    head = "| relation kind | " + " | ".join(c["access"] for c in cells) + " |"
+    lines = [head, "|---|" + "---|" * len(cells)]
+    for k in kinds:
+        lines.append(f"| {k} | " + " | ".join(_pct(c["related"]["by_kind"][k]) if k in c["related"]["by_kind"] else "-"
+                                              for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def conditions(rows: Sequence[Mapping[str, Any]], zoo: Path) -> dict[str, Any]:
+    """What the study's audits looked like: the record applies to audits like these, and says so."""
+    labels_path = Path(zoo) / "labels.json"
+    params: list[int] = []
+    if labels_path.is_file():
+        labels = json.loads(labels_path.read_text())
+        models = labels.get("models", {})
+        used = {m for r in rows for m in [r["suspect"], r["reference"], *r["controls"]]}
+        for mid, m in (models.items() if isinstance(models, dict) else ((x.get("id"), x) for x in models)):
+            if mid in used and isinstance(m, dict) and m.get("params"):
+                params.append(int(m["params"]))
+    return {"models_params": [min(params), max(params)] if params else None,
+            "control_lineages": sorted({r.get("control_lineages", len(r["controls"])) for r in rows}),
+            "budgets": sorted({r["budget"] for r in rows}), "access_levels": sorted({r["access"] for r in rows}),
+            "designs": sorted({r["design"] for r in rows if r.get("design")}),
+            "tokenizer": "SmolLM2's (every zoo model; the packaged teachers their own)",
+            "lineage_of_suspect": "unknown to the audit (as in practice); reference and controls by family"}
+
+
+def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root: Path | None = None
+                  ) -> dict[str, Any]:
+    out = Path(out)
+    rows = read_rows(out / "rows.jsonl")
+    summary = summarize(rows)
+    atomic_write_json(out / "summary.json", summary)
+    for split in ("all", "dev", "heldout"):
+        null = [r for r in rows if r["type"] == "null" and r["budget"] == PRIMARY_BUDGET and r["access"] == "weights"
+                and split in ("all", r["split"])]
+        if null:
+            qq_plot(null, out / f"qq-null-{split}.png",
+                    f"null p-values, {split} cases, budget {PRIMARY_BUDGET}, full access (n={len(null)})")
+    md = ["## All cases\n", markdown(summary, "all"), f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
+          kinds_markdown(summary, PRIMARY_BUDGET, "all")]
+    for split in ("dev", "heldout"):
+        md += [f"\n## {split} cases only\n", markdown(summary, split)]
+    atomic_write_text(out / "summary.md", "".join(md))
+    result: dict[str, Any] = {"rows": len(rows), "summary": str(out / "summary.json")}
+    if write_record:
+        info = {"analysis_version": max((r["analysis_version"] for r in rows), default=None),
+                "commit": _git_commit(), "date": datetime.now(timezone.utc).date().isoformat(),
+                "protocol": "docs/study-protocol.md",
+                "zoo": {"labels_sha256": _sha(Path(zoo) / "labels.json"), "cases_sha256": _sha(Path(zoo) / "cases.json")},
+                "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows)}
+        rec = build_record(summary, conditions(rows, zoo), info)
+        path = record_path(int(info["analysis_version"] or 0), record_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, rec)
+        result["record"] = str(path)
+    return result

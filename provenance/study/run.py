@@ -1,0 +1,188 @@
+"""Run the validation study: every case of a zoo's case list, at each budget and access level, one JSON line each."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
+from provenance.cache import EvidenceCache
+from provenance.errors import InputError
+from provenance.evidence import ACCESS_LEVELS, UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, restrict
+from provenance.models import LoadOptions
+from provenance.pipeline import gather, resolve_all
+from provenance.probeset import load as load_probes
+from provenance.zoo.cases import resolve_spec
+
+STUDY_SCHEMA = "provenance-study-rows/1"
+DEFAULT_BUDGETS = (100, 200, 400)  # the default audit budget and one smaller and one larger (protocol, section 3)
+# Fewer permutations than an audit's 9,999: the weight test's floor is then 1e-3, still far below ALPHA / 2 for a
+# weight-sharing copy, and the study runs it 3 budgets x 4 cases' worth of times per model pair.
+STUDY_PERMUTATIONS = 999
+
+
+@dataclass
+class StudyConfig:
+    zoo: Path  # a lineage zoo directory with labels.json and cases.json
+    out: Path  # where rows.jsonl (and the summary) go
+    budgets: Sequence[int] = DEFAULT_BUDGETS
+    access: Sequence[str] = ACCESS_LEVELS
+    split: str = "all"  # dev | heldout | all
+    kinds: Sequence[str] = ("null", "related")
+    limit: int | None = None  # at most this many cases (in case-list order), for a quick look
+    seed: int = 0
+    progress: bool = True
+    cache: EvidenceCache | None = None
+    options: LoadOptions = field(default_factory=LoadOptions)
+
+
+def load_cases(zoo: Path) -> dict[str, Any]:
+    path = Path(zoo) / "cases.json"
+    if not path.is_file():
+        raise InputError(f"{zoo} has no cases.json (build the zoo with `provenance zoo lineages`)")
+    return json.loads(path.read_text())
+
+
+def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
+    out = [c for c in cases["cases"] if c["type"] in cfg.kinds and cfg.split in ("all", c["split"])]
+    return out[: cfg.limit] if cfg.limit is not None else out
+
+
+def built(zoo: Path, case: Mapping[str, Any]) -> bool:
+    """Every model of the case is finished (a partial zoo: the other cases wait for the build)."""
+    from provenance.zoo.train import is_complete
+
+    for m in [case["suspect"], case["reference"], *case["controls"]]:
+        if m.get("path") or Path(m["spec"]).is_absolute():
+            if not is_complete(Path(resolve_spec(zoo, m))):
+                return False
+    return True
+
+
+def done_keys(rows_path: Path) -> set[tuple[str, int, str]]:
+    keys: set[tuple[str, int, str]] = set()
+    if rows_path.is_file():
+        for line in rows_path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that case is simply run again
+                continue
+            keys.add((r["case"], r["budget"], r["access"]))
+    return keys
+
+
+def _plans(budget: int, sets: Mapping[str, Any]) -> tuple[list[ProbePlan], ProbePlan, ProbePlan]:
+    plans = [*plan_probes(budget, sets["continuation"], sets["next-token"]), identity_plan(budget, sets["identity"])]
+    return plans, likelihood_plan(budget, sets["instructions"]), ProbePlan(sets["yardstick"], None, "yardstick")
+
+
+def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any], todo: set[tuple[int, str]]
+              ) -> Iterator[dict[str, Any]]:
+    """Collect the case's evidence once at the largest budget (every smaller plan is a prefix of it, so the answers
+    are the ones a smaller audit would have got), then evaluate each (budget, access) still to do."""
+    zoo = Path(cfg.zoo)
+    s, r = resolve_spec(zoo, case["suspect"]), resolve_spec(zoo, case["reference"])
+    ctrl = [resolve_spec(zoo, c) for c in case["controls"]]
+    # Lineage as a user would know it: the reference's and each control's (the panel), never the suspect's.
+    lineages = {r: case["reference"]["family"], **{c: m["family"] for c, m in zip(ctrl, case["controls"])},
+                s: UNKNOWN_LINEAGE}
+    resolved = resolve_all([s, r, *ctrl], cfg.options, lineages)
+    for k, m in resolved.items():
+        m.lineage = lineages[k]
+    top = max(b for b, _ in todo)
+    plans, ll, yard = _plans(top, sets)
+    t0 = time.time()
+    evidence, _ = gather(resolved, plans, ll, [r, *ctrl], cfg.cache, False, yard, seed=cfg.seed)
+    collect_s = time.time() - t0
+    for budget in sorted({b for b, _ in todo}):
+        bplans, bll, _ = _plans(budget, sets)
+        used = [*bplans, bll, yard]
+        for access in [a for a in cfg.access if (budget, a) in todo]:
+            t1 = time.time()
+            ev: dict[str, ModelEvidence] = {k: (restrict(v, access) if k == s else v) for k, v in evidence.items()}
+            entry = evaluate(ev, s, [r], ctrl, used, cfg.seed, STUDY_PERMUTATIONS)[0]
+            yield row(case, budget, access, entry, {"collect": round(collect_s, 2),
+                                                    "evaluate": round(time.time() - t1, 2)})
+
+
+def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float]
+        ) -> dict[str, Any]:
+    """One study row: the case's ground truth and every raw p-value the audit computed (nothing thresholded away)."""
+    comb = entry.get("combination") or {}
+    tests = {t["name"]: t for t in entry["tests"]}
+    kind = entry.get("competence_check") or {}
+    return {
+        "schema": STUDY_SCHEMA, "analysis_version": ANALYSIS_VERSION,
+        "case": case["id"], "type": case["type"], "split": case["split"], "design": case.get("design"),
+        "relation_kind": case.get("relation_kind"), "truth": case.get("truth", "independent"),
+        "tags": case.get("tags", []), "families": case["families"],
+        "suspect": case["suspect"]["id"], "reference": case["reference"]["id"],
+        "controls": [c["id"] for c in case["controls"]],
+        "control_lineages": len(set(case["families"]["controls"])),
+        "budget": budget, "access": access,
+        "verdict": entry["verdict"], "p_value": entry["p_value"], "p_unadjusted": entry["p_value_unadjusted"],
+        "behaviour_p": comb.get("behaviour_p"), "weights_p": comb.get("weights_p"),
+        "carried_by": comb.get("carried_by"),
+        "tests": {n: {"p": t.get("p_value"), "skipped": t.get("skipped"),
+                      "rank_p": (t.get("details") or {}).get("rank_p_value")} for n, t in tests.items()},
+        "placebo_flagged": (entry.get("placebo") or {}).get("flagged", []),
+        "placebo_ran": (entry.get("placebo") or {}).get("ran", False),
+        "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
+        "reason": entry.get("reason"),
+        "seconds": dict(seconds),
+    }
+
+
+def error_row(case: Mapping[str, Any], budget: int, access: str, message: str) -> dict[str, Any]:
+    entry = {"verdict": "error", "p_value": None, "p_value_unadjusted": None, "tests": [], "reason": message}
+    return row(case, budget, access, entry, {})
+
+
+def run_study(cfg: StudyConfig) -> dict[str, Any]:
+    """Resumable: rows already in `out/rows.jsonl` are kept; cases whose models are not built yet are left for later."""
+    from provenance.fsutil import append_line
+
+    if not set(cfg.access) <= set(ACCESS_LEVELS):
+        raise InputError(f"unknown access level (choose from {', '.join(ACCESS_LEVELS)})")
+    if not cfg.budgets or min(cfg.budgets) < 10:
+        raise InputError("every study budget must be at least 10 probes")
+    cases = selected(load_cases(cfg.zoo), cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.jsonl"
+    done = done_keys(rows_path)
+    names = {"continuation": "continuation", "next-token": "next-token", "identity": "identity",
+             "instructions": "instructions", "yardstick": "yardstick"}
+    sets = {k: load_probes(v) for k, v in names.items()}
+    cfg.cache = cfg.cache or EvidenceCache()
+    want = {(b, a) for b in cfg.budgets for a in cfg.access}
+    pending, ran, skipped, errors = 0, 0, 0, 0
+    from provenance.progress import bar
+
+    with bar(len(cases), "study cases", cfg.progress) as pb:
+        for case in cases:
+            todo = {k for k in want if (case["id"], *k) not in done}
+            if not todo:
+                skipped += 1
+            elif not built(cfg.zoo, case):
+                pending += 1
+            else:
+                try:
+                    for r in case_rows(case, cfg, sets, todo):
+                        append_line(rows_path, json.dumps(r, sort_keys=True))
+                except (KeyboardInterrupt, MemoryError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one broken model must not stop a study of hundreds
+                    # Recorded, never dropped: an error row counts as "not flagged" (protocol, section 6).
+                    first = (str(exc).splitlines() or [""])[0][:300]
+                    for b, a in sorted(todo):
+                        append_line(rows_path, json.dumps(error_row(case, b, a, f"{type(exc).__name__}: {first}"),
+                                                          sort_keys=True))
+                    errors += 1
+                ran += 1
+            pb.update(1)
+    return {"rows": str(rows_path), "cases": len(cases), "ran": ran, "already_done": skipped,
+            "pending_build": pending, "errors": errors}

@@ -1,0 +1,168 @@
+"""The study's statistics: error rates with exact intervals, a lineage-cluster bootstrap, the likelihood ratio's bound."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import beta
+
+from provenance.verdict import FLAGGED
+
+LEVELS = (0.05, 0.01)
+CONFIDENCE = 0.95
+
+
+def clopper_pearson(k: int, n: int, conf: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact two-sided interval for a binomial rate (k of n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    a = 1 - conf
+    lo = 0.0 if k == 0 else float(beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a / 2, k + 1, n - k))
+    return (lo, hi)
+
+
+def one_sided(k: int, n: int, conf: float, upper: bool) -> float:
+    """Exact one-sided bound: the rate is below `upper` (or above the lower) bound with confidence `conf`."""
+    if n == 0:
+        return 1.0 if upper else 0.0
+    if upper:
+        return 1.0 if k == n else float(beta.ppf(conf, k + 1, n - k))
+    return 0.0 if k == 0 else float(beta.ppf(1 - conf, k, n - k + 1))
+
+
+def rate(k: int, n: int) -> dict[str, Any]:
+    lo, hi = clopper_pearson(k, n)
+    return {"k": k, "n": n, "rate": (k / n) if n else None, "ci95": [lo, hi],
+            "upper95_one_sided": one_sided(k, n, CONFIDENCE, upper=True)}
+
+
+def likelihood_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
+    """LR of a flag = detection rate / false-positive rate, with a one-sided 95% lower bound: the detection rate's
+    one-sided 97.5% lower bound over the false-positive rate's one-sided 97.5% upper bound (Bonferroni over the two)."""
+    tpr = k1 / n1 if n1 else None
+    fpr = k0 / n0 if n0 else None
+    point = None if tpr is None or fpr is None else (math.inf if fpr == 0 else tpr / fpr)
+    lo_t = one_sided(k1, n1, 1 - (1 - CONFIDENCE) / 2, upper=False)
+    hi_f = one_sided(k0, n0, 1 - (1 - CONFIDENCE) / 2, upper=True)
+    return {"point": None if point is None or math.isinf(point) else point, "point_infinite": point == math.inf,
+            "lower95": lo_t / hi_f if hi_f > 0 else None, "detection": [k1, n1], "false_positive": [k0, n0],
+            "method": "detection rate's one-sided 97.5% Clopper-Pearson lower bound / false-positive rate's one-sided "
+                      "97.5% upper bound (Bonferroni over the two bounds)"}
+
+
+def cluster_bootstrap(rows: Sequence[Mapping[str, Any]], flag: Callable[[Mapping[str, Any]], bool],
+                      cluster: Callable[[Mapping[str, Any]], str], reps: int = 2000, seed: int = 0
+                      ) -> dict[str, Any]:
+    """Percentile 95% interval of the rate when whole clusters (lineage families) are resampled: cases that share a
+    family are not independent, and this interval widens where they agree with each other."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        groups[cluster(r)].append(bool(flag(r)))
+    keys = sorted(groups)
+    if not keys:
+        return {"clusters": 0, "ci95": [0.0, 1.0]}
+    k = np.array([sum(groups[g]) for g in keys], dtype=float)
+    n = np.array([len(groups[g]) for g in keys], dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(keys), size=(reps, len(keys)))
+    rates = k[idx].sum(1) / n[idx].sum(1)
+    return {"clusters": len(keys), "ci95": [float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))],
+            "reps": reps}
+
+
+def flagged(r: Mapping[str, Any]) -> bool:
+    return r["verdict"] in FLAGGED
+
+
+def suspect_family(r: Mapping[str, Any]) -> str:
+    return r["families"]["suspect"][0]
+
+
+def _p_below(p: float | None, a: float) -> bool:
+    return p is not None and p < a
+
+
+def null_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """False positives among null rows: the decision, the combined p at each level, every family's raw p."""
+    fams = sorted({n for r in rows for n in r["tests"]})
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "lineages": len({f for r in rows for role in ("suspect", "reference") for f in r["families"][role]}),
+        "decision": rate(sum(flagged(r) for r in rows), len(rows)),
+        "decision_cluster_bootstrap": cluster_bootstrap(rows, flagged, suspect_family),
+        "combined": {str(a): rate(sum(_p_below(r["p_unadjusted"], a) for r in rows), len(rows)) for a in LEVELS},
+        "families": {},
+        "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows),
+        "errors": sum(r["verdict"] == "error" for r in rows),
+    }
+    for f in fams:
+        ps = [r["tests"][f]["p"] for r in rows if f in r["tests"] and r["tests"][f]["p"] is not None]
+        out["families"][f] = {"ran": len(ps), **{str(a): rate(sum(p < a for p in ps), len(ps)) for a in LEVELS}}
+    return out
+
+
+def related_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    by_kind: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_kind[r["relation_kind"] or "?"].append(r)
+    right = sum(r["verdict"] == r["truth"] for r in rows if flagged(r))
+    return {"n": len(rows), "detected": rate(sum(flagged(r) for r in rows), len(rows)),
+            "label_right_when_flagged": [right, sum(flagged(r) for r in rows)],
+            "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows),
+            "errors": sum(r["verdict"] == "error" for r in rows),
+            "by_kind": {k: rate(sum(flagged(r) for r in v), len(v)) for k, v in sorted(by_kind.items())}}
+
+
+def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every (split, budget, access) cell: false positives, detection by kind, and the LR of a flag."""
+    cells: dict[tuple[str, int, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        for split in ("all", r["split"]):
+            cells[(split, r["budget"], r["access"])].append(r)
+    out: list[dict[str, Any]] = []
+    for (split, budget, access), rs in sorted(cells.items()):
+        null = [r for r in rs if r["type"] == "null"]
+        rel = [r for r in rs if r["type"] == "related"]
+        nb, rb = null_block(null), related_block(rel)
+        out.append({"split": split, "budget": budget, "access": access, "null": nb, "related": rb,
+                    "likelihood_ratio": likelihood_ratio(rb["detected"]["k"], rb["detected"]["n"],
+                                                         nb["decision"]["k"], nb["decision"]["n"])})
+    return {"cells": out}
+
+
+def qq_plot(rows: Sequence[Mapping[str, Any]], path: Any, title: str) -> None:
+    """Null p-values of each family against the uniform, on log axes (points below the diagonal: anticonservative)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fams = sorted({n for r in rows for n in r["tests"]})
+    series = {f: sorted(r["tests"][f]["p"] for r in rows if f in r["tests"] and r["tests"][f]["p"] is not None)
+              for f in fams}
+    series["combined (unadjusted)"] = sorted(r["p_unadjusted"] for r in rows if r["p_unadjusted"] is not None)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo = 1.0
+    for name, ps in series.items():
+        if not ps:
+            continue
+        n = len(ps)
+        expected = (np.arange(1, n + 1) - 0.5) / n
+        obs = np.maximum(np.array(ps), 1e-6)
+        lo = min(lo, float(expected[0]), float(obs.min()))
+        ax.plot(-np.log10(expected), -np.log10(obs), ".", ms=3, label=f"{name} (n={n})")
+    top = -math.log10(max(lo, 1e-6)) * 1.05
+    ax.plot([0, top], [0, top], "k-", lw=0.8)
+    for a in LEVELS:
+        ax.axhline(-math.log10(a), color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("expected -log10 p (uniform)")
+    ax.set_ylabel("observed -log10 p")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,139 @@
+"""The validation study's machinery: rows, resumption, summary statistics, the record and an audit's copy of it.
+
+Plumbing on the seeded fake backend (no detection claim: the study's numbers come from real zoo models, see
+docs/study-protocol.md); one check on real tiny zoo models that a weight-sharing copy is found through the runner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.study.record import access_level, check_copy, load_record, match
+from provenance.study.summary import clopper_pearson, cluster_bootstrap, likelihood_ratio, one_sided, summarize
+
+FAMS = [f"f{i}" for i in range(6)]
+
+
+def _m(fam: str, spec: str, kind: str) -> dict[str, Any]:
+    return {"family": fam, "id": f"{fam}/{kind}", "kind": kind, "spec": spec}
+
+
+def _case(i: int, ref: int, sus: int, related: bool) -> dict[str, Any]:
+    r = FAMS[ref]
+    s = _m(r, f"fake:{r}s?teacher={r}&q=0.9", "student") if related else _m(FAMS[sus], f"fake:{FAMS[sus]}s?teacher={FAMS[sus]}&q=0.9", "student")
+    ctrl = [_m(f, f"fake:{f}", "root") for f in FAMS if f not in (r, s["family"])][:4]
+    return {"id": f"{'related' if related else 'null'}-dev-{i:04d}", "type": "related" if related else "null",
+            "split": "dev", "design": "matched", "tags": [], "relation_kind": "sequence" if related else None,
+            "truth": "distilled" if related else "independent", "reference": _m(r, f"fake:{r}", "root"),
+            "suspect": s, "controls": ctrl,
+            "families": {"reference": [r], "suspect": [s["family"]], "controls": [c["family"] for c in ctrl]}}
+
+
+@pytest.fixture()
+def fake_zoo(tmp_path: Path, isolated_cache: Path) -> Path:
+    cases = [_case(0, 0, 1, False), _case(1, 2, 3, False), _case(2, 0, 0, True)]
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "cases.json").write_text(json.dumps({"schema": "test", "cases": cases}))
+    return zoo
+
+
+def test_runner_rows_resume_and_record(fake_zoo: Path, tmp_path: Path) -> None:
+    from provenance.study.outputs import write_outputs
+    from provenance.study.run import StudyConfig, run_study
+
+    out = tmp_path / "study"
+    cfg = StudyConfig(fake_zoo, out, budgets=(40, 60), access=("weights", "text"), progress=False)
+    res = run_study(cfg)
+    assert res["ran"] == 3 and res["pending_build"] == 0
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 2 * 2
+    assert {(r["case"], r["budget"], r["access"]) for r in rows} == {(c, b, a) for c in ("null-dev-0000", "null-dev-0001",
+                                                                                           "related-dev-0002")
+                                                                     for b in (40, 60) for a in ("weights", "text")}
+    text = [r for r in rows if r["access"] == "text"]
+    assert all(r["tests"]["next_token_divergence"]["p"] is None and r["tests"]["weight_alignment"]["p"] is None
+               for r in text)  # text access: no top-k, no weights
+    assert all(r["tests"]["output_agreement"]["p"] is not None for r in rows)  # raw p-values are kept
+    # A kill mid-line loses only that line; a rerun redoes what is missing and nothing else.
+    lines = (out / "rows.jsonl").read_text().splitlines()
+    (out / "rows.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:30])
+    again = run_study(StudyConfig(fake_zoo, out, budgets=(40, 60), access=("weights", "text"), progress=False))
+    assert again["ran"] == 1 and again["already_done"] == 2
+    # The record: written from the rows, matched to an audit's conditions, its copy checked.
+    root = tmp_path / "records"
+    written = write_outputs(out, fake_zoo, write_record=True, record_root=root)
+    assert (out / "summary.md").is_file() and (out / "qq-null-all.png").is_file() is False  # no budget-200 rows
+    rec, sha = load_record(2, root)  # type: ignore[misc]
+    assert written["rows"] == 12 and rec["schema"] == "provenance-validation/1" and rec["rows"] == 12
+    m = match(rec, sha, 2, "text", 75, 4)
+    assert m["matched"] and m["entry"]["budget"] == 60 and m["entry"]["access"] == "text"
+    assert not match(rec, sha, 2, "text", 30, 4)["matched"]  # below every studied budget
+    assert "at least 4 control lineages" in match(rec, sha, 2, "text", 75, 3)["reason"]
+    assert check_copy(m, root) == ([], [])
+    forged = {**m, "entry": {**m["entry"], "budget": 61}}
+    assert check_copy(forged, root)[0]
+    assert check_copy({**m, "record_sha256": "0" * 64}, root)[1]  # another release's record: a note, not a finding
+
+
+def test_audit_carries_the_matching_validation(isolated_cache: Path) -> None:
+    from provenance.audit import AuditConfig, run_audit
+    from tests.conftest import FAKE_CONTROLS, FAKE_REFERENCE, FAKE_SUSPECT
+
+    res = run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], controls=list(FAKE_CONTROLS),
+                                budget=40, progress=False))
+    v = res["validation"]
+    assert v["analysis_version"] == 2 and v["budget"] == 40 and v["control_lineages"] == 5
+    if load_record(2) is None:
+        assert not v["matched"] and "no validation record" in v["reason"]
+
+
+def test_exact_intervals_and_likelihood_ratio() -> None:
+    lo, hi = clopper_pearson(0, 300)
+    assert lo == 0 and hi == pytest.approx(0.01223, abs=2e-5)
+    assert one_sided(0, 300, 0.95, upper=True) == pytest.approx(1 - 0.05 ** (1 / 300), rel=1e-9)  # the "rule of 3"
+    lo, hi = clopper_pearson(5, 10)
+    assert lo == pytest.approx(0.18709, abs=1e-4) and hi == pytest.approx(0.81291, abs=1e-4)
+    lr = likelihood_ratio(90, 100, 0, 300)
+    assert lr["point"] is None and lr["point_infinite"]
+    assert lr["lower95"] == pytest.approx(one_sided(90, 100, 0.975, False) / one_sided(0, 300, 0.975, True))
+    assert 60 < lr["lower95"] < 70
+    boot = cluster_bootstrap([{"c": "a", "f": 1}, {"c": "a", "f": 1}, {"c": "b", "f": 0}, {"c": "b", "f": 0}],
+                             lambda r: bool(r["f"]), lambda r: r["c"], reps=500)
+    assert boot["clusters"] == 2 and boot["ci95"][0] == 0.0 and boot["ci95"][1] == 1.0  # two clusters: anything goes
+
+
+def test_summary_cells_and_access_levels() -> None:
+    base = {"split": "dev", "families": {"suspect": ["a"], "reference": ["b"]}, "p_unadjusted": 0.5,
+            "tests": {"output_agreement": {"p": 0.5}}, "relation_kind": None}
+    rows = [{**base, "type": "null", "budget": 200, "access": "text", "verdict": "no_evidence"},
+            {**base, "type": "null", "budget": 200, "access": "text", "verdict": "distilled"},
+            {**base, "type": "related", "budget": 200, "access": "text", "verdict": "distilled",
+             "relation_kind": "sequence", "truth": "distilled"}]
+    cells = {(c["split"], c["access"]): c for c in summarize(rows)["cells"]}
+    c = cells[("all", "text")]
+    assert c["null"]["decision"]["k"] == 1 and c["null"]["n"] == 2 and c["related"]["by_kind"]["sequence"]["k"] == 1
+    assert access_level(["text", "top_logprobs"]) == "top_k" and access_level(["weights", "logits"]) == "weights"
+
+
+@pytest.mark.slow
+def test_real_tiny_zoo_noised_copy_found_through_the_runner(tmp_path: Path, isolated_cache: Path) -> None:
+    """Real tiny models (the zoo's tiny preset): the runner's weights row flags the noised copy, its text row cannot."""
+    from provenance.study.run import StudyConfig, run_study
+    from provenance.zoo.lineages import build_lineages
+
+    zoo = tmp_path / "tiny"
+    build_lineages(zoo, "tiny", progress=False)
+    cases = json.loads((zoo / "cases.json").read_text())
+    noised = [c for c in cases["cases"] if c.get("relation_kind") == "noised"][:1]
+    assert noised
+    (zoo / "cases.json").write_text(json.dumps({**cases, "cases": noised}))
+    out = tmp_path / "study"
+    run_study(StudyConfig(zoo, out, budgets=(40,), access=("weights", "text"), progress=False))
+    rows = {r["access"]: r for r in map(json.loads, (out / "rows.jsonl").read_text().splitlines())}
+    assert rows["weights"]["verdict"] == "derived" and rows["weights"]["tests"]["weight_alignment"]["p"] < 0.01
+    assert rows["text"]["tests"]["weight_alignment"]["p"] is None and rows["text"]["verdict"] != "derived"
