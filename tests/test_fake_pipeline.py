@@ -113,3 +113,46 @@ def test_preflight_counts_lineages_before_any_query() -> None:
     assert hopeless == [] and "a placebo needs 4" in warn[0]  # an unknown lineage is its own unit
     hopeless, warn = preflight(lin, "s", ["r"], ["c1", "c3"], {"s": True, "r": True})
     assert hopeless == [] and warn[0].endswith("only the weights test can decide")
+
+
+def test_rehashed_edit_of_report_or_tables_fails_verify(fake_bundle: Path, tmp_path: Path) -> None:
+    """An edited report.html or table, with SHA256SUMS regenerated, passes the hashes but not the re-rendering."""
+    import shutil
+
+    from provenance.report.bundle import write_sums
+    from provenance.report.verify import verify
+
+    clean = verify(fake_bundle)
+    assert clean.ok and not clean.notes, (clean.problems, clean.notes)
+    for name, old, new in (("report.html", "Evaluation", "Evaluatlon"), ("tables/tests.csv", "output_agreement",
+                                                                           "output_agreemenT")):
+        copy = tmp_path / name.replace("/", "-")
+        shutil.copytree(fake_bundle, copy)
+        text = (copy / name).read_text()
+        assert old in text
+        (copy / name).write_text(text.replace(old, new, 1))
+        write_sums(copy)
+        rep = verify(copy)
+        assert not rep.ok and any(f"re-rendered {name} differs" in p for p in rep.problems), rep.problems
+
+
+def test_evaluation_leads_with_a_bound_or_says_why_not() -> None:
+    from provenance.report.evaluation import band, evaluation
+
+    assert band(150) == "moderately strong support" and band(1.5).startswith("no meaningful")
+    props = {"H1": "h1", "H0": "h0"}
+    none = evaluation({"propositions": props, "references": [{"verdict": "distilled"}],
+                       "validation": {"matched": False, "reason": "no validation record ships"}})
+    assert not none["available"] and none["reason"].startswith("no validation record ships")
+    entry = {"related": {"detected": {"k": 90, "n": 100}}, "null": {"decision": {"k": 0, "n": 360}},
+             "likelihood_ratio": {"lower95": 80.5}}
+    flag = evaluation({"propositions": props, "references": [{"verdict": "distilled"}],
+                       "validation": {"matched": True, "entry": entry, "summary": "s"}})
+    assert flag["available"] and flag["favours"] == "H1" and flag["band"] == "moderate support"
+    assert "at least 80 times" in flag["statement"]
+    quiet = evaluation({"propositions": props, "references": [{"verdict": "no_evidence"}],
+                        "validation": {"matched": True, "entry": entry, "summary": "s"}})
+    assert quiet["favours"] == "H0" and 1 < 1 / quiet["lr"] < 10  # a miss rate near 10% supports H0 only weakly
+    shy = evaluation({"propositions": props, "references": [{"verdict": "inconclusive"}],
+                      "validation": {"matched": True, "entry": entry}})
+    assert not shy["available"] and "inconclusive" in shy["reason"]

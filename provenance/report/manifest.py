@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import platform
 import subprocess
 import sys
@@ -52,6 +54,12 @@ def weights_compared(evidence: Mapping[str, ModelEvidence], suspect: str, refs: 
     return out
 
 
+def template_sha256() -> str:
+    from importlib.resources import files
+
+    return hashlib.sha256(files("provenance.report").joinpath("templates/report.html.j2").read_bytes()).hexdigest()
+
+
 def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[str, Any],
                    evidence: Mapping[str, ModelEvidence], roles: Mapping[str, str], plans: Sequence[ProbePlan],
                    weights_shipped: set[str], analysis: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +74,8 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
     return {
         "schema_version": BUNDLE_SCHEMA_VERSION,
         "case": case.to_json(),
-        "tool": env["tool"],
+        # The template report.html is rendered with: `verify` re-renders and compares only under the same one.
+        "tool": {**env["tool"], "report_template_sha256": template_sha256()},
         "environment": {k: env[k] for k in ("python", "platform", "packages")},
         "started_utc": results["started_utc"],
         "finished_utc": results["finished_utc"],

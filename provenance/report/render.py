@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from provenance.fsutil import atomic_write_bytes, atomic_write_text
+from provenance.report.evaluation import evaluation
 from provenance.report.figures import null_figure, per_probe_figure
 
 VERDICT_WORDS = {
@@ -103,7 +104,7 @@ def render_derived(bundle: Path) -> None:
     html = env.get_template("report.html.j2").render(
         results=results, manifest=manifest, figures=figures, exhibits=exhibits(results, transcripts),
         verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
-        models=_model_rows(results, manifest),
+        models=_model_rows(results, manifest), evaluation=evaluation(results),
     )
     atomic_write_text(bundle / "report.html", html)
 

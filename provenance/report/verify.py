@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 from provenance.errors import InputError
-from provenance.fsutil import strict_json
+from provenance.fsutil import atomic_write_bytes, strict_json
 from provenance.report import safe_io
 from provenance.report.bundle import SUMS
 from provenance.secrets import redact_obj
@@ -218,6 +219,10 @@ def verify(bundle: Path) -> VerifyReport:
             _close(_normal(detail), strict_json(stored_results.get("attribution_detail")), "results.attribution_detail",
                    mismatches)
         report.problems.extend(f"recomputed statistic differs: {m}" for m in mismatches[:20])
+        if not report.problems:
+            problems, notes = rendered_differences(bundle, manifest)
+            report.problems.extend(problems)
+            report.notes.extend(notes)
         from provenance.study.record import check_copy
 
         problems, notes = check_copy(stored_results.get("validation"))
@@ -236,6 +241,51 @@ def verify(bundle: Path) -> VerifyReport:
         first = (str(exc).splitlines() or [""])[0][:300]
         report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {first}")
     return report
+
+
+_IMG = re.compile(r'data:image/png;base64,[A-Za-z0-9+/=]+')
+
+
+def rendered_differences(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(problems, notes): re-render tables and report.html from the evidence files and compare them with the bundle's.
+
+    A re-hashed bundle whose report or tables were edited passes the hash check but not this one. Figures are compared
+    only through the report's text (PNG bytes vary with the plotting library's version); a bundle rendered by another
+    report template is not compared (a note says so), since its wording legitimately differs.
+    """
+    import tempfile
+
+    from provenance.report.bundle import is_derived
+    from provenance.report.manifest import template_sha256
+    from provenance.report.render import render_derived
+    from provenance.report.safe_io import MAX_FILE_BYTES, BundleFiles
+
+    used = (manifest.get("tool") or {}).get("report_template_sha256")
+    if used != template_sha256():
+        return [], ["report.html and tables were rendered by another report template than this release's; they were "
+                    "not re-rendered for comparison (the statistics were recomputed)"]
+    files = BundleFiles(bundle)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="provenance-verify-") as tmp:
+        t = Path(tmp)
+        for name in files.listed:
+            if not is_derived(name):
+                atomic_write_bytes(t / name, files.read_bytes(name, MAX_FILE_BYTES))
+        render_derived(t)
+        for name in sorted(n for n in files.listed if is_derived(n) and not n.startswith("figures/")):
+            fresh = t / name
+            if not fresh.is_file():
+                problems.append(f"derived file not produced by re-rendering: {_show(name)}")
+                continue
+            a = files.read_bytes(name, MAX_FILE_BYTES).decode("utf-8", "replace")
+            b = fresh.read_text()
+            if name.endswith(".html"):
+                a, b = _IMG.sub("data:image/png;base64,…", a), _IMG.sub("data:image/png;base64,…", b)
+            if a != b:
+                line = next((i for i, (x, y) in enumerate(zip(a.splitlines(), b.splitlines()), 1) if x != y),
+                            min(len(a.splitlines()), len(b.splitlines())) + 1)
+                problems.append(f"re-rendered {_show(name)} differs from the bundle's (first at line {line})")
+    return problems, []
 
 
 def _preflight() -> None:

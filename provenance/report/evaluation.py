@@ -1,0 +1,66 @@
+"""The evaluation a report leads with: the propositions, a likelihood ratio from the validation record, its verbal band."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from provenance.study.summary import CONFIDENCE, one_sided
+
+# ENFSI guideline for evaluative reporting (2015), verbal equivalents of a likelihood ratio.
+BANDS = ((1_000_000, "extremely strong support"), (10_000, "very strong support"), (1_000, "strong support"),
+         (100, "moderately strong support"), (10, "moderate support"), (2, "weak support"))
+
+
+def band(lr: float) -> str:
+    for floor, words in BANDS:
+        if lr >= floor:
+            return words
+    return "no meaningful support (a likelihood ratio below 2)"
+
+
+def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
+    """What the findings are worth under the two propositions, as far as the validation record measured it.
+
+    The record gives error rates of the tool's classification (flag or not), so the ratio evaluates that outcome, not
+    every number in the bundle; it is a one-sided 95% bound, never a point estimate, and absent when no record applies.
+    """
+    props = results.get("propositions") or {}
+    val = results.get("validation") or {}
+    refs = results.get("references") or []
+    out: dict[str, Any] = {"propositions": props, "available": False, "statement": None, "band": None, "lr": None,
+                           "favours": None, "basis": val.get("summary"), "reason": val.get("reason")}
+    if not val.get("matched"):
+        out["reason"] = (val.get("reason") or "the tool's error rates for this version were not measured") + \
+            "; the findings below are therefore a screening result, and no strength of evidence is stated"
+        return out
+    verdicts = {r["verdict"] for r in refs}
+    entry = val["entry"]
+    k1, n1 = entry["related"]["detected"]["k"], entry["related"]["detected"]["n"]
+    k0, n0 = entry["null"]["decision"]["k"], entry["null"]["decision"]["n"]
+    if verdicts & {"derived", "distilled"}:
+        lr = entry["likelihood_ratio"].get("lower95")
+        if lr is None:
+            out["reason"] = "the validation record gives no bound for a flag under these conditions"
+            return out
+        out.update(available=True, lr=lr, band=band(lr), favours="H1", statement=(
+            f"The tool's finding (a flag) is at least {lr:,.0f} times more probable if the suspect descends from the "
+            f"reference than if it was developed independently (one-sided {CONFIDENCE:.0%} bound from the validation "
+            f"study: flagged in {k1} of {n1} related and {k0} of {n0} independent cases). This is {band(lr)} for "
+            f"H1 over H0."))
+    elif verdicts == {"no_evidence"}:
+        # A non-flag: P(no flag | H1) / P(no flag | H0); conservative support for H0 uses detection's lower bound.
+        miss_hi = 1 - one_sided(k1, n1, 1 - (1 - CONFIDENCE) / 2, upper=False)
+        keep_lo = 1 - one_sided(k0, n0, 1 - (1 - CONFIDENCE) / 2, upper=True)
+        support = keep_lo / miss_hi if miss_hi > 0 else None
+        if support is None:
+            out["reason"] = "the record's detection rate leaves no bound for a non-flag"
+            return out
+        out.update(available=True, lr=1 / support, band=band(support), favours="H0", statement=(
+            f"The tool's finding (no flag) is at least {support:,.1f} times more probable if the suspect was developed "
+            f"independently than if it descends from the reference (one-sided {CONFIDENCE:.0%} bound: missed in "
+            f"{n1 - k1} of {n1} related cases, not flagged in {n0 - k0} of {n0} independent cases). This is "
+            f"{band(support)} for H0 over H1; it cannot exclude a descendant the study's kinds did not include."))
+    else:
+        out["reason"] = ("the tool declined to classify (inconclusive): the controls or access could not support a "
+                         "verdict, so no strength of evidence is stated")
+    return out
