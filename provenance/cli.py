@@ -309,23 +309,52 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
 
 
 @cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--key", "key", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Your Ed25519 private key (OpenSSH, as `ssh-keygen -t ed25519` writes it, or PEM).")
+@click.option("--passphrase-env", default=None, metavar="VAR", help="Environment variable holding the key's passphrase.")
+@click.option("--signer", default=None, help="Who signs (a name or role, written beside the signature).")
+def sign(bundle: Path, key: Path, passphrase_env: str | None, signer: str | None) -> None:
+    """Sign BUNDLE: a detached Ed25519 signature of its SHA256SUMS (SHA256SUMS.sig), checked by `verify`.
+
+    Verify the bundle first: signing says the files have not changed since, not that they were right. A bundle
+    re-rendered by `provenance report` must be signed again.
+    """
+    from provenance.report.signing import SIGNATURE_FILE, sign_bundle
+    from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
+
+    rep = run_verify(bundle)
+    if not rep.ok:
+        click.echo(f"not signing: {bundle} does not verify ({'; '.join(rep.problems[:3])})", err=True)
+        sys.exit(EXIT_VERIFY_FAILED)
+    sig = sign_bundle(bundle, key, passphrase_env, signer)
+    click.echo(f"signed: {bundle / SIGNATURE_FILE} by {sig['public_key_fingerprint']}; bundle SHA-256 "
+               f"{sig['signed_file_sha256']}")
+
+
+@cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
-def verify(bundle: Path, as_json: bool) -> None:
-    """Check every hash in BUNDLE, then recompute every statistic from its transcripts.
+@click.option("--public-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A trusted Ed25519 public key (OpenSSH .pub or PEM): the bundle must carry a valid signature by it.")
+def verify(bundle: Path, as_json: bool, public_key: Path | None) -> None:
+    """Check every hash in BUNDLE (and its signature), re-render its report and tables, recompute every statistic.
 
-    Exit 0 when the bundle verifies; 3 when any file is edited, missing, added or refused (a link, FIFO or device), or
-    a number differs; 1 or 2 when the tool itself cannot run (never reported as a failed bundle).
+    Exit 0 when the bundle verifies; 3 when any file is edited, missing, added or refused (a link, FIFO or device), a
+    number or a re-rendered file differs, or a signature fails; 1 or 2 when the tool itself cannot run (never reported
+    as a failed bundle).
     """
     from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
     from provenance.secrets import printable
 
-    rep = run_verify(bundle)
+    rep = run_verify(bundle, public_key)
     if as_json:
         click.echo(_dump(rep.to_json()))
     else:
         for p in rep.problems:
             click.echo(f"FAIL  {printable(p)}")
+        for n in rep.notes:
+            click.echo(f"note  {printable(n)}")
         state = "verified" if rep.ok else "NOT verified"
         click.echo(f"{state}: {printable(str(bundle))} ({rep.files_checked} files hashed, statistics "
                    f"{'recomputed' if rep.recomputed else 'not recomputed'}; bundle SHA-256 {rep.bundle_sha256})")

@@ -156,3 +156,40 @@ def test_evaluation_leads_with_a_bound_or_says_why_not() -> None:
     shy = evaluation({"propositions": props, "references": [{"verdict": "inconclusive"}],
                       "validation": {"matched": True, "entry": entry}})
     assert not shy["available"] and "inconclusive" in shy["reason"]
+
+
+def _keypair(d: Path, name: str) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    priv, pub = d / name, d / f"{name}.pub"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+    return priv, pub
+
+
+def test_signed_bundle_verifies_and_a_rehashed_edit_breaks_the_signature(fake_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from provenance.report.bundle import write_sums
+    from provenance.report.verify import verify
+
+    priv, pub = _keypair(tmp_path, "examiner")
+    _, other = _keypair(tmp_path, "someone-else")
+    b = tmp_path / "b"
+    shutil.copytree(fake_bundle, b)
+    assert not verify(b, pub).ok  # a trusted key was given, but nothing is signed
+    r = subprocess.run([sys.executable, "-m", "provenance", "sign", str(b), "--key", str(priv), "--signer", "examiner"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "signed:" in r.stdout, r.stderr
+    good = verify(b, pub)
+    assert good.ok and any("signed by the trusted key" in n for n in good.notes), good.problems
+    assert verify(b).ok  # without a trusted key: checked against the key it names, and said so
+    wrong = verify(b, other)
+    assert not wrong.ok and "not by the given key" in wrong.problems[0]
+    (b / "results.json").write_text((b / "results.json").read_text().replace('"seed": 0', '"seed": 1', 1))
+    write_sums(b)  # a forger regenerates SHA256SUMS, but cannot sign it
+    forged = verify(b, pub)
+    assert not forged.ok and any("does not match SHA256SUMS" in p for p in forged.problems), forged.problems

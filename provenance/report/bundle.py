@@ -62,7 +62,7 @@ def write_sums(bundle: Path, files: Sequence[str] | None = None) -> str:
         found, problems = scan(bundle)
         if problems:
             raise InputError(f"{bundle}: {problems[0]}")
-        files = [name for name in found if name != SUMS]
+        files = [name for name in found if name not in (SUMS, "SHA256SUMS.sig")]  # the signature signs SUMS
     lines = [f"{sha256_file(bundle / name)}  {name}" for name in sorted(files)]
     atomic_write_bytes(bundle / SUMS, ("\n".join(lines) + "\n").encode())
     return sha256_file(bundle / SUMS)

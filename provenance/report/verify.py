@@ -15,6 +15,7 @@ from provenance.errors import InputError
 from provenance.fsutil import atomic_write_bytes, strict_json
 from provenance.report import safe_io
 from provenance.report.bundle import SUMS
+from provenance.report.signing import SIGNATURE_FILE, check_signature
 from provenance.secrets import redact_obj
 
 EXIT_VERIFY_FAILED = 3
@@ -81,7 +82,7 @@ def check_hashes(bundle: Path, report: VerifyReport) -> set[str]:
         except OSError as exc:
             report.problems.append(f"unreadable: {_show(name)} ({exc.strerror or exc})")
     for rel in sorted(files):
-        if rel != SUMS and rel not in listed:
+        if rel not in (SUMS, SIGNATURE_FILE) and rel not in listed:
             report.problems.append(f"added: {_show(rel)}")
     return set(listed)
 
@@ -185,7 +186,7 @@ class AnalysisVersionError(Exception):
     """The bundle needs another release's analysis to be recomputed (a tool limitation, never tampering)."""
 
 
-def verify(bundle: Path) -> VerifyReport:
+def verify(bundle: Path, public_key: Path | None = None) -> VerifyReport:
     """Hash check, then (only if every file checks out) recomputation of every statistic.
 
     A problem with the bundle is a finding (the report is not ok: exit 3). A problem with the tool or its environment
@@ -197,6 +198,10 @@ def verify(bundle: Path) -> VerifyReport:
     _preflight()
     report = VerifyReport(str(bundle))
     check_hashes(bundle, report)
+    if not report.problems:  # a signature over SHA256SUMS means something only once every listed hash checks out
+        sig_problems, sig_notes = check_signature(bundle, public_key)
+        report.problems.extend(sig_problems)
+        report.notes.extend(sig_notes)
     if report.problems:
         return report  # nothing is recomputed from files that failed: the problems above are the finding
     try:
