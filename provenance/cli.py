@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -115,6 +116,10 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--examiner", default=None, help="Name and role of the person running the audit."),
         click.option("--requested-by", default=None, help="Who asked for the audit."),
         click.option("--note", default=None, help="Free-text note for the manifest."),
+        click.option("--question", "questions", multiple=True, metavar="TEXT",
+                     help="A question the audit was asked to answer (repeatable; printed in the report)."),
+        click.option("--replaces", default=None, metavar="BUNDLE_SHA256",
+                     help="This bundle amends an earlier one: its bundle hash (SHA-256 of its SHA256SUMS)."),
         click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip."),
         click.option("--replace", is_flag=True,
                      help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
@@ -131,12 +136,17 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
                        no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
-                       cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None) -> dict[str, Any]:
+                       cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
+                       questions: tuple[str, ...] = (), replaces: str | None = None) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
     from provenance.report.outdir import prepare_out
 
+    from provenance.errors import InputError
+
+    if replaces is not None and not re.fullmatch(r"[0-9a-f]{64}", replaces.lower()):
+        raise InputError("--replaces takes the replaced bundle's hash: 64 hex digits (the SHA-256 of its SHA256SUMS)")
     panel = load_panel(controls_panel) if controls_panel is not None else None
     given = [suspect, *references, *controls, *(panel.specs if panel else [])]
     specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
@@ -152,7 +162,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
-                      case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note),
+                      case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note,
+                                    questions=list(questions), replaces=replaces.lower() if replaces else None),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages)
     return run_audit(cfg)
 

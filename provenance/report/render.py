@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,20 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     return out
 
 
+def evidence_digest(bundle: Path) -> str:
+    """SHA-256 over the evidence files' names and hashes (everything but the derived files, SHA256SUMS and its
+    signature): printed on every page, since the bundle hash cannot appear inside a file it covers."""
+    import hashlib
+
+    from provenance.fsutil import sha256_file
+    from provenance.report.bundle import SUMS, is_derived
+
+    names = sorted(p.relative_to(bundle).as_posix() for p in Path(bundle).rglob("*") if p.is_file())
+    lines = [f"{sha256_file(Path(bundle) / n)}  {n}\n" for n in names
+             if not is_derived(n) and n not in (SUMS, f"{SUMS}.sig")]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
 def render_derived(bundle: Path) -> None:
     """(Re)write tables/, figures/ and report.html from results.json, manifest.json and transcripts.jsonl."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -100,11 +115,13 @@ def render_derived(bundle: Path) -> None:
     env = Environment(loader=PackageLoader("provenance.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["p"] = lambda p: "n/a" if p is None else (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}")
+    # Text inside a CSS string (the printed page header): only characters that need no escaping there or in HTML.
+    env.filters["css"] = lambda x: re.sub(r"[^A-Za-z0-9 ._:/+-]", "?", str(x))[:80]
     env.filters["num"] = lambda x: "n/a" if x is None else f"{x:.3f}"
     html = env.get_template("report.html.j2").render(
         results=results, manifest=manifest, figures=figures, exhibits=exhibits(results, transcripts),
         verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
-        models=_model_rows(results, manifest), evaluation=evaluation(results),
+        models=_model_rows(results, manifest), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
     )
     atomic_write_text(bundle / "report.html", html)
 
