@@ -193,3 +193,16 @@ def test_signed_bundle_verifies_and_a_rehashed_edit_breaks_the_signature(fake_bu
     write_sums(b)  # a forger regenerates SHA256SUMS, but cannot sign it
     forged = verify(b, pub)
     assert not forged.ok and any("does not match SHA256SUMS" in p for p in forged.problems), forged.problems
+
+
+def test_every_printed_page_carries_case_digest_and_page_numbers(fake_bundle: Path) -> None:
+    from provenance.report.render import evidence_digest
+
+    html = (fake_bundle / "report.html").read_text()
+    digest = evidence_digest(fake_bundle)
+    assert f'@bottom-left {{ content: "evidence digest {digest[:16]}"' in html and digest in html
+    assert 'counter(page) " of " counter(pages)' in html and "@top-left" in html
+    manifest = json.loads((fake_bundle / "manifest.json").read_text())
+    collected = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]
+    assert collected and all(c["utc"] and c["utc_end"] and len(c["records_sha256"]) == 64 for c in collected)
+    assert manifest["custody"][-1]["action"] == "analysis"
