@@ -52,6 +52,7 @@ class AuditConfig:
     sequential: bool = False  # stop at an interim look once the evidence is decisive either way
     lineages: Mapping[str, str] = field(default_factory=dict)  # spec -> lineage family (overrides the panel's)
     panel: ControlsPanel | None = None  # a controls panel file: controls with lineage, kind and notes
+    dry_run: bool = False  # identify every model and say what would run; query nothing, write nothing
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     lineages = {**(cfg.panel.lineages if cfg.panel else {}), **cfg.lineages}
     if not controls:
         raise InputError("no control models: pass at least one --control (a model known to be independent of the reference)")
-    if cfg.out is not None:
+    if cfg.out is not None and not cfg.dry_run:
         check_out_dir(Path(cfg.out))
     cont, nxt = load_probes(cfg.continuation_set), load_probes(cfg.next_token_set)
     identity = load_probes(cfg.identity_set) if cfg.identity_set else None
@@ -90,6 +91,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
                   for h in hopeless), *warnings]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if cfg.dry_run:
+        return _plan(cfg, resolved, refs, ctrl, warnings, hopeless)
 
     def look(budget: int) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
         """The evidence for `budget` probes per model: every plan is a prefix, so a later look reuses the cache."""
@@ -155,6 +158,36 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if cfg.out is not None:
         results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans)
     return results
+
+
+def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ctrl: Sequence[str],
+          warnings: Sequence[str], hopeless: Sequence[str]) -> dict[str, Any]:
+    """What an audit would do (`--dry-run`): every model's identity and lineage, the control lineages per reference,
+    how many probes of each set, and whether any test could decide; nothing is loaded or queried."""
+    from provenance.evidence import UNKNOWN_LINEAGE
+
+    plans = plan_probes(cfg.budget, load_probes(cfg.continuation_set), load_probes(cfg.next_token_set))
+    if cfg.identity_set:
+        plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
+    if cfg.likelihood_set:
+        plans.append(likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)))
+    lin = {s: (m.lineage or UNKNOWN_LINEAGE) for s, m in resolved.items()}
+    per_ref = []
+    for r in refs:
+        units: dict[str, list[str]] = {}
+        for c in ctrl:
+            if lin[c] in (lin[r], lin[cfg.suspect]) and lin[c] != UNKNOWN_LINEAGE:
+                continue
+            units.setdefault(lin[c] if lin[c] != UNKNOWN_LINEAGE else f"{UNKNOWN_LINEAGE}:{c}", []).append(c)
+        per_ref.append({"reference": r, "lineage": lin[r], "control_lineages": units,
+                        "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)})
+    return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed,
+            "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote,
+                           "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
+                       for s, m in resolved.items()},
+            "references": per_ref, "warnings": list(warnings),
+            "probes": {p.role: len(p.probes) for p in plans},
+            "note": "nothing was loaded, queried or written"}
 
 
 def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int) -> dict[str, Any]:

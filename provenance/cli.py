@@ -125,6 +125,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("--dry-run", is_flag=True,
+                     help="Identify every model and print what would run (lineages, probes, warnings); query nothing."),
     ]):
         f = opt(f)
     return f
@@ -137,7 +139,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
-                       questions: tuple[str, ...] = (), replaces: str | None = None) -> dict[str, Any]:
+                       questions: tuple[str, ...] = (), replaces: str | None = None,
+                       dry_run: bool = False) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
@@ -156,7 +159,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
     if cleaned is not None:
         cleaned.update(suspect=suspect)
-    out = prepare_out(out, replace=replace, zip_too=zip_bundle)  # before any work: checked, created, locked
+    if not dry_run:
+        out = prepare_out(out, replace=replace, zip_too=zip_bundle)  # before any work: checked, created, locked
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
                       options=options, progress=not no_progress,
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
@@ -164,8 +168,22 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note,
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
-                      zip_bundle=zip_bundle, sequential=sequential, lineages=lineages)
+                      zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run)
     return run_audit(cfg)
+
+
+def _echo_plan(plan: dict[str, Any]) -> None:
+    from provenance.secrets import printable
+
+    click.echo(f"dry run (nothing loaded, queried or written): budget {plan['budget']}, seed {plan['seed']}")
+    for spec, m in plan["models"].items():
+        click.echo(f"  {m['role']:<9} {printable(spec)}  lineage {m['lineage']}  fingerprint {m['fingerprint'][:16]}"
+                   f"{'  (endpoint)' if m['remote'] else ''}")
+    for r in plan["references"]:
+        units = ", ".join(f"{u} ({len(ms)})" for u, ms in r["control_lineages"].items()) or "none"
+        click.echo(f"  reference {printable(r['reference'])}: control lineages {units}; "
+                   f"{'a test can decide' if r['can_decide'] else 'no test can decide'}")
+    click.echo("  probes per model: " + ", ".join(f"{k} {v}" for k, v in plan["probes"].items()))
 
 
 def _echo_references(results: dict[str, Any]) -> None:
@@ -208,6 +226,9 @@ def audit(as_json: bool, **kw: Any) -> None:
     if as_json:
         click.echo(_dump(results))
         return
+    if results.get("dry_run"):
+        _echo_plan(results)
+        return
     out = kw["out"]
     click.echo(f"suspect: {printable(cleaned['suspect'])}")
     click.echo(f"controls: {printable(', '.join(c['spec'] for c in results['controls']))}")
@@ -235,6 +256,9 @@ def attribute(as_json: bool, **kw: Any) -> None:
     results = _run_audit_command(**kw, cleaned=cleaned)
     if as_json:
         click.echo(_dump(results))
+        return
+    if results.get("dry_run"):
+        _echo_plan(results)
         return
     detail = results["attribution_detail"]
     click.echo(f"suspect: {printable(cleaned['suspect'])}")

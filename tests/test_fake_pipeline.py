@@ -206,3 +206,16 @@ def test_every_printed_page_carries_case_digest_and_page_numbers(fake_bundle: Pa
     collected = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]
     assert collected and all(c["utc"] and c["utc_end"] and len(c["records_sha256"]) == 64 for c in collected)
     assert manifest["custody"][-1]["action"] == "analysis"
+
+
+def test_dry_run_identifies_and_plans_without_querying_or_writing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "-c", "fake:c1",
+            "-c", "fake:c2", "--out", str(out), "--dry-run", "--json"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["dry_run"] and not out.exists()
+    assert plan["references"][0]["control_lineages"] == {"c1": ["fake:c1"], "c2": ["fake:c2"]}
+    assert plan["probes"]["output"] + plan["probes"]["next_token"] == 200
+    assert "only the weights test can decide" in r.stderr and plan["warnings"]
