@@ -391,6 +391,9 @@ def _parse_top(logprobs: Any, chat: bool) -> tuple[TopToken, ...] | None:
     """
     if not isinstance(logprobs, dict):
         return None
+    # llama.cpp's server answers /v1/completions with the chat format too (`{"content": [...]}`; its
+    # server_task_result_cmpl_final::to_json_oaicompat), so the format is read from the answer, not the route.
+    chat = chat or ("content" in logprobs and "top_logprobs" not in logprobs)
     try:
         if chat:
             first = logprobs["content"][0]["top_logprobs"]
