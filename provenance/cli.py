@@ -24,7 +24,7 @@ def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: tuple[str
 
 def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow_pickle: bool,
                api_key: tuple[str, ...] | str | None, timeout: float,
-               api_key_env: tuple[str, ...] = ()) -> tuple[list[str], Any]:
+               api_key_env: tuple[str, ...] = (), fresh: bool = False) -> tuple[list[str], Any]:
     """(specs with any URL userinfo removed, LoadOptions whose credentials name each endpoint they are for)."""
     from provenance import envvars
     from provenance.models import LoadOptions
@@ -34,7 +34,7 @@ def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow
     keys = (api_key,) if isinstance(api_key, str) else tuple(api_key or ())
     clean, creds = endpoint_credentials(list(specs), api_key_env, keys)
     return clean, LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, credentials=creds,
-                              http_timeout=timeout)
+                              http_timeout=timeout, fresh=fresh)
 
 
 def _check_timeout(ctx: Any, param: Any, value: float) -> float:
@@ -120,6 +120,10 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("--fresh", is_flag=True,
+                     help="Ask every endpoint again instead of replaying its cached answers (for an alias such as "
+                          "gpt-4o whose weights may have moved). Local models are identified by their file hashes and "
+                          "keep their cache."),
     ]):
         f = opt(f)
     return f
@@ -131,7 +135,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        examiner: str | None, requested_by: str | None, note: str | None, zip_bundle: bool,
                        no_progress: bool, batch_size: int, timeout: float, api_key: tuple[str, ...],
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
-                       cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None) -> dict[str, Any]:
+                       cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
+                       fresh: bool = False) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
@@ -139,7 +144,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
 
     panel = load_panel(controls_panel) if controls_panel is not None else None
     given = [suspect, *references, *controls, *(panel.specs if panel else [])]
-    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env, fresh)
     as_cleaned = dict(zip(given, specs))  # credentials stripped from endpoint specs before they reach any record
     suspect, references = specs[0], tuple(specs[1 : 1 + len(references)])
     controls = tuple(specs[1 + len(references):])

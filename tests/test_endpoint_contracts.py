@@ -336,3 +336,17 @@ def test_created_now_shares_one_fingerprint_and_the_second_run_is_cached(tmp_pat
     assert all(c >= 12 for c in fresh_calls.values()), fresh_calls
     assert any("--fresh" in n for n in fresh["notes"])
     assert first["references"][0]["p_value"] == second["references"][0]["p_value"] == fresh["references"][0]["p_value"]
+
+
+def test_fresh_flag_through_the_cli(tmp_path: Path) -> None:
+    """`provenance audit --fresh`: exit 0, every endpoint asked again, the notes say so."""
+    from tests.hostile_fakes import audit_args, run_cli
+
+    with endpoints() as servers:
+        first = run_cli(*audit_args(servers, tmp_path / "a"))
+        before = servers["suspect"].backend.calls
+        again = run_cli(*audit_args(servers, tmp_path / "b", "--fresh", "--json"))
+        asked = servers["suspect"].backend.calls - before
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert asked >= 12  # every answer anew (a cached rerun sends the 3 canary probes only)
+    assert any("--fresh" in n for n in json.loads(again.stdout)["notes"])
