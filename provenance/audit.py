@@ -144,6 +144,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
                        "p_scale": looks[-1]["p_scale"], "futility_p": FUTILITY_P,
                        "rule": SEQUENTIAL_RULE if cfg.sequential else "fixed budget: one look"},
         "access": {s: sorted(evidence[s].capabilities) for s in resolved},
+        "access_detail": {s: evidence[s].endpoint["access"] for s in resolved if "access" in (evidence[s].endpoint or {})},
         "notes": sorted({n for ev in evidence.values() for n in ev.notes}),
         "warnings": warnings,
         "decision_rule": DECISION_RULE,

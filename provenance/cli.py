@@ -25,7 +25,7 @@ def _load_options(batch_size: int, unsafe_allow_pickle: bool, api_key: tuple[str
 
 def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow_pickle: bool,
                api_key: tuple[str, ...] | str | None, timeout: float,
-               api_key_env: tuple[str, ...] = ()) -> tuple[list[str], Any]:
+               api_key_env: tuple[str, ...] = (), fresh: bool = False) -> tuple[list[str], Any]:
     """(specs with any URL userinfo removed, LoadOptions whose credentials name each endpoint they are for)."""
     from provenance import envvars
     from provenance.models import LoadOptions
@@ -35,7 +35,7 @@ def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow
     keys = (api_key,) if isinstance(api_key, str) else tuple(api_key or ())
     clean, creds = endpoint_credentials(list(specs), api_key_env, keys)
     return clean, LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, credentials=creds,
-                              http_timeout=timeout)
+                              http_timeout=timeout, fresh=fresh)
 
 
 def _check_timeout(ctx: Any, param: Any, value: float) -> float:
@@ -127,6 +127,10 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
         click.option("--dry-run", is_flag=True,
                      help="Identify every model and print what would run (lineages, probes, warnings); query nothing."),
+        click.option("--fresh", is_flag=True,
+                     help="Ask every endpoint again instead of replaying its cached answers (for an alias such as "
+                          "gpt-4o whose weights may have moved). Local models are identified by their file hashes and "
+                          "keep their cache."),
     ]):
         f = opt(f)
     return f
@@ -140,19 +144,18 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
                        questions: tuple[str, ...] = (), replaces: str | None = None,
-                       dry_run: bool = False) -> dict[str, Any]:
+                       dry_run: bool = False, fresh: bool = False) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
-    from provenance.report.outdir import prepare_out
-
     from provenance.errors import InputError
+    from provenance.report.outdir import prepare_out
 
     if replaces is not None and not re.fullmatch(r"[0-9a-f]{64}", replaces.lower()):
         raise InputError("--replaces takes the replaced bundle's hash: 64 hex digits (the SHA-256 of its SHA256SUMS)")
     panel = load_panel(controls_panel) if controls_panel is not None else None
     given = [suspect, *references, *controls, *(panel.specs if panel else [])]
-    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env)
+    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env, fresh)
     as_cleaned = dict(zip(given, specs))  # credentials stripped from endpoint specs before they reach any record
     suspect, references = specs[0], tuple(specs[1 : 1 + len(references)])
     controls = tuple(specs[1 + len(references):])

@@ -16,6 +16,7 @@ from provenance.cache import EvidenceCache, entry_key
 from provenance.fsutil import atomic_write_bytes
 from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ProbePlan, Score, ScoreItem
 from provenance.models import Capability, Request, ResolvedModel
+from provenance.models.access import ACCESS_PROBE_VERSION, EndpointAccess, variant
 from provenance.models.base import ScoreRequest
 from provenance.probeset import ProbeSet
 
@@ -35,30 +36,87 @@ def _request(ps: ProbeSet, text: str, sampling_seed: int = 0) -> Request:
                    seed=seed)
 
 
-def _decoding_key(ps: ProbeSet, sampling_seed: int) -> dict[str, Any]:
+def _decoding_key(ps: ProbeSet, sampling_seed: int, access: EndpointAccess | None = None) -> dict[str, Any]:
     d = ps.decoding.to_json()
-    return {**d, "sampling_seed": sampling_seed} if ps.decoding.temperature > 0 else d
+    if ps.decoding.temperature > 0:
+        d = {**d, "sampling_seed": sampling_seed}
+    how = variant(access, ps.chat, ps.decoding.top_k)  # e.g. sent as chat to a chat-only endpoint: other answers
+    return {**d, "access": how} if how else d
+
+
+ACCESS_SET = "endpoint-access"  # the pseudo probe set under which an endpoint's capability probes are transcribed
+
+
+def _access_key(model: ResolvedModel) -> dict[str, Any]:
+    return entry_key(model.fingerprint, ACCESS_SET, {"version": ACCESS_PROBE_VERSION}, "access")
+
+
+def endpoint_access(model: ResolvedModel, cache: EvidenceCache) -> tuple[dict[str, Any] | None, list[dict[str, Any]], bool]:
+    """(access found, the probe exchanges as transcript records, replayed from the cache) for a remote model.
+
+    Probed once per endpoint and cached with its answers (a rerun replays it; `--fresh` probes again); the summary
+    record at the end carries the access as JSON, so a bundle's transcript says what was probed and what was found.
+    """
+    key = _access_key(model)
+    recs = {} if model.options.fresh else cache.load(key)
+    if "summary" in recs:
+        return recs["summary"]["response"]["access"], list(recs.values()), True
+    backend = model.load()
+    try:
+        found = backend.discover_access()
+    finally:
+        backend.close()
+    if found is None:
+        return None, [], False
+    access, records = found
+    now = time.time()
+    records = [*records, {"probe_id": "summary", "request": {"prompt": ""},
+                          "response": {"text": "", "n_tokens": 0, "access": access}, "sent": now, "received": now}]
+    cache.append(key, records)
+    return access, records, False
 
 
 def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: EvidenceCache, *, batch: int = 16,
                   progress: bool = True, want_weights: bool = True, sampling_seed: int = 0) -> ModelEvidence:
     """Probe one model with every plan; answers already in the cache are reused, the rest are appended as they come."""
     fp = model.fingerprint
-    keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed), p.probe_set.mode)
-            for p in plans}
-    cached = {p.probe_set.id: cache.load(keys[p.probe_set.id]) for p in plans}
-    fresh_notes: list[str] = []
-    if model.remote:  # an endpoint may serve another model under the same name: check first
+    access_recs: list[dict[str, Any]] = []
+    access_replayed = False
+    if model.remote:  # what the endpoint serves decides how each probe is sent, and so the cache keys
+        model.access, access_recs, access_replayed = endpoint_access(model, cache)
+    access = EndpointAccess.from_json(model.access) if model.access is not None else None
+    keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
+                                      p.probe_set.mode) for p in plans}
+    fresh = model.remote and model.options.fresh  # `--fresh`: nothing of this endpoint's is replayed
+    cached = {p.probe_set.id: {} if fresh else cache.load(keys[p.probe_set.id]) for p in plans}
+    fresh_notes: list[str] = [f"{model.label}: --fresh: every answer collected anew (the evidence cache was not read)"
+                              ] if fresh else []
+    if model.remote and not fresh:  # an endpoint may serve another model under the same name: check first
         from provenance.freshness import check_endpoint_cache
 
+        had = any(cached.values())
         cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache,
                                                    lambda ps, text: _request(ps, text, sampling_seed))
+        if had and model.access is not None and not any(cached.values()) and access_replayed:
+            # Another model now answers: what it serves is probed again too (its answers may go another way).
+            cache.retire(_access_key(model))
+            model.access, access_recs, access_replayed = endpoint_access(model, cache)
+            access = EndpointAccess.from_json(model.access) if model.access is not None else None
+            keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
+                                              p.probe_set.mode) for p in plans}
     replayed = {ps_id: set(c) for ps_id, c in cached.items()}  # answered from the cache, not in this run
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
     wpath = cache.weights_path(fp)
     is_local = not model.remote
     need_weights = want_weights and is_local and not wpath.is_file()
+    if need_weights:  # read straight from the weight files when they allow it: no model is loaded for a few matrices
+        from provenance.models.weightfile import sketch_from_files
+
+        sketch = sketch_from_files(model)
+        if sketch is not None:
+            _save_sketch(wpath, sketch)
+            need_weights = False
     need_load = any(missing.values()) or meta is None or need_weights
 
     backend = None
@@ -70,9 +128,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         if want_weights and is_local and not wpath.is_file():
             sketch = backend.weight_sketch()
             if sketch is not None:
-                buf = io.BytesIO()
-                np.savez(buf, __model_type__=np.array(str(sketch["model_type"])), **sketch["tensors"])
-                atomic_write_bytes(wpath, buf.getvalue())
+                _save_sketch(wpath, sketch)
     try:
         for plan in plans:
             ps = plan.probe_set
@@ -105,6 +161,9 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             backend.close()
 
     assert meta is not None
+    if access is not None:
+        meta = {**meta, "endpoint": {**(meta.get("endpoint") or {"system_fingerprints": [], "returned_models": []}),
+                                     "access": model.access}}
     ev = ModelEvidence(model=model.identity(), capabilities=frozenset(meta["capabilities"]), tokenizer_id=meta.get("tokenizer_id"),
                        loaded=backend is not None)
     for plan in plans:
@@ -115,6 +174,13 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
             ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
                                "probe_set_sha256": ps.sha256, **rec, "replayed": pr.id in replayed[ps.id]})
+    for rec in access_recs:
+        ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ACCESS_SET,
+                           "probe_set_sha256": ACCESS_PROBE_VERSION, **rec, "replayed": access_replayed})
+    if access is not None:
+        ev.notes.append(f"{model.label}: endpoint access ({'probed earlier, from the evidence cache' if access_replayed else 'probed now'}): "
+                        f"{access.summary()}")
+        ev.notes.extend(f"{model.label}: {r}" for r in access.reasons)
     ev.notes.extend(fresh_notes)
     ev.endpoint = meta.get("endpoint")
     if ev.endpoint and len(ev.endpoint["system_fingerprints"]) > 1:
@@ -130,6 +196,12 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             ev.model_type = str(z["__model_type__"])
             ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
     return ev
+
+
+def _save_sketch(path: Any, sketch: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, __model_type__=np.array(str(sketch["model_type"])), **sketch["tensors"])
+    atomic_write_bytes(path, buf.getvalue())
 
 
 MAX_CONCURRENT_ENDPOINTS: int | None = None  # an override (tests); None: PROVENANCE_MAX_ENDPOINTS, default 8

@@ -60,3 +60,9 @@ def fake_bundle(isolated_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], controls=list(FAKE_CONTROLS), out=out,
                           budget=80, progress=False))
     return out
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr's non-empty lines other than `warning: ...` (a preflight warning printed before any query is not the
+    error; the contract is one clear error line, never a traceback)."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("warning: ")]

@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 
 from provenance.errors import EndpointError, InputError
 from provenance.models import LoadOptions, Request, resolve
+from tests.conftest import error_lines
 from tests.faultserver import FaultPlan, serving
 from tests.hostile_fakes import (FakeLM, ScriptedServer, completion_reply, endpoints, models_reply, reply, run_audit_api,
                                  run_cli)
 
 
 def assert_one_line(proc: Any, code: int, needle: str = "") -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = error_lines(proc.stderr)
     assert proc.returncode == code, proc.stderr
     assert len(lines) == 1 and "internal error" not in lines[0], proc.stderr
     assert needle in lines[0], lines[0]
@@ -47,7 +48,8 @@ def test_cached_answers_are_checked_by_a_fresh_canary(tmp_path: Path) -> None:
         assert records and all(r["replayed"] is True for r in records) and all("received" in r for r in records)
         suspect.backend = FakeLM(99)  # the operator swaps the model; URL, name and model card stay the same
         changed = run_audit_api(servers, tmp_path / "c")
-        assert suspect.backend.calls == 3 + 12  # the canary, then every answer afresh
+        # The canary, the endpoint's access probed again (completions, chat, echo: one answer each), every answer afresh.
+        assert suspect.backend.calls == 3 + 3 + 12
         assert any("answers changed since they were cached" in n for n in changed["notes"])
         records = [json.loads(x) for x in (tmp_path / "c" / "transcripts.jsonl").read_text().splitlines()]
         assert not any(r["replayed"] for r in records if r["model"].endswith("#suspect"))

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from tests.hostile_fakes import ROOT, run_cli
+from tests.conftest import error_lines
 
 
 def one_error(proc: Any, needle: str) -> None:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = error_lines(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from provenance.secrets import printable, redact, register
 from tests.hostile_fakes import ScriptedServer, audit_args, completion_reply, endpoints, models_reply, reply, run_cli
+from tests.conftest import error_lines
 
 KEY = "sk-test-4f9a1c0e7b2d"
 
@@ -20,7 +21,7 @@ def auth_headers(srv: ScriptedServer) -> list[str | None]:
 
 
 def one_error(proc: Any, needle: str) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = error_lines(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
     return lines[0]
 

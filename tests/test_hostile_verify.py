@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from provenance.report.bundle import write_sums
 from provenance.report.verify import FLOAT_REL_TOL, _close, _normal, verify
 from tests.hostile_fakes import ROOT, endpoints, run_audit_api, run_cli
+from tests.conftest import error_lines
 
 EXAMPLES = sorted((ROOT / "reports" / "example").glob("*/SHA256SUMS"))
 
@@ -105,7 +106,7 @@ def test_a_symlinked_directory_is_not_followed(bundle: Path, tmp_path: Path) -> 
 
 
 def assert_input_refused(proc: Any, needle: str) -> None:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = error_lines(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1 and "not re-rendering" in lines[0] and needle in lines[0], proc.stderr
 
 

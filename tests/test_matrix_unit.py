@@ -9,6 +9,7 @@ import numpy as np
 from tests.test_cli import assert_input_error, run_cli
 from provenance.matrix import benjamini_hochberg, n_permutations_for, prune_indirect, short_names
 from provenance.verdict import attribute
+from tests.conftest import error_lines
 
 
 def test_benjamini_hochberg_matches_the_textbook_step_up() -> None:
@@ -63,7 +64,7 @@ def test_a_bad_model_in_a_worker_is_one_line(tmp_path: Path) -> None:
     proc = run_cli("matrix", str(tmp_path / "a"), str(tmp_path / "b"), "--control", "smollm2-135m-instruct",
                    "--workers", "2", "--out", str(tmp_path / "m"), "--budget", "4", "--no-progress")
     assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1 and "safetensors" in lines[0], proc.stderr
     assert not list((tmp_path / "m").iterdir())  # checked writable up front; nothing written
 

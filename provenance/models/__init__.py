@@ -27,6 +27,7 @@ class LoadOptions:
     # Per endpoint: ((spec as given or its base URL, Authorization header value), ...); see provenance/secrets.py.
     credentials: tuple[tuple[str, str], ...] = ()
     authorization: str | None = field(default=None, repr=False)  # set by resolve() for one endpoint only
+    fresh: bool = False  # `--fresh`: no cached answer of an endpoint is replayed (an alias whose weights may move)
 
     def for_endpoint(self, spec: ModelSpec) -> "LoadOptions":
         """These options with the Authorization value of this endpoint alone (None when none was given for it)."""
@@ -54,6 +55,7 @@ class ResolvedModel:
     gguf: Path | None = None  # GGUF source, converted to local_path at first load
     options: LoadOptions = field(default_factory=LoadOptions)
     lineage: str | None = None  # lineage family, when known (packaged and fake models; a controls panel sets others)
+    access: dict[str, Any] | None = None  # an endpoint's discovered access (models/access.py), set before its queries
 
     @property
     def label(self) -> str:

@@ -76,6 +76,12 @@ class Backend(ABC):
         """Log-likelihood of each continuation given its prompt (needs `logits` access)."""
         raise CapabilityError(f"{self.spec}: scoring text needs '{Capability.LOGITS.value}' access, which this backend lacks")
 
+    def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """What a served model's endpoint accepts, probed once: (access as JSON, transcript records of the probes).
+
+        None for a model whose access is fixed by its backend (local weights, the fake)."""
+        return None
+
     def weight_sketch(self) -> dict[str, Any] | None:
         """Small weight matrices for the weights test, or None when weights are not accessible."""
         return None

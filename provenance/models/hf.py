@@ -46,6 +46,12 @@ def check_directory(path: Path, allow_unsafe_pickle: bool = False) -> None:
     validate_directory(path)  # headers checked against file sizes before any loader allocates what they claim
 
 
+def converted_if_ready(digest: str) -> Path | None:
+    """The cached safetensors copy of the GGUF with this SHA-256, if one was completed; never builds it."""
+    out = cache_dir() / "converted" / f"{digest[:24]}-v{CONVERTER_VERSION}"
+    return out if (out / "config.json").is_file() and (out / ".complete").is_file() else None
+
+
 def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     """A safetensors copy of a GGUF model (dequantised to float32), built once and cached by content hash.
 
@@ -53,7 +59,7 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     which takes tens of seconds; the cached directory loads in a second or two and has identical weights.
     """
     out = cache_dir() / "converted" / f"{digest[:24]}-v{CONVERTER_VERSION}"
-    if (out / "config.json").is_file() and (out / ".complete").is_file():
+    if converted_if_ready(digest) is not None:
         return out
     from provenance.models.validate import validate_gguf
 

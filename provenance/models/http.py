@@ -11,11 +11,11 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
 from provenance.errors import EndpointError, InputError
+from provenance.models.access import MAX_TOP_LOGPROBS, EndpointAccess, discover, render
 from provenance.models.base import Backend, Capability, Completion, Request, TopToken
 from provenance.models.retry import RetryableError, RetryPolicy, parse_retry_after, with_retries
 from provenance.secrets import check_transport, is_loopback, printable, redact, register
 
-MAX_TOP_LOGPROBS = 20
 MAX_RESPONSE_BYTES = 8 << 20  # no OpenAI-compatible answer to our requests comes near this; a bigger one is refused
 # `--timeout` is the total wall-clock budget of one attempt (connect, headers and body): httpx's timeouts are per read,
 # which lets a server that trickles a byte a second hold a request forever. Set per thread around each attempt.
@@ -108,6 +108,14 @@ def _client(options: Any, base_url: str = "") -> Any:
                         headers=headers, transport=_transport(base_url), follow_redirects=False, trust_env=False)
 
 
+class HTTPStatusError(EndpointError):
+    """A final 4xx answer; capability discovery reads `status` (404: no such route, 400: a parameter refused)."""
+
+    def __init__(self, message: str, status: int, text: str, capture: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status, self.text, self.capture = status, text, capture
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
@@ -144,11 +152,13 @@ def _server_text(content: bytes, limit: int = 200) -> str:
 
 
 def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[str, Any] | None = None,
-          abort: threading.Event | None = None, deadline_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+          abort: threading.Event | None = None, deadline_s: float | None = None,
+          accept_list: bool = False) -> tuple[Any, dict[str, Any]]:
     """One HTTP exchange with retries; returns (parsed JSON, capture of the raw exchange for the transcript).
 
     `abort` is set when a concurrent request of the same batch failed for good: retrying this one is then wasted time.
     Each attempt has a total deadline of `deadline_s` (default: the client's timeout), not only a per-read one.
+    `accept_list`: a JSON array of objects is an answer too (Together's `/v1/models` is a bare array).
     """
     import httpx
 
@@ -188,9 +198,10 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
             raise EndpointError(f"HTTP {resp.status_code} from {url}: unauthorized (give this endpoint a key with "
                                 "--api-key-env SPEC=VARNAME)")
         if resp.status_code == 404:
-            raise EndpointError(f"HTTP 404 from {url}: no such endpoint or model")
+            raise HTTPStatusError(f"HTTP 404 from {url}: no such endpoint or model", 404, _server_text(content), capture)
         if resp.status_code >= 400:
-            raise EndpointError(f"HTTP {resp.status_code} from {url}: {_server_text(content)}")
+            raise HTTPStatusError(f"HTTP {resp.status_code} from {url}: {_server_text(content)}", resp.status_code,
+                                  _server_text(content), capture)
         try:
             data = _parse_json(content)
         except RecursionError:
@@ -200,7 +211,8 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
                 raise EndpointError(f"unexpected JSON from {url}: {exc} (not JSON)") from None
             # A truncated body is a transport fault; retry it like a dropped connection.
             raise RetryableError(f"malformed JSON from {url}") from None
-        if not isinstance(data, dict):
+        listed = accept_list and isinstance(data, list) and all(isinstance(x, dict) for x in data)
+        if not isinstance(data, dict) and not listed:
             raise RetryableError(f"unexpected JSON from {url}")
         capture["body"] = redact(content.decode("utf-8", "replace"))
         return data, capture
@@ -213,12 +225,39 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
     return data, capture
 
 
-def describe_endpoint(base_url: str, model: str | None, options: Any) -> tuple[str, dict[str, Any]]:
-    """Ask the server which models it serves; pick the requested one (or the only one)."""
+# What identifies a served model in its `/v1/models` card. `created` is not among them: vLLM (`ModelCard.created =
+# int(time.time())`) and llama.cpp's server (`std::time(0)`) set it to the current time on every call, so a fingerprint
+# holding it changed on every run and the evidence cache never hit. It is kept as an observation (`observed`).
+IDENTITY_KEYS = ("id", "owned_by", "root", "parent", "fingerprint")
+OBSERVED_KEYS = ("created", "object", "max_model_len")
+
+
+def _bounded(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Only JSON scalars of bounded size enter the fingerprint and the manifest."""
+    keep = {k: v for k, v in meta.items() if k in keys}
+    return {k: (printable(v, 200) if isinstance(v, str) else v) for k, v in keep.items()
+            if v is None or isinstance(v, (str, bool)) or (isinstance(v, (int, float)) and math.isfinite(v))}
+
+
+def describe_endpoint(base_url: str, model: str | None, options: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Ask the server which models it serves; pick the requested one (or the only one).
+
+    Returns (model, identity metadata for the fingerprint, observations that are not identity). A bare JSON array is
+    read like `{"data": [...]}`; a server with no `/models` route (Azure-style deployments, many gateways) is accepted
+    when the spec names the model, with the missing list recorded.
+    """
     policy = RetryPolicy(attempts=options.http_retries)
     with _client(options, base_url) as client:
-        data, _ = _call(client, "GET", f"{base_url}/models", policy)
-    listed = data.get("data", [])
+        try:
+            data, _ = _call(client, "GET", f"{base_url}/models", policy, accept_list=True)
+        except HTTPStatusError as exc:
+            if exc.status not in (404, 405):
+                raise
+            if model is None:
+                raise InputError(f"{base_url} has no model list (HTTP {exc.status} from {base_url}/models); name the "
+                                 f"model as {base_url}#MODEL") from None
+            return model, {}, {"model_list": f"absent (HTTP {exc.status})"}
+    listed = data if isinstance(data, list) else data.get("data", [])
     if not isinstance(listed, list):
         raise EndpointError(f"unexpected JSON from {base_url}/models: 'data' is {type(listed).__name__}, not a list")
     # Model ids are strings; an entry of another shape is not a model we could name (and is not echoed raw).
@@ -232,16 +271,16 @@ def describe_endpoint(base_url: str, model: str | None, options: Any) -> tuple[s
     meta = next((m for m in models if m["id"] == model), None)
     if meta is None and ids:
         raise InputError(f"{base_url} does not serve '{printable(model, 80)}' (it serves: {shown})")
-    keep = {k: v for k, v in (meta or {}).items() if k in ("id", "owned_by", "created", "fingerprint", "root")}
-    # Only JSON scalars of bounded size enter the fingerprint and the manifest.
-    return model, {k: (printable(v, 200) if isinstance(v, str) else v) for k, v in keep.items()
-                   if v is None or isinstance(v, (str, bool)) or (isinstance(v, (int, float)) and math.isfinite(v))}
+    observed = {"model_list": "bare array" if isinstance(data, list) else "data"}
+    observed.update(_bounded(meta or {}, OBSERVED_KEYS))
+    return model, _bounded(meta or {}, IDENTITY_KEYS), observed
 
 
 class HTTPBackend(Backend):
     """Queries an OpenAI-compatible server; capabilities depend on whether it returns logprobs."""
 
-    def __init__(self, spec: str, base_url: str, model: str, options: Any, concurrency: int = 4) -> None:
+    def __init__(self, spec: str, base_url: str, model: str, options: Any, concurrency: int = 4,
+                 access: EndpointAccess | None = None) -> None:
         super().__init__(spec)
         self.base_url = base_url
         self.model = model
@@ -253,33 +292,38 @@ class HTTPBackend(Backend):
         self.system_fingerprints: set[str] = set()
         self.returned_models: set[str] = set()
         self._abort = threading.Event()
+        self.access: EndpointAccess | None = None
+        if access is not None:
+            self.set_access(access)
+
+    def set_access(self, access: EndpointAccess) -> None:
+        """Render every later request for what the endpoint was found to serve."""
+        self.access = access
+        k = access.chat_top_k if access.completion_as_chat() else access.completion_top_k
+        self.capabilities = frozenset({Capability.TEXT, *([Capability.TOP_LOGPROBS] if k else [])})
+
+    def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Probe the endpoint once (routes, logprobs cap, parameters); (access as JSON, transcript records)."""
+        def post(route: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            return _call(self.client, "POST", f"{self.base_url}/{route}", self.policy, body)
+
+        access, records = discover(post, self.model, _parse_top)
+        self.set_access(access)
+        return access.to_json(), records
 
     def _one(self, req: Request) -> Completion:
-        k = min(req.top_k, MAX_TOP_LOGPROBS)
-        if req.chat:
-            body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": req.prompt}],
-                                    "max_tokens": max(req.max_new_tokens, 1), "temperature": req.temperature}
-            if k:
-                body.update(logprobs=True, top_logprobs=k)
-            if req.seed is not None:  # OpenAI-compatible servers that honour it make sampled answers repeatable
-                body["seed"] = req.seed
-            data, cap = _call(self.client, "POST", f"{self.base_url}/chat/completions", self.policy, body, self._abort)
-        else:
-            body = {"model": self.model, "prompt": req.prompt, "max_tokens": max(req.max_new_tokens, 1),
-                    "temperature": req.temperature}
-            if k:
-                body["logprobs"] = k
-            if req.seed is not None:
-                body["seed"] = req.seed
-            data, cap = _call(self.client, "POST", f"{self.base_url}/completions", self.policy, body, self._abort)
+        chat, body, how = render(self.access, self.model, req)
+        route = "chat/completions" if chat else "completions"
+        data, cap = _call(self.client, "POST", f"{self.base_url}/{route}", self.policy, body, self._abort)
+        k = body.get("top_logprobs") if chat else body.get("logprobs")
         try:
             choice = data["choices"][0]
-            text = choice["message"]["content"] if req.chat else choice["text"]
+            text = choice["message"]["content"] if chat else choice["text"]
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (KeyError, IndexError, TypeError) as exc:
             raise EndpointError(f"{self.base_url}: response lacks choices[0] text ({type(exc).__name__})") from None
-        top = _parse_top(choice.get("logprobs"), req.chat) if k else None
+        top = _parse_top(choice.get("logprobs"), chat) if k else None
         if k and top is None:
             self.logprobs_missing = True  # the server silently ignored logprobs: text-level tests only
         system_fp, returned = _scalar(data.get("system_fingerprint")), _scalar(data.get("model"))
@@ -289,8 +333,10 @@ class HTTPBackend(Backend):
             self.returned_models.add(returned)
         if req.max_new_tokens == 0:
             text = ""
-        return Completion(text=text, top=top, n_tokens=_token_count(data.get("usage")),
-                          raw={"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp})
+        raw: dict[str, Any] = {"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp}
+        if how is not None:
+            raw["rendered"] = how
+        return Completion(text=text, top=top, n_tokens=_token_count(data.get("usage")), raw=raw)
 
     def _guarded(self, req: Request) -> Completion:
         try:
@@ -345,6 +391,9 @@ def _parse_top(logprobs: Any, chat: bool) -> tuple[TopToken, ...] | None:
     """
     if not isinstance(logprobs, dict):
         return None
+    # llama.cpp's server answers /v1/completions with the chat format too (`{"content": [...]}`; its
+    # server_task_result_cmpl_final::to_json_oaicompat), so the format is read from the answer, not the route.
+    chat = chat or ("content" in logprobs and "top_logprobs" not in logprobs)
     try:
         if chat:
             first = logprobs["content"][0]["top_logprobs"]

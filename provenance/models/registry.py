@@ -52,15 +52,18 @@ def _resolve_http(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
     from provenance.models.http import describe_endpoint
 
     options = options.for_endpoint(ms)  # this endpoint's credential alone (provenance/secrets.py)
-    model, meta = describe_endpoint(ms.location, ms.model_name, options)
+    model, meta, observed = describe_endpoint(ms.location, ms.model_name, options)
+    # The fingerprint holds what identifies the model (URL, id, owner, root), never a timestamp; see describe_endpoint.
     return ResolvedModel(ms, fp.endpoint_fingerprint(ms.location, model, meta),
-                         {"url": ms.location, "model": model, "server": meta}, options=options)
+                         {"url": ms.location, "model": model, "server": meta, "observed": observed}, options=options)
 
 
 def _load_http(rm: "ResolvedModel") -> "Backend":
+    from provenance.models.access import EndpointAccess
     from provenance.models.http import HTTPBackend
 
-    return HTTPBackend(rm.spec.raw, rm.spec.location, rm.source["model"], rm.options)
+    access = EndpointAccess.from_json(rm.access) if rm.access is not None else None
+    return HTTPBackend(rm.spec.raw, rm.spec.location, rm.source["model"], rm.options, access=access)
 
 
 def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
