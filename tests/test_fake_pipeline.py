@@ -202,6 +202,7 @@ def test_every_printed_page_carries_case_digest_and_page_numbers(fake_bundle: Pa
     digest = evidence_digest(fake_bundle)
     assert f'@bottom-left {{ content: "evidence digest {digest[:16]}"' in html and digest in html
     assert 'counter(page) " of " counter(pages)' in html and "@top-left" in html
+    assert "likelihood: the suspect prefers the reference's answer by" in html  # exhibits of the likelihood test too
     manifest = json.loads((fake_bundle / "manifest.json").read_text())
     collected = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]
     assert collected and all(c["utc"] and c["utc_end"] and len(c["records_sha256"]) == 64 for c in collected)

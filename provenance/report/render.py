@@ -64,7 +64,19 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     controls = [c["spec"] for c in results["controls"]]
     out = []
     for ref in results["references"]:
-        for t in ref["tests"]:
+        # The family that carried the decision comes first: its exhibits are the ones the verdict rests on.
+        carried = (ref.get("combination") or {}).get("behaviour_families") or []
+        for t in sorted(ref["tests"], key=lambda t: t["name"] not in carried):
+            if t["name"] == "reference_likelihood" and not t.get("skipped"):
+                pref = (t.get("details") or {}).get("per_prompt_preference") or {}
+                values = dict(zip(pref.get("probe_ids", []), pref.get("values", [])))
+                for pid in t.get("top_probes", [])[:limit]:
+                    answers = next((v for (ps, p), v in by_probe.items() if p == pid), {})
+                    out.append({"reference": ref["spec"], "probe_id": pid, "prompt": prompts.get(pid, ""),
+                                "test": t["name"], "preference": values.get(pid),
+                                "reference_answer": answers.get(ref["spec"], ""),
+                                "controls": [(c, answers.get(c, "")) for c in controls], "suspect": None})
+                continue
             # Identity claims are quoted only when the test flagged them: a quote is an exhibit, not an anecdote.
             if t["name"] != "output_agreement" and not (t["name"] == "identity_claims" and (t["p_value"] or 1) < 0.05):
                 continue
