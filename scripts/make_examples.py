@@ -17,11 +17,33 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated with analysis version 2 (lineage units, interaction null, placebos, kind checks); the bundle it "
-       "replaces was analysed with version 1, whose nulls counted sibling controls as independent")
+WHY = ("regenerated with the evaluation-first report (propositions, likelihood ratio or why none, screening "
+       "classification), custody per collection, print headers and a signature; analysis version 2 as before")
+KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
+            "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
+
+
+def demo_key(tmp: Path) -> Path:
+    """A fresh Ed25519 key for this run (a real examiner keeps theirs); only the public half is committed."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = tmp / "examiner-demo"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    (EXAMPLES / "examiner-demo.pub").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
+    return path
 
 
 def main() -> None:
+    import tempfile
+
+    from provenance.report.signing import sign_bundle
+
+    keydir = Path(tempfile.mkdtemp(prefix="provenance-demo-key-"))
+    key = demo_key(keydir)
     zoo = build_zoo("small", None, progress=False)
     labels = json.loads((zoo / "labels.json").read_text())
     lineages = zoo_lineages(labels)
@@ -38,11 +60,18 @@ def main() -> None:
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
                                     out=tmp, budget=100, progress=False, lineages=lineages,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}; {WHY}",
-                                                  replaces=replaces)))
+                                                  replaces=replaces, examiner="provenance maintainers (demo)",
+                                                  questions=["Was the suspect trained on the reference's outputs, or "
+                                                             "derived from its weights?"])))
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
+        sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
         ref = res["references"][0]
         print(f"{name}: {ref['verdict']} (p = {ref['p_value']}) {ref['reason']}; replaces {replaces}", file=sys.stderr)
+
+
+    shutil.rmtree(keydir, ignore_errors=True)  # the private half is never kept
+    print(KEY_NOTE, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,17 @@ def test_committed_examples_verify_with_any_thread_count(sums: Path, threads: in
     assert "verified:" in proc.stdout and "statistics recomputed" in proc.stdout
 
 
+@pytest.mark.parametrize("sums", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
+def test_committed_examples_are_signed_and_re_render_identically(sums: Path) -> None:
+    """Each example carries a signature by the committed demo key, and its report and tables re-render identically."""
+    proc = run_cli("verify", str(sums.parent), "--public-key", str(ROOT / "reports" / "example" / "examiner-demo.pub"),
+                   timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "signature valid: signed by the trusted key" in proc.stdout
+    assert "not re-rendered" not in proc.stdout  # compared, not skipped
+    assert "Evaluation" in (sums.parent / "report.html").read_text()
+
+
 # -- links, FIFOs, devices ------------------------------------------------------------------------------------------
 
 def test_a_listed_file_replaced_by_a_symlink_is_refused(bundle: Path, tmp_path: Path) -> None:

@@ -31,11 +31,14 @@ def _git_commit() -> dict[str, Any]:
     return {"commit": None, "dirty": None}
 
 
+RENDERERS = ("pandas", "jinja2")  # what formats report.html and the tables: `verify` compares re-renders under these
+
+
 def environment() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     pkgs = {}
-    for name in ("torch", "transformers", "numpy", "scipy", "gguf", "safetensors", "httpx", "click"):
+    for name in ("torch", "transformers", "numpy", "scipy", "gguf", "safetensors", "httpx", "click", *RENDERERS):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:

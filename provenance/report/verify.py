@@ -269,6 +269,15 @@ def rendered_differences(bundle: Path, manifest: Mapping[str, Any]) -> tuple[lis
     if used != template_sha256():
         return [], ["report.html and tables were rendered by another report template than this release's; they were "
                     "not re-rendered for comparison (the statistics were recomputed)"]
+    from importlib.metadata import version
+
+    from provenance.report.manifest import RENDERERS
+
+    recorded = (manifest.get("environment") or {}).get("packages") or {}
+    moved = [f"{n} {recorded.get(n)} -> {version(n)}" for n in RENDERERS if recorded.get(n) != version(n)]
+    if moved:
+        return [], [f"report.html and tables not re-rendered for comparison: they were formatted by other versions "
+                    f"({', '.join(moved)}); the statistics were recomputed"]
     files = BundleFiles(bundle)
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="provenance-verify-") as tmp:
