@@ -624,14 +624,16 @@ def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch threads (leave cores to others).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (families, models, estimated minutes) and build nothing.")
 @click.option("--cases-only", is_flag=True, help="Only redraw cases.json from the labels.json there (a partial build too).")
+@click.option("--only", default=None, metavar="FAMILIES",
+              help="Only these families (comma-separated ids), for one builder per core; finish with a run without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int, threads: int, dry_run: bool,
-                 cases_only: bool, no_progress: bool) -> None:
+                 cases_only: bool, only: str | None, no_progress: bool) -> None:
     """Many independent lineage families with ground truth: labels.json and the study's cases.json (resumable)."""
     from provenance.zoo.lineages import build_lineages
 
     res = build_lineages(out, preset, families, seed=seed, progress=not no_progress, threads=threads, dry_run=dry_run,
-                         cases_only=cases_only)
+                         cases_only=cases_only, only=[f.strip() for f in only.split(",") if f.strip()] if only else None)
     if dry_run:
         for f in res["per_family"]:
             click.echo(f"{f['family']:<10} {f['split']:<8} {f['models']:>3} models  ~{f['minutes']:>5.1f} min  root {f['root']}")
@@ -640,7 +642,10 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
         return
     s = res["summary"]
     click.echo(f"lineage zoo: {res['models']} models ({res['trained']} built now, complete: {res['complete']}) in {res['out']}")
-    click.echo(f"cases.json: {s['null']} null and {s['related']} related cases over {s['families_in_null']} families")
+    if only:
+        click.echo("cases.json not redrawn (--only): run once without --only when every builder has finished")
+    else:
+        click.echo(f"cases.json: {s['null']} null and {s['related']} related cases over {s['families_in_null']} families")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from provenance.errors import InputError
 from provenance.zoo.cases import draw_cases, summary
 from provenance.zoo.lineages import PRESETS, build_lineages, make_plan, synthetic_labels
 from tests.conftest import requires_models
@@ -231,3 +232,13 @@ def test_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "3 families, 33 models (0 built)" in proc.stdout and "c00" in proc.stdout
     assert not (tmp_path / "z").exists()  # a dry run writes nothing
+
+
+def test_only_builds_the_named_families(tiny: tuple[Path, dict[str, Any]]) -> None:
+    """One builder per core: `only` restricts the run (here to finished families: nothing to do) and draws no cases."""
+    out, _ = tiny
+    before = (out / "cases.json").read_text()
+    res = build_lineages(out, "tiny", progress=False, only=["c01"])
+    assert res["trained"] == 0 and res["summary"]["null"] == 0 and (out / "cases.json").read_text() == before
+    with pytest.raises(InputError, match="no family zz9"):
+        build_lineages(out, "tiny", progress=False, only=["zz9"])

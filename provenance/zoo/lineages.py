@@ -377,7 +377,7 @@ def write_cases(out: Path, seed: int = 0) -> dict[str, Any]:
 
 def build_lineages(out: Path | None = None, preset: str = "full", families: int | None = None, seed: int = 0,
                    progress: bool = True, threads: int = 1, dry_run: bool = False,
-                   cases_only: bool = False) -> dict[str, Any]:
+                   cases_only: bool = False, only: Sequence[str] | None = None) -> dict[str, Any]:
     """Build (or resume) the zoo and write labels.json and cases.json; with `dry_run`, only return the plan; with
     `cases_only`, only redraw cases.json from the labels.json already there."""
     if preset not in PRESETS:
@@ -435,6 +435,15 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
     outer = _bar(total, "lineage zoo", progress, leave=True, position=0)
     order = [(fp, m) for fp in sorted(fams, key=lambda f: (f.kind == "packaged", f.id)) for m in fp.models
              if m.kind != "merged"] + [(fp, m) for fp in fams for m in fp.models if m.kind == "merged"]  # donors first
+    if only:
+        # One of several builders sharing the zoo (one per core): only these families, and a merge only once its donor
+        # is built (the last, unrestricted run builds the rest and draws the cases).
+        unknown = sorted(set(only) - {f.id for f in fams})
+        if unknown:
+            raise InputError(f"--only: no family {unknown[0]} in this plan")
+        order = [(fp, m) for fp, m in order if fp.id in set(only) and
+                 (m.kind != "merged" or _is_done(out, next(x for f in fams for x in f.models
+                                                            if x.id == m.data.get("donor")), ctx.hashes))]
     for i, (fp, m) in enumerate(order):
         t0 = time.time()
         if ctx.build(fp, m):
@@ -446,7 +455,7 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
     labels = write_labels(ctx)
     from provenance.zoo.cases import summary
 
-    cases = write_cases(out, seed)
+    cases = write_cases(out, seed) if not only else {"cases": []}
     built = sum(1 for f in fams for m in f.models if m.id not in before and _is_done(out, m, ctx.hashes))
     return {"out": str(out), "models": total, "trained": built, "complete": labels["complete"],
             "summary": summary(cases)}
