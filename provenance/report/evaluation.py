@@ -30,8 +30,8 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"propositions": props, "available": False, "statement": None, "band": None, "lr": None,
                            "favours": None, "basis": val.get("summary"), "reason": val.get("reason")}
     if not val.get("matched"):
-        out["reason"] = (val.get("reason") or "the tool's error rates for this version were not measured") + \
-            "; the findings below are therefore a screening result, and no strength of evidence is stated"
+        out["reason"] = (val.get("reason") or "the tool's error rates for this version were not measured; treat the "
+                         "verdict as a screening result") + "; no strength of evidence is stated"
         return out
     verdicts = {r["verdict"] for r in refs}
     entry = val["entry"]

@@ -140,4 +140,5 @@ def render_derived(bundle: Path) -> None:
 
 def _model_rows(results: dict[str, Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "spec": m["spec"], "kind": m["kind"], "fingerprint": m["fingerprint"],
+             "lineage": m.get("lineage", "unknown") if m["role"] != "suspect" else "not assumed",
              "source": m["source"], "access": ", ".join(m.get("capabilities", []))} for m in manifest["models"]]

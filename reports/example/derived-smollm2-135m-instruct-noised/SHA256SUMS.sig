@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMYgrTd9XVfh0jgk7AFj+pAb9HCjciyWrq7w+0xis5ca",
-  "public_key_fingerprint": "SHA256:dNGxtTy+bh3d6InXk+wwg53wGvo7qITKUSgLPyo4b5I",
-  "signature": "HRNV71i2d/IhHg4bpbX3wyqQx27/RNfThWry35i58lffz+9Qg0A0xdtPKTakTXdT4nkU/eJL3aeHYwCMaZjMBw==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+x2VnYstcDbD6QOa7AlpcowQEYUfsdLoR5D3zJuYv1",
+  "public_key_fingerprint": "SHA256:UMMKN2epL7K7w/an2wo72errQ/BR06gjh7Oeq00H50w",
+  "signature": "OPJp/XbAdryfuaTJ5gcRAEPdGDr4KKkA/xSCNIv0fpgTUPfyUITt2wgRveQEpezHSr0Vq53PyNxCrUbgbDAwDA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "e8c1b1ebb82249f20096314d0dc60cefdeb66b51e285b157bce349d96461c553",
-  "signed_utc": "2026-11-29T12:53:48+00:00",
+  "signed_file_sha256": "54410599835619a1a12bf92ca74030e70ceee0f981194c4226a6f5c166217e9a",
+  "signed_utc": "2026-11-29T13:28:03+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
