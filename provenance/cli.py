@@ -125,6 +125,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Sign the bundle when it is written (Ed25519 key, as for `provenance sign`)."),
         click.option("--dry-run", is_flag=True,
                      help="Identify every model and print what would run (lineages, probes, warnings); query nothing."),
         click.option("--fresh", is_flag=True,
@@ -144,13 +146,17 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
                        questions: tuple[str, ...] = (), replaces: str | None = None,
-                       dry_run: bool = False, fresh: bool = False) -> dict[str, Any]:
+                       dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
     from provenance.report.bundle import CaseInfo
     from provenance.errors import InputError
     from provenance.report.outdir import prepare_out
 
+    if sign_key is not None and not dry_run:
+        from provenance.report.signing import load_private_key
+
+        load_private_key(sign_key)  # a bad key is refused before any work, not after an hour of queries
     if replaces is not None and not re.fullmatch(r"[0-9a-f]{64}", replaces.lower()):
         raise InputError("--replaces takes the replaced bundle's hash: 64 hex digits (the SHA-256 of its SHA256SUMS)")
     panel = load_panel(controls_panel) if controls_panel is not None else None
@@ -172,7 +178,13 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note,
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run)
-    return run_audit(cfg)
+    results = run_audit(cfg)
+    if sign_key is not None and not dry_run:
+        from provenance.report.signing import sign_bundle
+
+        sig = sign_bundle(out, sign_key)
+        results["signature"] = {"file": "SHA256SUMS.sig", "public_key_fingerprint": sig["public_key_fingerprint"]}
+    return results
 
 
 def _echo_plan(plan: dict[str, Any]) -> None:

@@ -220,3 +220,20 @@ def test_dry_run_identifies_and_plans_without_querying_or_writing(tmp_path: Path
     assert plan["references"][0]["control_lineages"] == {"c1": ["fake:c1"], "c2": ["fake:c2"]}
     assert plan["probes"]["output"] + plan["probes"]["next_token"] == 200
     assert "only the weights test can decide" in r.stderr and plan["warnings"]
+
+
+def test_audit_signs_its_bundle_with_sign_key(tmp_path: Path) -> None:
+    from provenance.report.verify import verify
+
+    priv, pub = _keypair(tmp_path, "k")
+    out = tmp_path / "b"
+    args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "40",
+            "--out", str(out), "--no-progress", "--sign-key", str(priv), *[x for c in FAKE_CONTROLS for x in ("-c", c)]]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert verify(out, pub).ok
+    bad = tmp_path / "not-a-key"
+    bad.write_text("nope")
+    r = subprocess.run([*args[:-len(FAKE_CONTROLS) * 2 - 2], "--sign-key", str(bad), "--out", str(tmp_path / "c")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not an Ed25519 private key" in r.stderr and not (tmp_path / "c").exists()
