@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from provenance.audit import AuditConfig
     from provenance.report.verify import VerifyReport
 
-__all__ = ["__version__", "audit_suspect", "run_audit", "AuditConfig", "verify", "matrix", "load_panel"]
+__all__ = ["__version__", "audit_suspect", "run_audit", "AuditConfig", "verify", "matrix", "load_panel", "load_bundles"]
 
 
 # Not named `audit`: that is the pipeline's module (provenance.audit), which importing would rebind on the package.
@@ -64,6 +64,10 @@ def __getattr__(name: str) -> Any:
         from provenance import audit as _audit_module
 
         return getattr(_audit_module, name)
+    if name == "load_bundles":
+        from provenance.report.frame import load_bundles
+
+        return load_bundles
     if name == "load_panel":
         from provenance.panel import load_panel
 

@@ -182,7 +182,18 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
             units.setdefault(lin[c] if lin[c] != UNKNOWN_LINEAGE else f"{UNKNOWN_LINEAGE}:{c}", []).append(c)
         per_ref.append({"reference": r, "lineage": lin[r], "control_lineages": units,
                         "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)})
-    return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed,
+    # Requests each model would get: its answers to every plan (the likelihood plan only for the reference(s) and
+    # controls, who sample), plus one scoring request per sampled answer and yardstick passage (models with logits).
+    samplers = [*refs, *ctrl]
+    ll = next((p for p in plans if p.role == "likelihood"), None)
+    yard = len(load_probes(cfg.yardstick_set).probes) if cfg.yardstick_set else 0
+    requests: dict[str, dict[str, int]] = {}
+    for s in resolved:
+        gen = [p for p in plans if p.role != "likelihood" or s in samplers]
+        requests[s] = {"generate": sum(len(p.probes) for p in gen),
+                       "new_tokens_at_most": sum(len(p.probes) * p.probe_set.decoding.max_new_tokens for p in gen),
+                       "score_if_logits": (len(ll.probes) * len(samplers) if ll else 0) + yard}
+    return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
             "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote,
                            "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
                        for s, m in resolved.items()},

@@ -84,10 +84,50 @@ def cli() -> None:
     """
 
 
+def _apply_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """`--config FILE`: its settings become the command's defaults (so flags override them); a `control` list in it
+    makes the file the controls panel too."""
+    if value is None:
+        return
+    from provenance.errors import InputError
+    from provenance.panel import MAX_PANEL_BYTES, _parse
+
+    try:
+        if value.stat().st_size > MAX_PANEL_BYTES:
+            raise InputError(f"{value}: audit file larger than {MAX_PANEL_BYTES} bytes")
+        data = _parse(value, value.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{value}: cannot read the audit file ({getattr(exc, 'strerror', None) or exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{value}: an audit file is a table of settings")
+    names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    aliases = {"reference": "references", "control_specs": "controls", "panel": "controls_panel", "question": "questions"}
+    lists = {"references", "controls", "questions", "api_key_env"}
+    settings: dict[str, Any] = {}
+    for key, v in data.items():
+        if key in ("control", "lineages"):
+            continue  # the controls panel part (provenance/panel.py reads it from this same file)
+        name = aliases.get(key.replace("-", "_"), key.replace("-", "_"))
+        if name not in names:
+            raise InputError(f"{value}: unknown setting '{key}' (the names of this command's options, e.g. suspect, "
+                             f"references, budget, case_id)")
+        settings[name] = [v] if name in lists and isinstance(v, str) else v
+    if "control" in data:
+        if "controls_panel" in settings:
+            raise InputError(f"{value}: give the controls either as [[control]] entries or as controls_panel, not both")
+        settings["controls_panel"] = value
+    ctx.default_map = {**(ctx.default_map or {}), **settings}
+
+
 def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `audit` and `attribute`, in help order (click applies decorators bottom-up)."""
     f = model_options(f)
     for opt in reversed([
+        click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None, is_eager=True,
+                     expose_value=False, callback=_apply_config, metavar="FILE",
+                     help="An audit file (TOML, YAML or JSON): any option below by name (suspect, references, budget, "
+                          "case_id, ...) and a controls panel ([[control]] entries with spec and lineage); flags given "
+                          "on the command line override it."),
         click.option("--suspect", "-s", required=True, metavar="SPEC", help="The model under suspicion."),
         click.option("--reference", "-r", "references", multiple=True, required=True, metavar="SPEC",
                      help="A model the suspect may descend from (repeatable; Holm-adjusted across references)."),
@@ -199,6 +239,13 @@ def _echo_plan(plan: dict[str, Any]) -> None:
         click.echo(f"  reference {printable(r['reference'])}: control lineages {units}; "
                    f"{'a test can decide' if r['can_decide'] else 'no test can decide'}")
     click.echo("  probes per model: " + ", ".join(f"{k} {v}" for k, v in plan["probes"].items()))
+    req = plan.get("requests") or {}
+    if req:
+        gen = sum(r["generate"] for r in req.values())
+        tok = sum(r["new_tokens_at_most"] for r in req.values())
+        click.echo(f"  requests: {gen} answers (at most {tok} new tokens) over {len(req)} models, plus up to "
+                   f"{max(r['score_if_logits'] for r in req.values())} scored texts per model with logits access "
+                   "(cached answers are not asked again)")
 
 
 def _echo_references(results: dict[str, Any]) -> None:

@@ -237,3 +237,34 @@ def test_audit_signs_its_bundle_with_sign_key(tmp_path: Path) -> None:
     r = subprocess.run([*args[:-len(FAKE_CONTROLS) * 2 - 2], "--sign-key", str(bad), "--out", str(tmp_path / "c")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not an Ed25519 private key" in r.stderr and not (tmp_path / "c").exists()
+
+
+def test_config_file_with_a_panel_flags_override_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(f'suspect = "{FAKE_SUSPECT}"\nreferences = ["{FAKE_REFERENCE}"]\nbudget = 40\ncase_id = "CFG-1"\n'
+                   f'out = "{tmp_path / "out"}"\n' +
+                   "".join(f'[[control]]\nspec = "fake:c{i}"\nlineage = "c{i}"\n' for i in range(1, 5)))
+    base = [sys.executable, "-m", "provenance", "audit", "--config", str(cfg), "--no-progress"]
+    r = subprocess.run([*base, "--budget", "60", "--dry-run", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["budget"] == 60 and sorted(plan["references"][0]["control_lineages"]) == ["c1", "c2", "c3", "c4"]
+    assert plan["requests"][FAKE_SUSPECT]["generate"] > 0
+    r = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["case"]["case_id"] == "CFG-1"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bogus = 1\n")
+    r = subprocess.run([sys.executable, "-m", "provenance", "audit", "--config", str(bad)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "unknown setting 'bogus'" in r.stderr
+
+
+def test_load_bundles_one_row_per_suspect_reference_test(fake_bundle: Path) -> None:
+    import provenance
+
+    df = provenance.load_bundles([fake_bundle.parent])
+    assert len(df) == 5 and set(df["test"]) >= {"output_agreement", "weight_alignment"}
+    assert df["bundle_sha256"].str.len().eq(64).all() and (df["control_lineages"] == 5).all()
+    examples = provenance.load_bundles([Path(__file__).resolve().parent.parent / "reports" / "example"])
+    assert examples.shape[0] >= 3 and examples["suspect"].nunique() == 3
