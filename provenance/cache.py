@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from provenance.fsutil import atomic_write_json, cache_dir, sha256_json
 
 # Bump when the collector's output for the same model and probes would change.
-COLLECTOR_VERSION = "2"
+# 3: sampled answers drawn per row by seeded Gumbel-max in batches (models/hf.py _RowSampler), not one at a time.
+COLLECTOR_VERSION = "3"
 WEIGHT_SKETCH_VERSION = "2"  # first 512 MLP units of three layers, float16
 
 
@@ -32,9 +35,27 @@ class EvidenceCache:
         digest = sha256_json(key)
         return self.root / digest[:2] / f"{digest}.jsonl"
 
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        """An exclusive lock per cache file, so processes sharing the cache (study or fleet workers) never read a line
+        another is writing, truncate it as torn, or both write a header (fcntl locks; released if a process dies)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
     def load(self, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Records by probe id. Verifies the header so a file can never be served for another model."""
         path = self._path(key)
+        if not path.is_file():
+            return {}
+        with self._locked(path):
+            return self._load(path, key)
+
+    def _load(self, path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not path.is_file():
             return {}
         out: dict[str, dict[str, Any]] = {}
@@ -77,7 +98,10 @@ class EvidenceCache:
 
     def append(self, key: dict[str, Any], records: Iterable[dict[str, Any]]) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(path):
+            self._append(path, key, records)
+
+    def _append(self, path: Path, key: dict[str, Any], records: Iterable[dict[str, Any]]) -> None:
         new = not path.exists() or path.stat().st_size == 0
         with open(path, "ab") as fh:
             if new:

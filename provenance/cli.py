@@ -717,13 +717,15 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
               help="Access levels of the suspect, comma-separated (weights, logits, top_k, text).")
 @click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases (a quick look).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes, each on every N-th case (one per core; they share the evidence cache).")
 @click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")
 @click.option("--write-record", is_flag=True,
               help="Also write the validation record that ships in the package (after the pre-registered run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
-             summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool) -> None:
+             workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool) -> None:
     """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
 
     Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
@@ -746,7 +748,8 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
         raise InputError(f"unknown access level {bad[0]!r} (choose from {', '.join(ACCESS_LEVELS)})")
     res: dict[str, Any] = {}
     if not summarize_only:
-        res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress))
+        res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress,
+                                    workers=workers))
     res.update(write_outputs(out, zoo_path, write_record))
     if as_json:
         click.echo(_dump(res))

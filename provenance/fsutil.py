@@ -37,7 +37,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line and fsync it: a resumable log loses at most the line being written when killed."""
+    import fcntl
+
     with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # several study workers append to one log
         f.seek(0, os.SEEK_END)
         cut = False
         if f.tell() > 0:  # a line cut by a kill has no newline: end it, so the next line is not glued to it

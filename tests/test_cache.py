@@ -41,3 +41,30 @@ def test_header_mismatch_is_ignored(tmp_path: Path) -> None:
     text = path.read_text().replace("c" * 64, "d" * 64, 1)  # a file whose header names another model
     path.write_text(text)
     assert cache.load(k) == {}
+
+
+def _hammer(root: str, worker: int, n: int) -> None:
+    from provenance.cache import EvidenceCache, entry_key
+
+    cache = EvidenceCache(Path(root))
+    key = entry_key("f" * 64, "p" * 64, {"max_new_tokens": 1}, "completion")
+    for i in range(n):
+        cache.append(key, [{"probe_id": f"w{worker}-{i}", "response": {"text": "x" * (3000 + i)}}])
+        cache.load(key)  # a reader between appends must never truncate another process's line
+
+
+def test_processes_sharing_one_cache_key_never_tear_or_lose_lines(tmp_path: Path) -> None:
+    """Study and fleet workers share the cache: appends and reads of one key are locked (fcntl), so nothing is lost."""
+    import multiprocessing as mp
+
+    from provenance.cache import EvidenceCache, entry_key
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w, 40)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    got = EvidenceCache(tmp_path).load(entry_key("f" * 64, "p" * 64, {"max_new_tokens": 1}, "completion"))
+    assert len(got) == 120

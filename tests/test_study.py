@@ -137,3 +137,18 @@ def test_real_tiny_zoo_noised_copy_found_through_the_runner(tmp_path: Path, isol
     rows = {r["access"]: r for r in map(json.loads, (out / "rows.jsonl").read_text().splitlines())}
     assert rows["weights"]["verdict"] == "derived" and rows["weights"]["tests"]["weight_alignment"]["p"] < 0.01
     assert rows["text"]["tests"]["weight_alignment"]["p"] is None and rows["text"]["verdict"] != "derived"
+
+
+def test_two_workers_write_the_same_rows_as_one(fake_zoo: Path, tmp_path: Path) -> None:
+    from provenance.study.run import StudyConfig, run_study
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_study(StudyConfig(fake_zoo, one, budgets=(40,), access=("weights", "text"), progress=False))
+    res = run_study(StudyConfig(fake_zoo, two, budgets=(40,), access=("weights", "text"), progress=False, workers=2))
+    assert res["ran"] == 3 and res["workers"] == 2
+
+    def key(path: Path) -> list[tuple[Any, ...]]:
+        rows = [json.loads(x) for x in (path / "rows.jsonl").read_text().splitlines()]
+        return sorted((r["case"], r["access"], r["verdict"], r["p_unadjusted"]) for r in rows)
+
+    assert key(one) == key(two)

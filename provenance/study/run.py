@@ -37,6 +37,8 @@ class StudyConfig:
     progress: bool = True
     cache: EvidenceCache | None = None
     options: LoadOptions = field(default_factory=LoadOptions)
+    workers: int = 1  # processes, each on every N-th case, sharing the (locked) evidence cache and rows.jsonl
+    shard: tuple[int, int] | None = None  # (k, N): this process's part (set for the workers)
 
 
 def load_cases(zoo: Path) -> dict[str, Any]:
@@ -48,7 +50,8 @@ def load_cases(zoo: Path) -> dict[str, Any]:
 
 def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
     out = [c for c in cases["cases"] if c["type"] in cfg.kinds and cfg.split in ("all", c["split"])]
-    return out[: cfg.limit] if cfg.limit is not None else out
+    out = out[: cfg.limit] if cfg.limit is not None else out
+    return out[cfg.shard[0]:: cfg.shard[1]] if cfg.shard else out
 
 
 def built(zoo: Path, case: Mapping[str, Any]) -> bool:
@@ -141,9 +144,26 @@ def error_row(case: Mapping[str, Any], budget: int, access: str, message: str) -
     return row(case, budget, access, entry, {})
 
 
+def _worker(cfg: StudyConfig) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)  # small models gain little from threads; processes use the cores better
+    return run_study(cfg)
+
+
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
     """Resumable: rows already in `out/rows.jsonl` are kept; cases whose models are not built yet are left for later."""
     from provenance.fsutil import append_line
+
+    if cfg.workers > 1:
+        import multiprocessing as mp
+
+        parts = [replace(cfg, workers=1, shard=(k, cfg.workers), progress=cfg.progress and k == 0)
+                 for k in range(cfg.workers)]
+        with mp.get_context("spawn").Pool(cfg.workers) as pool:
+            got = pool.map(_worker, parts)
+        keys = ("cases", "ran", "already_done", "pending_build", "errors")
+        return {"rows": got[0]["rows"], **{k: sum(g[k] for g in got) for k in keys}, "workers": cfg.workers}
 
     if not set(cfg.access) <= set(ACCESS_LEVELS):
         raise InputError(f"unknown access level (choose from {', '.join(ACCESS_LEVELS)})")
