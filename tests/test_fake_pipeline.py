@@ -268,3 +268,16 @@ def test_load_bundles_one_row_per_suspect_reference_test(fake_bundle: Path) -> N
     assert df["bundle_sha256"].str.len().eq(64).all() and (df["control_lineages"] == 5).all()
     examples = provenance.load_bundles([Path(__file__).resolve().parent.parent / "reports" / "example"])
     assert examples.shape[0] >= 3 and examples["suspect"].nunique() == 3
+
+
+def test_results_and_manifest_follow_the_shipped_json_schemas(fake_bundle: Path) -> None:
+    """The schemas ship in the package (provenance/report/schemas) and hold for a fresh bundle and every example."""
+    from importlib.resources import files
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parent.parent / "reports" / "example"
+    for name in ("results", "manifest"):
+        schema = json.loads(files("provenance.report").joinpath(f"schemas/{name}.schema.json").read_text())
+        for bundle in [fake_bundle, *sorted(p.parent for p in root.glob("*/SHA256SUMS"))]:
+            jsonschema.validate(json.loads((bundle / f"{name}.json").read_text()), schema)
