@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +26,7 @@ from provenance.sequential import FUTILITY_P, SEQUENTIAL_RULE, sequential_schedu
 from provenance.verdict import DECISION_RULE, FLAGGED, attribute
 
 RESULTS_SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
 # 9999 permutations put the weight test's floor at 1e-4, so a derived copy can be decisive at a sequential audit's
 # first look (whose alpha share is 0.001) after the Bonferroni over branches.
 WEIGHT_PERMUTATIONS = 9999
@@ -90,7 +91,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     warnings = [*(f"{h}: the verdict will be inconclusive; add controls of other lineages (-c, --controls FILE)"
                   for h in hopeless), *warnings]
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        log.warning("warning: %s", w)  # stderr (the CLI's -q hides it); always kept in results["warnings"]
     if cfg.dry_run:
         return _plan(cfg, resolved, refs, ctrl, warnings, hopeless)
 

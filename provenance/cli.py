@@ -72,7 +72,9 @@ def _dump(obj: Any) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PROVENANCE"})
 @click.version_option(__version__, prog_name="provenance")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-v: model loads and timings; -vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (warnings stay in results.json).")
+def cli(verbose: int, quiet: bool) -> None:
     """Audit whether a language model was distilled or derived from another.
 
     Model SPECs: a transformers directory (safetensors), a .gguf file, an OpenAI-compatible
@@ -82,6 +84,15 @@ def cli() -> None:
     Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal failure,
     3 a bundle that fails `verify`.
     """
+    import logging
+
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("provenance")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
 
 
 def _apply_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:

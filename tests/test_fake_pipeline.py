@@ -281,3 +281,14 @@ def test_results_and_manifest_follow_the_shipped_json_schemas(fake_bundle: Path)
         schema = json.loads(files("provenance.report").joinpath(f"schemas/{name}.schema.json").read_text())
         for bundle in [fake_bundle, *sorted(p.parent for p in root.glob("*/SHA256SUMS"))]:
             jsonschema.validate(json.loads((bundle / f"{name}.json").read_text()), schema)
+
+
+def test_quiet_hides_warnings_and_verbose_shows_model_loads(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "provenance"]
+    audit = ["audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "-c", "fake:c1", "-c", "fake:c2", "--budget", "20",
+             "--no-progress"]
+    r = subprocess.run([*base, "-q", *audit, "--out", str(tmp_path / "q"), "--dry-run"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "warning:" not in r.stderr, r.stderr
+    r = subprocess.run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "warning:" in r.stderr and "loaded fake:c1" in r.stderr, r.stderr
