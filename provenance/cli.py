@@ -417,6 +417,18 @@ def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), default=Path("index.html"),
+              show_default=True, help="The HTML page to write.")
+def index(paths: tuple[Path, ...], out: Path) -> None:
+    """One HTML page over every evidence bundle found under PATHS (verdicts, p-values, links to each report)."""
+    from provenance.report.frame import write_index
+
+    n = write_index(paths, out)
+    click.echo(f"index: {out} ({n} suspect x reference pairs)")
+
+
+@cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--key", "key", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Your Ed25519 private key (OpenSSH, as `ssh-keygen -t ed25519` writes it, or PEM).")

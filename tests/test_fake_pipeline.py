@@ -292,3 +292,13 @@ def test_quiet_hides_warnings_and_verbose_shows_model_loads(tmp_path: Path) -> N
     assert r.returncode == 0 and "warning:" not in r.stderr, r.stderr
     r = subprocess.run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "warning:" in r.stderr and "loaded fake:c1" in r.stderr, r.stderr
+
+
+def test_index_page_over_many_bundles(fake_bundle: Path, tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parent.parent / "reports" / "example"
+    out = tmp_path / "index.html"
+    r = subprocess.run([sys.executable, "-m", "provenance", "index", str(fake_bundle), str(examples), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "4 suspect x reference pairs" in r.stdout, r.stderr
+    page = out.read_text()
+    assert page.count("report</a>") == 4 and "inconclusive" in page and "derived" in page

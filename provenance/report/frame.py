@@ -53,3 +53,35 @@ def load_bundles(paths: Iterable[str | Path]) -> Any:
 
     bundles = find_bundles([paths] if isinstance(paths, (str, Path)) else paths)
     return pd.DataFrame([r for b in bundles for r in rows(b)], columns=COLUMNS)
+
+
+def write_index(paths: Iterable[str | Path], out: Path) -> int:
+    """A self-contained HTML page over many bundles: one row per suspect x reference (verdict, p, controls, link)."""
+    import html
+
+    from provenance.fsutil import atomic_write_text
+
+    df = load_bundles(paths)
+    if df.empty:
+        raise InputError("no evidence bundle found under the given paths")
+    pairs = df.drop_duplicates(["bundle", "reference"])
+    out = Path(out)
+    rows = []
+    for r in pairs.itertuples():
+        link = html.escape(Path(r.bundle).resolve().as_uri() + "/report.html")
+        p = "n/a" if r.p_value is None or r.p_value != r.p_value else f"{r.p_value:.2g}"
+        rows.append(f"<tr><td>{html.escape(str(r.case_id))}</td><td><code>{html.escape(str(r.suspect))}</code></td>"
+                    f"<td><code>{html.escape(str(r.reference))}</code></td><td><b>{html.escape(str(r.verdict))}</b></td>"
+                    f"<td>{p}</td><td>{r.control_lineages}</td><td>{html.escape(str(r.finished_utc))}</td>"
+                    f"<td><a href=\"{link}\">report</a></td><td><code>{r.bundle_sha256[:16]}</code></td></tr>")
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>provenance: bundle index</title>"
+            "<style>body{font-family:Helvetica,Arial,sans-serif;margin:2rem}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccd;padding:.3rem .5rem;font-size:.85rem}th{background:#eef1f6}</style></head><body>"
+            f"<h1>Evidence bundles ({len(pairs)} suspect x reference pairs)</h1>"
+            "<p>Read from each bundle's results.json, not verified: run <code>provenance verify</code> on a bundle before "
+            "relying on it. Verdicts are screening classifications; each report leads with its evaluation.</p>"
+            "<table><tr><th>case</th><th>suspect</th><th>reference</th><th>verdict</th><th>adjusted p</th>"
+            "<th>control lineages</th><th>finished (UTC)</th><th>report</th><th>bundle SHA-256</th></tr>"
+            + "".join(rows) + "</table></body></html>\n")
+    atomic_write_text(out, page)
+    return len(pairs)
