@@ -290,7 +290,11 @@ def test_quiet_hides_warnings_and_verbose_shows_model_loads(tmp_path: Path) -> N
     r = subprocess.run([*base, "-q", *audit, "--out", str(tmp_path / "q"), "--dry-run"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and "warning:" not in r.stderr, r.stderr
-    r = subprocess.run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300)
+    import os
+
+    fresh = {**os.environ, "PROVENANCE_CACHE": str(tmp_path / "cache")}  # nothing cached: every model is loaded
+    r = subprocess.run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300,
+                       env=fresh)
     assert r.returncode == 0 and "warning:" in r.stderr and "loaded fake:c1" in r.stderr, r.stderr
 
 

@@ -58,10 +58,18 @@ def weights_compared(evidence: Mapping[str, ModelEvidence], suspect: str, refs: 
     return out
 
 
+RENDERING = ("templates/report.html.j2", "render.py", "evaluation.py")  # what shapes report.html and the tables
+
+
 def template_sha256() -> str:
+    """SHA-256 over the report template and the code that fills it and the tables: `verify` re-renders and compares
+    only under the same one, so a bundle from another release is never reported as edited."""
     from importlib.resources import files
 
-    return hashlib.sha256(files("provenance.report").joinpath("templates/report.html.j2").read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for name in RENDERING:
+        h.update(files("provenance.report").joinpath(name).read_bytes())
+    return h.hexdigest()
 
 
 def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[str, Any],

@@ -31,22 +31,27 @@ def _read(bundle: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, 
 
 
 def tables(results: dict[str, Any], case_id: str) -> dict[str, pd.DataFrame]:
+    """The CSVs; every row names the case, the suspect and the reference (the bundle hash cannot be inside a file
+    it covers: `provenance.load_bundles` adds it)."""
     rows, aff, per_probe = [], [], []
+    suspect = results["suspect"]["spec"]
     for ref in results["references"]:
         for t in ref["tests"]:
             ci = t.get("effect_ci") or {}
-            rows.append({"case_id": case_id, "reference": ref["spec"], "verdict": ref["verdict"], "test": t["name"],
+            rows.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "verdict": ref["verdict"], "test": t["name"],
                          "statistic": t["statistic"], "p_value": t["p_value"], "n": t["n"], "effect": t.get("effect"),
                          "ci_low": ci.get("low"), "ci_high": ci.get("high"), "skipped": t.get("skipped"), "null": t["null"]})
             d = t.get("details") or {}
             for pair, v in (d.get("affinity") or {}).items():
                 a, b = pair.split(" ~ ", 1)
-                aff.append({"case_id": case_id, "reference": ref["spec"], "test": t["name"], "model_a": a, "model_b": b,
+                aff.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
+                            "model_a": a, "model_b": b,
                             "affinity": v})
             pp = d.get("per_probe")
             if pp:
                 for pid, sr, sc in zip(pp["probe_ids"], pp["suspect_reference"], pp["suspect_controls"]):
-                    per_probe.append({"case_id": case_id, "reference": ref["spec"], "test": t["name"], "probe_id": pid,
+                    per_probe.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
+                                      "probe_id": pid,
                                       "suspect_reference": sr, "suspect_controls_mean": sc})
     return {"tests": pd.DataFrame(rows), "affinities": pd.DataFrame(aff), "per_probe": pd.DataFrame(per_probe)}
 
