@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
-from provenance.analysis.evaluate import preflight
+from provenance.analysis.evaluate import control_units, preflight
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
 from provenance.evidence import ModelEvidence, ProbePlan
@@ -174,15 +174,8 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     if cfg.likelihood_set:
         plans.append(likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)))
     lin = {s: (m.lineage or UNKNOWN_LINEAGE) for s, m in resolved.items()}
-    per_ref = []
-    for r in refs:
-        units: dict[str, list[str]] = {}
-        for c in ctrl:
-            if lin[c] in (lin[r], lin[cfg.suspect]) and lin[c] != UNKNOWN_LINEAGE:
-                continue
-            units.setdefault(lin[c] if lin[c] != UNKNOWN_LINEAGE else f"{UNKNOWN_LINEAGE}:{c}", []).append(c)
-        per_ref.append({"reference": r, "lineage": lin[r], "control_lineages": units,
-                        "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)})
+    per_ref = [{"reference": r, "lineage": lin[r], "control_lineages": control_units(lin, cfg.suspect, r, ctrl)[0],
+                "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)} for r in refs]
     # Requests each model would get: its answers to every plan (the likelihood plan only for the reference(s) and
     # controls, who sample), plus one scoring request per sampled answer and yardstick passage (models with logits).
     samplers = [*refs, *ctrl]

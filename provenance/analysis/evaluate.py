@@ -49,26 +49,38 @@ def competence_check(evidence: Mapping[str, ModelEvidence], design: Design, role
 
 def lineage_of(ev: ModelEvidence, key: str) -> str:
     """The model's lineage family; an unknown lineage is its own unit (it cannot be pooled with anything)."""
-    lin = ev.model.lineage
-    return f"{UNKNOWN_LINEAGE}:{key}" if not lin or lin == UNKNOWN_LINEAGE else lin
+    return _unit(ev.model.lineage, key)
 
 
-def design_for(evidence: Mapping[str, ModelEvidence], suspect: str, reference: str, controls: Sequence[str]
-               ) -> tuple[Design, list[dict[str, str]]]:
-    """Seats for one pair: control lineages as units; controls related to the suspect or reference are left out."""
-    ls, lr = lineage_of(evidence[suspect], suspect), lineage_of(evidence[reference], reference)
+def _unit(lineage: str | None, key: str) -> str:
+    return f"{UNKNOWN_LINEAGE}:{key}" if not lineage or lineage == UNKNOWN_LINEAGE else lineage
+
+
+def control_units(lineages: Mapping[str, str | None], suspect: str, reference: str, controls: Sequence[str]
+                  ) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
+    """Control lineages as units of the null (by spec), and the controls left out because they are related to the
+    suspect or the reference. The one place that counts lineages: designs, the preflight and `--dry-run` use it."""
+    ls, lr = _unit(lineages.get(suspect), suspect), _unit(lineages.get(reference), reference)
     units: dict[str, list[str]] = {}
     excluded = []
     for c in controls:
         if c in (suspect, reference):
             continue
-        lc = lineage_of(evidence[c], c)
+        lc = _unit(lineages.get(c), c)
         if lc == lr:
             excluded.append({"spec": c, "reason": f"shares the reference's lineage ({lc})"})
         elif lc == ls:
             excluded.append({"spec": c, "reason": f"shares the suspect's lineage ({lc})"})
         else:
             units.setdefault(lc, []).append(c)
+    return units, excluded
+
+
+def design_for(evidence: Mapping[str, ModelEvidence], suspect: str, reference: str, controls: Sequence[str]
+               ) -> tuple[Design, list[dict[str, str]]]:
+    """Seats for one pair: control lineages as units; controls related to the suspect or reference are left out."""
+    units, excluded = control_units({k: evidence[k].model.lineage for k in [suspect, reference, *controls]},
+                                    suspect, reference, controls)
     return Design(suspect, reference, {u: tuple(ms) for u, ms in sorted(units.items())}), excluded
 
 
@@ -76,13 +88,9 @@ def preflight(lineages: Mapping[str, str | None], suspect: str, references: Sequ
               weights: Mapping[str, bool]) -> tuple[list[str], list[str]]:
     """Before any query: (references no test could decide for, warnings). `lineages` by spec (None: unknown, its own
     unit), `weights` by spec: whether its weights can be read. Counts control lineages exactly as design_for does."""
-    def lin(k: str) -> str:
-        v = lineages.get(k)
-        return f"{UNKNOWN_LINEAGE}:{k}" if not v or v == UNKNOWN_LINEAGE else v
-
     hopeless, warnings = [], []
     for ref in references:
-        units = sorted({lin(c) for c in controls if c not in (suspect, ref) and lin(c) not in (lin(suspect), lin(ref))})
+        units = sorted(control_units(lineages, suspect, ref, controls)[0])
         has_weights = weights.get(suspect, False) and weights.get(ref, False)
         if len(units) < MIN_UNITS:
             why = (f"{ref}: {len(units)} independent control lineage(s) ({', '.join(units) or 'none'}); the behavioural "

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from provenance.fsutil import atomic_write_json, atomic_write_text
+from provenance.report.manifest import _git_commit
 from provenance.study.record import build_record, record_path
 from provenance.study.run import STUDY_SCHEMA
 from provenance.study.summary import qq_plot, summarize
@@ -59,14 +59,6 @@ def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") 
     return "\n".join(lines) + "\n"
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _sha(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
@@ -110,7 +102,7 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
     result: dict[str, Any] = {"rows": len(rows), "summary": str(out / "summary.json")}
     if write_record:
         info = {"analysis_version": max((r["analysis_version"] for r in rows), default=None),
-                "commit": _git_commit(), "date": datetime.now(timezone.utc).date().isoformat(),
+                "commit": _git_commit()["commit"], "date": datetime.now(timezone.utc).date().isoformat(),
                 "protocol": "docs/study-protocol.md",
                 "zoo": {"labels_sha256": _sha(Path(zoo) / "labels.json"), "cases_sha256": _sha(Path(zoo) / "cases.json")},
                 "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows)}
