@@ -7,9 +7,11 @@ import sys
 from typing import Any
 
 
-def bar(total: int, desc: str, enabled: bool = True, unit: str = "it", leave: bool = False) -> Any:
+def bar(total: int, desc: str, enabled: bool = True, unit: str = "it", leave: bool = False,
+        position: int | None = None) -> Any:
     """A tqdm bar (a context manager); disabled bars cost nothing and print nothing."""
     from tqdm import tqdm
 
     off = not enabled or bool(os.environ.get("PROVENANCE_NO_PROGRESS"))
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave, dynamic_ncols=True, disable=off)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=leave, position=position,
+                dynamic_ncols=True, disable=off)

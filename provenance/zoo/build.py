@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +75,9 @@ def _tokenizer() -> Any:
 
 
 def _bar(total: int, desc: str, progress: bool) -> Any:
-    from tqdm import tqdm
+    from provenance.progress import bar
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, disable=not progress or bool(os.environ.get("PROVENANCE_NO_PROGRESS")))
+    return bar(total, desc, progress)
 
 
 def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = True) -> Path:

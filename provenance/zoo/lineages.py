@@ -323,10 +323,9 @@ def _chunks(corpus: Corpus, slice_ids: Sequence[str], length: int) -> list[list[
 
 
 def _bar(total: int, desc: str, progress: bool, leave: bool = False, position: int | None = None) -> Any:
-    from tqdm import tqdm
+    from provenance.progress import bar
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=leave, position=position,
-                disable=not progress or bool(os.environ.get("PROVENANCE_NO_PROGRESS")))
+    return bar(total, desc, progress, leave=leave, position=position)
 
 
 def _log(msg: str) -> None:
