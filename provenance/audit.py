@@ -180,14 +180,18 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     # controls, who sample), plus one scoring request per sampled answer and yardstick passage (models with logits).
     samplers = [*refs, *ctrl]
     ll = next((p for p in plans if p.role == "likelihood"), None)
-    yard = len(load_probes(cfg.yardstick_set).probes) if cfg.yardstick_set else 0
+    yard_set = load_probes(cfg.yardstick_set) if cfg.yardstick_set else None
+    yard = len(yard_set.probes) if yard_set else 0
     requests: dict[str, dict[str, int]] = {}
     for s in resolved:
         gen = [p for p in plans if p.role != "likelihood" or s in samplers]
         requests[s] = {"generate": sum(len(p.probes) for p in gen),
-                       "new_tokens_at_most": sum(len(p.probes) * p.probe_set.decoding.max_new_tokens for p in gen),
+                       "new_tokens_at_most": sum(len(p.probes) * max(1, p.probe_set.decoding.max_new_tokens)
+                                                 for p in gen),
+                       "prompt_chars": sum(len(pr.text) for p in gen for pr in p.probes),
                        "score_if_logits": (len(ll.probes) * len(samplers) if ll else 0) + yard}
     return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
+            "max_connections": cfg.options.max_connections,
             "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote,
                            "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
                        for s, m in resolved.items()},

@@ -1,4 +1,4 @@
-"""On-disk evidence cache keyed by model fingerprint + probe-set hash + decoding + collector version; crash-safe appends."""
+"""On-disk evidence cache keyed by model fingerprint + probe-set hash + decoding + numerics + collector version; crash-safe appends."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ COLLECTOR_VERSION = "3"
 WEIGHT_SKETCH_VERSION = "2"  # first 512 MLP units of three layers, float16
 
 
-def entry_key(model_fingerprint: str, probe_set_sha256: str, decoding: dict[str, Any], mode: str) -> dict[str, Any]:
-    """Everything that determines a cached answer. The model's identity is never left out (lm-eval #2715)."""
+def entry_key(model_fingerprint: str, probe_set_sha256: str, decoding: dict[str, Any], mode: str,
+              numerics: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything that determines a cached answer. The model's identity is never left out (lm-eval #2715), nor, for a
+    local model, the device and dtype it ran with (bfloat16 on a GPU and float32 on the CPU answer differently)."""
     if not model_fingerprint:
         raise ValueError("a cache key needs the model's fingerprint")
-    return {"model": model_fingerprint, "probe_set": probe_set_sha256, "decoding": decoding, "mode": mode,
-            "collector": COLLECTOR_VERSION}
+    key = {"model": model_fingerprint, "probe_set": probe_set_sha256, "decoding": decoding, "mode": mode,
+           "collector": COLLECTOR_VERSION}
+    return {**key, "numerics": dict(numerics)} if numerics else key
 
 
 class EvidenceCache:

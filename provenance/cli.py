@@ -35,7 +35,36 @@ def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow
     keys = (api_key,) if isinstance(api_key, str) else tuple(api_key or ())
     clean, creds = endpoint_credentials(list(specs), api_key_env, keys)
     return clean, LoadOptions(allow_unsafe_pickle=unsafe_allow_pickle, batch_size=batch_size, credentials=creds,
-                              http_timeout=timeout, fresh=fresh)
+                              http_timeout=timeout, fresh=fresh, **_numerics_and_limits())
+
+
+LOAD_META = "provenance.load"  # click context key: the model options every command shares without naming them
+
+
+def _store_load_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(LOAD_META, {})[param.name] = value
+    return value
+
+
+def _numerics_and_limits() -> dict[str, Any]:
+    """--device, --dtype, --max-connections, --max-retries, --max-requests and --max-tokens of the running command
+    (LoadOptions field names); none outside a command (the Python API passes LoadOptions itself)."""
+    ctx = click.get_current_context(silent=True)
+    got = dict(ctx.meta.get(LOAD_META, {})) if ctx is not None else {}
+    names = {"device": "device", "dtype": "dtype", "max_connections": "max_connections",
+             "max_retries": "http_retries", "max_requests": "max_requests", "max_tokens": "max_tokens"}
+    return {names[k]: v for k, v in got.items() if k in names and v is not None}
+
+
+def _check_device(ctx: Any, param: Any, value: str) -> str:
+    from provenance.errors import InputError
+    from provenance.models import check_device
+
+    try:
+        value = check_device(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return _store_load_option(ctx, param, value)
 
 
 def _check_timeout(ctx: Any, param: Any, value: float) -> float:
@@ -59,6 +88,31 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--timeout", type=float, default=60.0, show_default=True, callback=_check_timeout,
                      help="HTTP timeout per request attempt, seconds: a total deadline, not per read.")(f)
     f = click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True, help="Prompts per forward pass.")(f)
+    # Stored in the click context (not parameters of every command): read by _endpoints into LoadOptions.
+    for opt in reversed([
+        click.option("--device", default="auto", show_default=True, expose_value=False, callback=_check_device,
+                     metavar="auto|cpu|cuda|cuda:N|mps|map",
+                     help="Where local models run; 'map' spreads a model too large for one GPU over every GPU, then the "
+                          "CPU. Part of the evidence cache key and recorded in the manifest."),
+        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+                     show_default=True, expose_value=False, callback=_store_load_option,
+                     help="Arithmetic of local models (auto: float32 on the CPU, bfloat16 on a GPU). Part of the "
+                          "evidence cache key and recorded in the manifest."),
+        click.option("--max-connections", type=click.IntRange(1, 256), default=4, show_default=True,
+                     expose_value=False, callback=_store_load_option, help="Requests in flight per endpoint."),
+        click.option("--max-retries", type=click.IntRange(1, 50), default=5, show_default=True, expose_value=False,
+                     callback=_store_load_option,
+                     help="Attempts per endpoint request (transient errors and rate limits only)."),
+        click.option("--max-requests", type=click.IntRange(1), default=None, expose_value=False,
+                     callback=_store_load_option, metavar="N",
+                     help="Stop with exit 2 before an endpoint would get more than N requests in this run (the "
+                          "answers so far are cached: rerun with a higher limit to go on)."),
+        click.option("--max-tokens", type=click.IntRange(1), default=None, expose_value=False,
+                     callback=_store_load_option, metavar="N",
+                     help="Stop with exit 2 before an endpoint's requests in this run could generate more than N tokens "
+                          "in all (counted at each request's max_tokens: an upper bound)."),
+    ]):
+        f = opt(f)
     return f
 
 
@@ -180,6 +234,12 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Sign the bundle when it is written (Ed25519 key, as for `provenance sign`)."),
         click.option("--dry-run", is_flag=True,
                      help="Identify every model and print what would run (lineages, probes, warnings); query nothing."),
+        click.option("--price", default=None, metavar="IN,OUT", expose_value=False, callback=_parse_price,
+                     help="With --dry-run: price per million input and output tokens of the endpoints, for a cost "
+                          "estimate (e.g. 2.5,10)."),
+        click.option("--seconds-per-request", type=click.FloatRange(0.001, 3600), default=1.0, show_default=True,
+                     expose_value=False, callback=_store_meta,
+                     help="With --dry-run: the latency assumed for an endpoint's time estimate."),
         click.option("--fresh", is_flag=True,
                      help="Ask every endpoint again instead of replaying its cached answers (for an alias such as "
                           "gpt-4o whose weights may have moved). Local models are identified by their file hashes and "
@@ -230,6 +290,11 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run)
     results = run_audit(cfg)
+    if dry_run:
+        ctx = click.get_current_context(silent=True)
+        meta = ctx.meta if ctx is not None else {}
+        results["endpoint_costs"] = endpoint_costs(results, meta.get("provenance.price"),
+                                                   float(meta.get("provenance.seconds_per_request") or 1.0))
     if sign_key is not None and not dry_run:
         from provenance.report.signing import sign_bundle
 
@@ -257,6 +322,50 @@ def _echo_plan(plan: dict[str, Any]) -> None:
         click.echo(f"  requests: {gen} answers (at most {tok} new tokens) over {len(req)} models, plus up to "
                    f"{max(r['score_if_logits'] for r in req.values())} scored texts per model with logits access "
                    "(cached answers are not asked again)")
+    for spec, cost in plan.get("endpoint_costs", {}).items():
+        money = f", about {cost['currency']}{cost['cost']:.2f} at the given prices" if "cost" in cost else ""
+        click.echo(f"  endpoint {printable(spec)}: {cost['requests']} requests, about {cost['prompt_tokens']} prompt "
+                   f"tokens (characters / 4) and at most {cost['new_tokens']} new tokens{money}; about "
+                   f"{cost['minutes']:.1f} min at {cost['seconds_per_request']:g} s per request and "
+                   f"{cost['connections']} connections (--seconds-per-request)")
+
+
+def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seconds_per_request: float
+                   ) -> dict[str, dict[str, Any]]:
+    """Per endpoint of a dry run: requests, approximate prompt tokens, new tokens at most, time at an assumed latency,
+    and the cost when prices per million tokens (input, output) are given. Scoring requests are not counted: an
+    endpoint scores only when it serves prompt log-probabilities, which is found out by asking it."""
+    out: dict[str, dict[str, Any]] = {}
+    conns = int(plan.get("max_connections") or 4)
+    for spec, m in plan["models"].items():
+        r = plan["requests"].get(spec)
+        if not m["remote"] or r is None:
+            continue
+        prompt = -(-r["prompt_chars"] // 4)
+        row: dict[str, Any] = {"requests": r["generate"], "prompt_tokens": prompt, "new_tokens": r["new_tokens_at_most"],
+                               "connections": conns, "seconds_per_request": seconds_per_request,
+                               "minutes": r["generate"] * seconds_per_request / conns / 60}
+        if price is not None:
+            row.update(cost=round((prompt * price[0] + r["new_tokens_at_most"] * price[1]) / 1e6, 4), currency="$")
+        out[spec] = row
+    return out
+
+
+def _parse_price(ctx: Any, param: Any, value: str | None) -> Any:
+    if value is not None:
+        try:
+            a, b = (float(x) for x in value.split(","))
+            if not (a >= 0 and b >= 0 and a < 1e6 and b < 1e6):
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter("give two prices per million tokens, input and output: e.g. 2.5,10", ctx, param) from None
+        ctx.meta["provenance.price"] = (a, b)
+    return value
+
+
+def _store_meta(ctx: Any, param: Any, value: Any) -> Any:
+    ctx.meta[f"provenance.{param.name}"] = value
+    return value
 
 
 def _echo_references(results: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         model.access, access_recs, access_replayed = endpoint_access(model, cache)
     access = EndpointAccess.from_json(model.access) if model.access is not None else None
     keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
-                                      p.probe_set.mode) for p in plans}
+                                      p.probe_set.mode, model.numerics) for p in plans}
     fresh = model.remote and model.options.fresh  # `--fresh`: nothing of this endpoint's is replayed
     cached = {p.probe_set.id: {} if fresh else cache.load(keys[p.probe_set.id]) for p in plans}
     fresh_notes: list[str] = [f"{model.label}: --fresh: every answer collected anew (the evidence cache was not read)"
@@ -103,7 +103,7 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             model.access, access_recs, access_replayed = endpoint_access(model, cache)
             access = EndpointAccess.from_json(model.access) if model.access is not None else None
             keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
-                                              p.probe_set.mode) for p in plans}
+                                              p.probe_set.mode, model.numerics) for p in plans}
     replayed = {ps_id: set(c) for ps_id, c in cached.items()}  # answered from the cache, not in this run
     missing = {p.probe_set.id: [pr for pr in p.probes if pr.id not in cached[p.probe_set.id]] for p in plans}
     meta = cache.load_meta(fp)
@@ -296,7 +296,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         if Capability.LOGITS.value not in ev.capabilities:
             continue
         # Keyed per text, not per item set, so audits with other controls reuse every score already computed.
-        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score")
+        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score", m.numerics)
         done = cache.load(key)
         todo = [it for it in items if _text_key(it) not in done]
         if todo:

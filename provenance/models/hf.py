@@ -123,7 +123,7 @@ class HFBackend(Backend):
     capabilities = frozenset({Capability.WEIGHTS, Capability.LOGITS, Capability.TOP_LOGPROBS, Capability.TEXT})
 
     def __init__(self, spec: str, path: Path, *, allow_unsafe_pickle: bool = False, batch_size: int = 16,
-                 device: str | None = None) -> None:
+                 device: str | None = None, dtype: str | None = None) -> None:
         super().__init__(spec)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -132,6 +132,9 @@ class HFBackend(Backend):
         check_directory(path, allow_unsafe_pickle)
         torch.set_num_threads(cpu_threads())
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or ("float32" if self.device == "cpu" else "bfloat16")
+        # "map": accelerate spreads the layers over every GPU and then the CPU (a model larger than one device).
+        placement: dict[str, Any] = {"device_map": "auto"} if self.device == "map" else {}
         self.batch_size = batch_size
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
@@ -143,12 +146,17 @@ class HFBackend(Backend):
                 local_files_only=True,
                 trust_remote_code=False,
                 use_safetensors=not allow_unsafe_pickle,
-                dtype=torch.float32 if self.device == "cpu" else torch.bfloat16,
-            ).to(self.device)
+                dtype=getattr(torch, dtype),
+                **placement,
+            )
+            if not placement:
+                self.model = self.model.to(self.device)
         except Exception as exc:
             first = (str(exc).splitlines() or [""])[0][:200]
             raise InputError(f"{spec}: cannot load weights ({type(exc).__name__}: {first})") from exc
         self.model.eval()
+        if placement:  # inputs go where the first layer (the embeddings) was placed
+            self.device = str(self.model.get_input_embeddings().weight.device)
         vocab_rows = self.model.get_input_embeddings().weight.shape[0]
         if len(self.tokenizer) > vocab_rows:
             raise InputError(f"{spec}: tokenizer has {len(self.tokenizer)} tokens but the model only {vocab_rows}: mismatched tokenizer")

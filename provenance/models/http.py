@@ -27,7 +27,7 @@ def _remaining() -> float | None:
     return None if end is None else end - time.monotonic()
 
 
-def _transport(base_url: str) -> Any:
+def _transport(base_url: str, connections: int = 8) -> Any:
     """httpx's transport with a total deadline per request enforced at the socket: every read and write gets at most
     the time left before the request's deadline, so neither headers nor body can be trickled past it."""
     import urllib.request
@@ -85,7 +85,7 @@ def _transport(base_url: str) -> Any:
     proxy = None
     if not is_loopback(parts.hostname) and not urllib.request.proxy_bypass(parts.hostname or ""):
         proxy = urllib.request.getproxies().get(parts.scheme.lower())  # what httpx would use, made explicit
-    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=8), proxy=proxy)
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max(8, connections)), proxy=proxy)
     pool = getattr(transport, "_pool", None)
     if pool is not None and hasattr(pool, "_network_backend"):
         pool._network_backend = DeadlineBackend(pool._network_backend)
@@ -105,7 +105,8 @@ def _client(options: Any, base_url: str = "") -> Any:
         headers["Authorization"] = auth
     # follow_redirects stays off: a redirect must never carry the key to another host.
     return httpx.Client(timeout=httpx.Timeout(options.http_timeout, connect=min(10.0, options.http_timeout)),
-                        headers=headers, transport=_transport(base_url), follow_redirects=False, trust_env=False)
+                        headers=headers, transport=_transport(base_url, getattr(options, "max_connections", 8)),
+                        follow_redirects=False, trust_env=False)
 
 
 class HTTPStatusError(EndpointError):
@@ -287,6 +288,7 @@ class HTTPBackend(Backend):
         self.policy = RetryPolicy(attempts=options.http_retries)
         self.client = _client(options, base_url)
         self.concurrency = concurrency
+        self.options = options
         self.capabilities = frozenset({Capability.TEXT, Capability.TOP_LOGPROBS})
         self.logprobs_missing = False
         self.system_fingerprints: set[str] = set()
@@ -305,6 +307,9 @@ class HTTPBackend(Backend):
     def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Probe the endpoint once (routes, logprobs cap, parameters); (access as JSON, transcript records)."""
         def post(route: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            # Capability probes count against the limits like any request.
+            n = body.get("max_tokens") or body.get("max_completion_tokens") or 1
+            self._charge(1, n if isinstance(n, int) and n > 0 else 1)
             return _call(self.client, "POST", f"{self.base_url}/{route}", self.policy, body)
 
         access, records = discover(post, self.model, _parse_top)
@@ -338,6 +343,13 @@ class HTTPBackend(Backend):
             raw["rendered"] = how
         return Completion(text=text, top=top, n_tokens=_token_count(data.get("usage")), raw=raw)
 
+    def _charge(self, requests: int, new_tokens: int) -> None:
+        """Count a batch against --max-requests / --max-tokens (LimitReached, exit 2, before any of it is sent)."""
+        usage = getattr(self.options, "usage", None)
+        if usage is not None:
+            usage.charge(f"{self.base_url}#{self.model}", requests, new_tokens,
+                         getattr(self.options, "max_requests", None), getattr(self.options, "max_tokens", None))
+
     def _guarded(self, req: Request) -> Completion:
         try:
             return self._one(req)
@@ -349,6 +361,8 @@ class HTTPBackend(Backend):
             raise
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        # A next-token request (max_new_tokens 0) is counted as one token: servers generate at least one.
+        self._charge(len(requests), sum(max(1, r.max_new_tokens) for r in requests))
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
             futures = [pool.submit(self._guarded, r) for r in requests]

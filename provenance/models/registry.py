@@ -63,7 +63,8 @@ def _load_http(rm: "ResolvedModel") -> "Backend":
     from provenance.models.http import HTTPBackend
 
     access = EndpointAccess.from_json(rm.access) if rm.access is not None else None
-    return HTTPBackend(rm.spec.raw, rm.spec.location, rm.source["model"], rm.options, access=access)
+    return HTTPBackend(rm.spec.raw, rm.spec.location, rm.source["model"], rm.options, access=access,
+                       concurrency=rm.options.max_connections)
 
 
 def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
@@ -71,27 +72,35 @@ def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
     from provenance.models import fingerprint as fp
     from provenance.models.packaged import PACKAGED, resolve_packaged
 
+    from provenance.models import resolve_numerics
+
     packaged = ms.kind is SpecKind.PACKAGED
     gguf = resolve_packaged(ms.location) if packaged else Path(ms.location)
+    numerics = resolve_numerics(options)
     digest = fp.hash_file_cached(gguf)
-    source: dict[str, Any] = {"gguf": str(gguf)}
+    source: dict[str, Any] = {"gguf": str(gguf), "numerics": numerics}
     lineage = None
     if packaged:
         source["packages"] = PACKAGED[ms.location].pip_names
         lineage = PACKAGED[ms.location].family
-    return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage)
+    return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage,
+                         numerics=numerics)
 
 
 def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
-    from provenance.models import ResolvedModel, hub_snapshot
+    from provenance.models import ResolvedModel, hub_commit, hub_snapshot, resolve_numerics
     from provenance.models import fingerprint as fp
     from provenance.models.hf import check_directory
 
-    path = hub_snapshot(ms.location) if ms.kind is SpecKind.HUB else Path(ms.location)
+    numerics = resolve_numerics(options)
+    path = hub_snapshot(ms.location, ms.revision) if ms.kind is SpecKind.HUB else Path(ms.location)
     check_directory(path, options.allow_unsafe_pickle)
     files = fp.directory_files(path)
-    return ResolvedModel(ms, fp.combine(files), {"path": str(path)}, files, local_path=path, options=options,
-                         lineage=_lineage_file(path))
+    source: dict[str, Any] = {"path": str(path), "numerics": numerics}
+    if ms.kind is SpecKind.HUB:  # what was asked for and what it resolved to: a branch moves, a commit does not
+        source.update(repo=ms.location, revision=ms.revision or "main", commit=hub_commit(path))
+    return ResolvedModel(ms, fp.combine(files), source, files, local_path=path, options=options,
+                         lineage=_lineage_file(path), numerics=numerics)
 
 
 LINEAGE_FILE = ".lineage"  # written by `provenance zoo` (and by anyone who knows a directory's lineage)
@@ -116,8 +125,9 @@ def _load_local(rm: "ResolvedModel") -> "Backend":
         # Converted lazily, at load time, so resolving (hashing) stays cheap.
         rm.local_path = converted_gguf_dir(rm.gguf, rm.fingerprint)
     assert rm.local_path is not None
+    numerics = rm.numerics or {}
     return HFBackend(rm.spec.raw, rm.local_path, allow_unsafe_pickle=rm.options.allow_unsafe_pickle,
-                     batch_size=rm.options.batch_size)
+                     batch_size=rm.options.batch_size, device=numerics.get("device"), dtype=numerics.get("dtype"))
 
 
 def _resolve_fake(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":

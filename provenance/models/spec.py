@@ -32,9 +32,11 @@ class ModelSpec:
     kind: SpecKind
     location: str  # path, base URL, packaged name or hub id
     model_name: str | None = None  # for HTTP endpoints: the served model's name
+    revision: str | None = None  # for hub ids: a branch, tag or commit (`org/name@rev`); None is the main branch
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_REVISION = re.compile(r"^[\w.][\w./-]{0,199}$")  # branch, tag ('v1.0'), commit, or 'refs/pr/1'
 
 
 def parse_spec(raw: str) -> ModelSpec:
@@ -79,6 +81,11 @@ def parse_spec(raw: str) -> ModelSpec:
         if path.suffix.lower() in PICKLE_SUFFIXES + (".safetensors",):
             raise InputError(f"{printable(raw)}: pass the model's directory (with config.json and tokenizer), not a weight file")
         raise InputError(f"{printable(raw)}: not a model directory or .gguf file")
+    repo, at, rev = s.partition("@")
+    if at and _HUB_ID.match(repo) and not Path(repo).expanduser().exists():
+        if not _REVISION.match(rev) or ".." in rev:
+            raise InputError(f"hub id {repo!r}: revision {printable(rev)!r} is not a branch, tag or commit name")
+        return ModelSpec(raw, SpecKind.HUB, repo, revision=rev)
     looks_like_path = s.startswith((".", "/", "~")) or s.lower().endswith(".gguf") or "\\" in s or s.count("/") > 1
     if looks_like_path:
         raise InputError(f"model path does not exist: {printable(raw)}")
@@ -86,4 +93,4 @@ def parse_spec(raw: str) -> ModelSpec:
         return ModelSpec(raw, SpecKind.HUB, s)
     close = difflib.get_close_matches(s, list(PACKAGED), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else f"; packaged models: {', '.join(PACKAGED)}"
-    raise InputError(f"unknown model {s!r} (not a path, URL, packaged name or hub id){hint}")
+    raise InputError(f"unknown model {s!r} (not a path, URL, packaged name or hub id `org/name[@revision]`){hint}")
