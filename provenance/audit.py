@@ -54,6 +54,9 @@ class AuditConfig:
     lineages: Mapping[str, str] = field(default_factory=dict)  # spec -> lineage family (overrides the panel's)
     panel: ControlsPanel | None = None  # a controls panel file: controls with lineage, kind and notes
     dry_run: bool = False  # identify every model and say what would run; query nothing, write nothing
+    # spec -> LoadOptions overrides for that model alone (dtype, device), e.g. from a panel's per-model settings
+    model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    evidentiary: bool = False  # refuse unless the tool's commit is known and clean; recorded in the manifest
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -61,6 +64,10 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     t0 = time.time()
     if not cfg.references:
         raise InputError("give at least one --reference")
+    if cfg.evidentiary:
+        from provenance.report.manifest import evidentiary_check
+
+        evidentiary_check()
     given = [*(cfg.controls or ()), *(cfg.panel.specs if cfg.panel else ())]
     controls = list(dict.fromkeys(given)) if given else default_controls(cfg.suspect, cfg.references)
     lineages = {**(cfg.panel.lineages if cfg.panel else {}), **cfg.lineages}
@@ -75,7 +82,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     ids = [ps.id for ps in (cont, nxt, identity, instructions, yard.probe_set if yard else None) if ps is not None]
     if len(set(ids)) != len(ids):  # answers are kept per probe-set id: two sets with one id would overwrite each other
         raise InputError(f"two probe sets of this audit have the same id ({', '.join(sorted(ids))}); give each its own id")
-    resolved = resolve_all([cfg.suspect, *cfg.references, *controls], cfg.options, lineages)
+    per_model = {**(cfg.panel.settings_options() if cfg.panel else {}), **cfg.model_options}
+    resolved = resolve_all([cfg.suspect, *cfg.references, *controls], cfg.options, lineages, per_model)
     from provenance.mine import mining_controls
 
     control_fps = {resolved[c].fingerprint for c in controls}
@@ -157,6 +165,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "wall_seconds": round(time.time() - t0, 2),
         "environment": environment(),
     }
+    results["environment"]["tool"]["evidentiary"] = cfg.evidentiary
     if cfg.out is not None:
         results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans)
     return results
@@ -192,7 +201,7 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
                        "score_if_logits": (len(ll.probes) * len(samplers) if ll else 0) + yard}
     return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
             "max_connections": cfg.options.max_connections,
-            "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote,
+            "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote, "numerics": m.numerics,
                            "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
                        for s, m in resolved.items()},
             "references": per_ref, "warnings": list(warnings),

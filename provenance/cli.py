@@ -167,17 +167,28 @@ def _apply_config(ctx: click.Context, param: click.Parameter, value: Path | None
         raise InputError(f"{value}: an audit file is a table of settings")
     names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
     aliases = {"reference": "references", "control_specs": "controls", "panel": "controls_panel", "question": "questions"}
-    lists = {"references", "controls", "questions", "api_key_env"}
+    if "specs" in names:  # matrix: `models = [...]` are its SPECs
+        aliases["models"] = "specs"
+    lists = {"references", "controls", "questions", "api_key_env", "specs"}
     settings: dict[str, Any] = {}
     for key, v in data.items():
-        if key in ("control", "lineages"):
+        if key in ("control", "lineages") or (key == "models" and isinstance(v, dict)):
             continue  # the controls panel part (provenance/panel.py reads it from this same file)
         name = aliases.get(key.replace("-", "_"), key.replace("-", "_"))
         if name not in names:
             raise InputError(f"{value}: unknown setting '{key}' (the names of this command's options, e.g. suspect, "
                              f"references, budget, case_id)")
         settings[name] = [v] if name in lists and isinstance(v, str) else v
-    if "control" in data:
+    if "models" in data and "control" not in data:
+        raise InputError(f"{value}: per-model settings ([models.\"SPEC\"]) come with the [[control]] entries of the "
+                         "same file")
+    if "control" in data and "controls_panel" not in names:  # matrix: no panel, the entries are its controls
+        entries = data["control"] if isinstance(data["control"], list) else []
+        specs = [e.get("spec") for e in entries if isinstance(e, dict)]
+        if not specs or not all(isinstance(x, str) and x.strip() for x in specs):
+            raise InputError(f"{value}: every [[control]] entry needs a 'spec'")
+        settings["controls"] = [*settings.get("controls", []), *(x.strip() for x in specs)]
+    elif "control" in data:
         if "controls_panel" in settings:
             raise InputError(f"{value}: give the controls either as [[control]] entries or as controls_panel, not both")
         settings["controls_panel"] = value
@@ -240,6 +251,9 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seconds-per-request", type=click.FloatRange(0.001, 3600), default=1.0, show_default=True,
                      expose_value=False, callback=_store_meta,
                      help="With --dry-run: the latency assumed for an endpoint's time estimate."),
+        click.option("--evidentiary", is_flag=True,
+                     help="Refuse to run unless the tool's exact code is nameable: a known commit (git checkout or the "
+                          "wheel's build metadata) and no local changes. Recorded in the manifest."),
         click.option("--fresh", is_flag=True,
                      help="Ask every endpoint again instead of replaying its cached answers (for an alias such as "
                           "gpt-4o whose weights may have moved). Local models are identified by their file hashes and "
@@ -257,13 +271,20 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        unsafe_allow_pickle: bool, replace: bool = False, api_key_env: tuple[str, ...] = (),
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
                        questions: tuple[str, ...] = (), replaces: str | None = None,
-                       dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None) -> dict[str, Any]:
+                       dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
+                       evidentiary: bool = False) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
-    from provenance.panel import load_panel
+    from dataclasses import replace
+
+    from provenance.panel import apply_settings, load_panel
     from provenance.report.bundle import CaseInfo
     from provenance.errors import InputError
     from provenance.report.outdir import prepare_out
 
+    if evidentiary:
+        from provenance.report.manifest import evidentiary_check
+
+        evidentiary_check()  # before any work: the code that would produce the evidence must be nameable
     if sign_key is not None and not dry_run:
         from provenance.report.signing import load_private_key
 
@@ -271,12 +292,20 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     if replaces is not None and not re.fullmatch(r"[0-9a-f]{64}", replaces.lower()):
         raise InputError("--replaces takes the replaced bundle's hash: 64 hex digits (the SHA-256 of its SHA256SUMS)")
     panel = load_panel(controls_panel) if controls_panel is not None else None
-    given = [suspect, *references, *controls, *(panel.specs if panel else [])]
-    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, api_key_env, fresh)
-    as_cleaned = dict(zip(given, specs))  # credentials stripped from endpoint specs before they reach any record
+    raw = [suspect, *references, *controls, *(panel.specs if panel else [])]
+    # Per-model settings of the panel or audit file: a revision pins the spec, a key variable names its endpoint.
+    given, per_model, more_keys = apply_settings(raw, panel.settings if panel else {})
+    specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, (*api_key_env, *more_keys),
+                                fresh)
+    # Credentials stripped from endpoint specs (and revisions appended) before they reach any record.
+    as_cleaned = {**dict(zip(raw, specs)), **dict(zip(given, specs))}
     suspect, references = specs[0], tuple(specs[1 : 1 + len(references)])
     controls = tuple(specs[1 + len(references):])
     lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
+    per_model = {as_cleaned.get(k, k): v for k, v in per_model.items()}
+    if panel is not None:  # the panel as the audit will use it: the same spec strings as everywhere else
+        panel = replace(panel, controls=tuple(replace(c, spec=as_cleaned.get(c.spec, c.spec)) for c in panel.controls),
+                        lineages=lineages)
     if cleaned is not None:
         cleaned.update(suspect=suspect)
     if not dry_run:
@@ -288,7 +317,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note,
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
-                      zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run)
+                      zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
+                      model_options=per_model, evidentiary=evidentiary)
     results = run_audit(cfg)
     if dry_run:
         ctx = click.get_current_context(silent=True)
@@ -480,6 +510,10 @@ def attribute(as_json: bool, **kw: Any) -> None:
               help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance with WORKERS slots).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None, is_eager=True,
+              expose_value=False, callback=_apply_config, metavar="FILE",
+              help="A settings file (TOML, YAML or JSON): `models = [...]`, `[[control]]` entries and any option by "
+                   "name; flags override it.")
 @model_options
 def matrix(specs: tuple[str, ...], controls: tuple[str, ...], out: Path, budget: int, seed: int, replace: bool,
            correction: str, alpha: float, likelihood_probes: str, workers: int, executor: str, ray_address: str | None,

@@ -8,13 +8,19 @@ Example (TOML)::
     kind = "0.5B, instruct"     # free text: size, training, data where known
     notes = "Alibaba Cloud; public weights"
 
+    dtype = "bfloat16"          # per-model settings (also: device, revision, api_key_env)
+
     [lineages]                  # lineage of any other model of the audit (suspect, references)
     "./ours" = "ours"
+
+    [models."http://lab:8000/v1#theirs"]   # per-model settings of any other model of the audit
+    api_key_env = "LAB_KEY"
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,8 @@ from typing import Any
 from provenance.errors import InputError
 
 MAX_PANEL_BYTES = 1 << 20
-KEYS = {"spec", "lineage", "kind", "notes"}
+SETTINGS = {"dtype", "device", "revision", "api_key_env"}  # per-model settings (LoadOptions fields or spec parts)
+KEYS = {"spec", "lineage", "kind", "notes"} | SETTINGS
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,16 @@ class PanelEntry:
 class ControlsPanel:
     controls: tuple[PanelEntry, ...]
     lineages: dict[str, str] = field(default_factory=dict)  # spec -> lineage, for every model the panel names
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)  # spec -> per-model settings (SETTINGS)
 
     @property
     def specs(self) -> list[str]:
         return [c.spec for c in self.controls]
+
+    def settings_options(self) -> dict[str, dict[str, str]]:
+        """LoadOptions overrides (dtype, device) per spec, from the per-model settings."""
+        return {s: {k: v[k] for k in ("dtype", "device") if v.get(k)} for s, v in self.settings.items()
+                if v.get("dtype") or v.get("device")}
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -101,13 +114,58 @@ def load_panel(path: Path | str) -> ControlsPanel:
             raise InputError(f"{path}: control {i} has no 'spec'")
         entries.append(PanelEntry(item["spec"].strip(), (item.get("lineage") or "").strip() or None, item.get("kind"),
                                   item.get("notes")))
+    settings = {e.spec: {k: item[k].strip() for k in SETTINGS if k in item}
+                for e, item in zip(entries, raw) if any(k in item for k in SETTINGS)}
+    models = data.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise InputError(f"{path}: 'models' must map model specs to tables of settings")
+    for spec, table in models.items():
+        unknown = set(table) - SETTINGS - {"lineage"}
+        if unknown or not all(isinstance(v, str) for v in table.values()):
+            raise InputError(f"{path}: models.{spec!r}: settings are strings among "
+                             f"{', '.join(sorted(SETTINGS | {'lineage'}))}")
+        settings.setdefault(spec.strip(), {}).update({k: v.strip() for k, v in table.items() if k != "lineage"})
+    for spec, got in settings.items():
+        check_settings(path, spec, got)
     extra = data.get("lineages", {})
     if not isinstance(extra, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise InputError(f"{path}: 'lineages' must map model specs to lineage names")
     lineages = {e.spec: e.lineage for e in entries if e.lineage}
+    lineages.update({k.strip(): v["lineage"].strip() for k, v in models.items() if v.get("lineage", "").strip()})
     lineages.update({k.strip(): v.strip() for k, v in extra.items() if v.strip()})
     specs = [e.spec for e in entries]
     dup = sorted({s for s in specs if specs.count(s) > 1})
     if dup:
         raise InputError(f"{path}: control(s) listed twice: {', '.join(dup)}")
-    return ControlsPanel(tuple(entries), lineages)
+    return ControlsPanel(tuple(entries), lineages, {k: v for k, v in settings.items() if v})
+
+
+def check_settings(path: Path, spec: str, got: dict[str, str]) -> None:
+    """Per-model settings checked when the file is read (one line naming the file and the model)."""
+    from provenance.models import DTYPES, check_device
+
+    if "dtype" in got and got["dtype"] not in DTYPES:
+        raise InputError(f"{path}: {spec}: dtype {got['dtype']!r} is not one of {', '.join(DTYPES)}")
+    if "device" in got:
+        try:
+            check_device(got["device"])
+        except InputError as exc:
+            raise InputError(f"{path}: {spec}: {exc}") from None
+    if "api_key_env" in got and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", got["api_key_env"]):
+        raise InputError(f"{path}: {spec}: api_key_env must name an environment variable")
+
+
+def apply_settings(specs: list[str], settings: dict[str, dict[str, str]]) -> tuple[list[str], dict[str, dict[str, str]],
+                                                                                 tuple[str, ...]]:
+    """(specs with a `revision` setting appended as `@rev`, LoadOptions overrides per resulting spec, SPEC=VAR key
+    pairs for --api-key-env) from a panel's per-model settings."""
+    out, options, keys = [], {}, []
+    for s in specs:
+        got = settings.get(s, {})
+        spec = f"{s}@{got['revision']}" if got.get("revision") and "@" not in s else s
+        out.append(spec)
+        if got.get("dtype") or got.get("device"):
+            options[spec] = {k: got[k] for k in ("dtype", "device") if got.get(k)}
+        if got.get("api_key_env"):
+            keys.append(f"{s}={got['api_key_env']}")
+    return out, options, tuple(keys)

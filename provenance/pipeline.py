@@ -4,7 +4,7 @@ model before any query, and gathering evidence (answers, the likelihood plan's s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from provenance.cache import EvidenceCache
 from provenance.collect import collect, collect_scores
@@ -27,12 +27,16 @@ def check_out_dir(out: Path) -> None:
     prepare_out(out)  # checks, creates and locks `out` (see report/outdir.py); a no-op if the CLI already did
 
 
-def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[str, str]) -> dict[str, ResolvedModel]:
-    """Identify every model before querying any (chain of custody); a panel's lineage overrides what was inferred."""
+def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[str, str],
+                per_model: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, ResolvedModel]:
+    """Identify every model before querying any (chain of custody); a panel's lineage overrides what was inferred,
+    and `per_model` options (dtype, device) override the shared ones for that model alone."""
+    from dataclasses import replace
+
     resolved: dict[str, ResolvedModel] = {}
     for s in specs:
         if s not in resolved:
-            resolved[s] = resolve(s, options)
+            resolved[s] = resolve(s, replace(options, **per_model[s]) if per_model and s in per_model else options)
             if lineages.get(s):
                 resolved[s].lineage = lineages[s]
     return resolved

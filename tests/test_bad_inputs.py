@@ -123,7 +123,7 @@ def test_read_only_output_directory(tmp_path: Path) -> None:
     ("http://localhost:99999999/v1#m", "malformed endpoint URL"),
     ("smollm2\x07", "control characters"),
     ("", "empty model spec"),
-    ("some-org/some-model", "not available offline"),
+    ("some-org/some-model", "not in the local hub cache"),
 ])
 def test_bad_specs(spec: str, needle: str) -> None:
     assert_input_error(run_cli("fingerprint", spec, env={"HF_HUB_OFFLINE": "1"}), needle)

@@ -43,6 +43,13 @@ def test_built_wheel_writes_verifies_and_rerenders_a_bundle(tmp_path: Path) -> N
     run = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "report.html").is_file()
+    import json
+
+    tool = json.loads((out / "manifest.json").read_text())["tool"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    # The installed tool names its own commit from the wheel's build metadata, not from any repository around it.
+    assert tool["commit_source"] == "build metadata", tool
+    assert head.returncode != 0 or tool["commit"] == head.stdout.strip(), tool
     (out / "report.html").unlink()
     rerender = subprocess.run([str(py), "-m", "provenance", "report", str(out)], cwd=work, capture_output=True,
                               text=True, timeout=600, env=env)

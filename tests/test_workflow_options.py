@@ -190,3 +190,90 @@ def test_dry_run_prices_each_endpoint(tmp_path: Path) -> None:
         assert one["cost"] == pytest.approx((one["prompt_tokens"] * 2.5 + one["new_tokens"] * 10) / 1e6, abs=1e-4)
         r = run_cli(*audit_args(servers, tmp_path / "never", "--dry-run", "--price", "cheap", budget=40))
         assert r.returncode == 2 and "prices per million tokens" in r.stderr
+
+
+# -- per-model settings in an audit file ------------------------------------------------------------------------------
+
+def test_per_model_settings_in_an_audit_file(tmp_path: Path) -> None:
+    """dtype per control and per suspect ([models."SPEC"]), checked when read; a bad one is one line naming it."""
+    from provenance.zoo.train import fresh_model, tiny_config
+
+    d = tmp_path / "tiny"  # resolving hashes files only: no tokenizer needed for a dry run
+    fresh_model(tiny_config(256, 32, 1), 0).save_pretrained(str(d))
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(f'suspect = "{d}"\nreferences = ["fake:t1"]\nout = "{tmp_path / "never"}"\n'
+                   f'[models."{d}"]\ndtype = "bfloat16"\n'
+                   + "".join(f'[[control]]\nspec = "fake:c{i}"\nlineage = "c{i}"\n' for i in range(1, 4)))
+    r = run_cli("audit", "--config", str(cfg), "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["models"][str(d)]["numerics"]["dtype"] == "bfloat16"
+    assert plan["models"]["fake:c1"]["numerics"] is None  # a fake model has no arithmetic to choose
+    cfg.write_text(cfg.read_text().replace('dtype = "bfloat16"', 'dtype = "float8"'))
+    r = run_cli("audit", "--config", str(cfg), "--dry-run")
+    assert r.returncode == 2 and "dtype 'float8' is not one of" in r.stderr and str(d) in r.stderr, r.stderr
+
+
+def test_a_panel_revision_pins_a_hub_control(tmp_path: Path) -> None:
+    from provenance.panel import apply_settings, load_panel
+
+    f = tmp_path / "p.toml"
+    f.write_text('[[control]]\nspec = "acme/ctrl"\nrevision = "v2"\nlineage = "acme"\napi_key_env = "ACME_KEY"\n')
+    panel = load_panel(f)
+    specs, options, keys = apply_settings(panel.specs, panel.settings)
+    assert specs == ["acme/ctrl@v2"] and options == {} and keys == ("acme/ctrl=ACME_KEY",)
+    f.write_text('[[control]]\nspec = "acme/ctrl"\napi_key_env = "not a name"\n')
+    with pytest.raises(InputError, match="api_key_env must name an environment variable"):
+        load_panel(f)
+
+
+def test_matrix_reads_the_same_file_format(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('models = ["fake:a"]\nout = "x"\n[[control]]\nspec = "fake:c1"\n')
+    r = run_cli("matrix", "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 2 and "at least two distinct models" in r.stderr  # its models came from the file
+
+
+# -- the tool's own commit and evidentiary mode ------------------------------------------------------------------------
+
+def test_the_commit_comes_from_the_checkout_with_the_hash_of_its_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from provenance.report import manifest
+
+    info = manifest._git_commit()
+    root = Path(manifest.__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout (an installed copy reads its build metadata: tests/test_wheel.py)")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert info["commit"] == head and info["commit_source"] == "git checkout"
+    assert (info["diff_sha256"] is not None) == bool(info["dirty"])
+    monkeypatch.setattr(manifest, "_git_commit", lambda: {"commit": head, "dirty": True, "diff_sha256": "ab" * 32,
+                                                          "commit_source": "git checkout"})
+    with pytest.raises(InputError, match="--evidentiary: the tool's code differs from commit"):
+        manifest.evidentiary_check()
+    monkeypatch.setattr(manifest, "_git_commit", lambda: {"commit": None, "dirty": None, "diff_sha256": None,
+                                                          "commit_source": None})
+    with pytest.raises(InputError, match="commit is unknown"):
+        manifest.evidentiary_check()
+
+
+def test_setup_writes_build_metadata() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("provenance_setup", root / "setup.py")
+    assert spec is not None and spec.loader is not None
+    import setuptools
+
+    calls: list[Any] = []
+    orig = setuptools.setup
+    setuptools.setup = lambda **kw: calls.append(kw)  # type: ignore[assignment]
+    try:
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        setuptools.setup = orig  # type: ignore[assignment]
+    info = mod.build_info()
+    assert set(info) == {"commit", "dirty", "diff_sha256", "source"}
+    assert info["commit"] is None or len(info["commit"]) == 40

@@ -17,18 +17,45 @@ from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, _redact_re
 
 
 def _git_commit() -> dict[str, Any]:
+    """The tool's own commit: from the checkout the package runs from (a development install), else from the metadata
+    the wheel was built with (setup.py writes provenance/_build_info.json), never from the user's repository. A dirty
+    tree is recorded with the SHA-256 of its diff against the commit, so the exact code can be named."""
     root = Path(__file__).resolve().parent.parent.parent
-    if not (root / ".git").exists():  # an installed wheel: never report the user's own repository
-        return {"commit": None, "dirty": None}
+    if (root / ".git").exists() and (root / "provenance" / "__init__.py").is_file():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=10)
+            diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"], capture_output=True, timeout=30)
+            if commit.returncode == 0 and diff.returncode == 0:
+                body = diff.stdout
+                return {"commit": commit.stdout.strip(), "dirty": bool(body.strip()),
+                        "diff_sha256": hashlib.sha256(body).hexdigest() if body.strip() else None,
+                        "commit_source": "git checkout"}
+        except (OSError, subprocess.SubprocessError):
+            pass
+        return {"commit": None, "dirty": None, "diff_sha256": None, "commit_source": None}
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
-        if commit.returncode == 0:
-            return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"commit": None, "dirty": None}
+        from importlib.resources import files
+
+        info = json.loads(files("provenance").joinpath("_build_info.json").read_text())
+        return {"commit": info.get("commit"), "dirty": info.get("dirty"), "diff_sha256": info.get("diff_sha256"),
+                "commit_source": info.get("source") or "build metadata"}
+    except (OSError, ValueError, ModuleNotFoundError):
+        return {"commit": None, "dirty": None, "diff_sha256": None, "commit_source": None}
+
+
+def evidentiary_check() -> None:
+    """`--evidentiary`: the exact code must be nameable: a known commit and a clean tree (InputError otherwise)."""
+    from provenance.errors import InputError
+
+    info = _git_commit()
+    if info["commit"] is None:
+        raise InputError("--evidentiary: the tool's commit is unknown (not a git checkout and no build metadata); "
+                         "install a wheel built from a commit")
+    if info["dirty"]:
+        raise InputError(f"--evidentiary: the tool's code differs from commit {info['commit'][:12]} (diff SHA-256 "
+                         f"{info['diff_sha256'][:16]}); commit or stash the changes, or audit without --evidentiary "
+                         "(the diff's hash is then recorded)")
 
 
 RENDERERS = ("pandas", "jinja2")  # what formats report.html and the tables: `verify` compares re-renders under these
