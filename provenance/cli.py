@@ -251,6 +251,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seconds-per-request", type=click.FloatRange(0.001, 3600), default=1.0, show_default=True,
                      expose_value=False, callback=_store_meta,
                      help="With --dry-run: the latency assumed for an endpoint's time estimate."),
+        click.option("--tsa", "tsa_url", default=None, metavar="URL",
+                     help="Also timestamp the bundle's SHA256SUMS at this RFC 3161 authority (as `provenance timestamp`)."),
         click.option("--evidentiary", is_flag=True,
                      help="Refuse to run unless the tool's exact code is nameable: a known commit (git checkout or the "
                           "wheel's build metadata) and no local changes. Recorded in the manifest."),
@@ -272,7 +274,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
                        questions: tuple[str, ...] = (), replaces: str | None = None,
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
-                       evidentiary: bool = False) -> dict[str, Any]:
+                       evidentiary: bool = False, tsa_url: str | None = None) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
     from dataclasses import replace
 
@@ -281,6 +283,10 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     from provenance.errors import InputError
     from provenance.report.outdir import prepare_out
 
+    if tsa_url is not None:
+        from provenance.report.timestamp import check_tsa_url
+
+        check_tsa_url(tsa_url)
     if evidentiary:
         from provenance.report.manifest import evidentiary_check
 
@@ -330,6 +336,11 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
 
         sig = sign_bundle(out, sign_key)
         results["signature"] = {"file": "SHA256SUMS.sig", "public_key_fingerprint": sig["public_key_fingerprint"]}
+    if tsa_url is not None and not dry_run:
+        from provenance.report.timestamp import TIMESTAMP_FILE, request_timestamp
+
+        token = request_timestamp(out, tsa_url, timeout)  # the bundle stays whole if the authority fails (exit 2)
+        results["timestamp"] = {"file": TIMESTAMP_FILE, "utc": token.gen_time, "serial": token.serial}
     return results
 
 
@@ -596,11 +607,38 @@ def sign(bundle: Path, key: Path, passphrase_env: str | None, signer: str | None
 
 
 @cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--tsa", "tsa_url", required=True, metavar="URL",
+              help="An RFC 3161 time-stamping authority (e.g. https://freetsa.org/tsr).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, callback=_check_timeout,
+              help="Seconds to wait for the authority.")
+def timestamp(bundle: Path, tsa_url: str, timeout: float) -> None:
+    """Timestamp BUNDLE: an RFC 3161 token over its SHA256SUMS from a time-stamping authority (SHA256SUMS.tsr).
+
+    The token proves the bundle existed, as it is, at the authority's time; `verify --tsa-ca CA.pem` checks it (with
+    openssl), and `openssl ts -verify -data SHA256SUMS -in SHA256SUMS.tsr -CAfile CA.pem` does the same by hand.
+    """
+    from provenance.report.timestamp import TIMESTAMP_FILE, request_timestamp
+    from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
+
+    rep = run_verify(bundle)
+    if not rep.ok:
+        click.echo(f"not timestamping: {bundle} does not verify ({'; '.join(rep.problems[:3])})", err=True)
+        sys.exit(EXIT_VERIFY_FAILED)
+    token = request_timestamp(bundle, tsa_url, timeout)
+    click.echo(f"timestamped: {bundle / TIMESTAMP_FILE} at {token.gen_time} (serial {token.serial}); bundle SHA-256 "
+               f"{rep.bundle_sha256}")
+
+
+@cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
 @click.option("--public-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="A trusted Ed25519 public key (OpenSSH .pub or PEM): the bundle must carry a valid signature by it.")
-def verify(bundle: Path, as_json: bool, public_key: Path | None) -> None:
+@click.option("--tsa-ca", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="CA certificate(s) of the time-stamping authority you trust: the bundle must carry an RFC 3161 "
+                   "timestamp (SHA256SUMS.tsr) whose signature verifies against them (needs openssl).")
+def verify(bundle: Path, as_json: bool, public_key: Path | None, tsa_ca: Path | None) -> None:
     """Check every hash in BUNDLE (and its signature), re-render its report and tables, recompute every statistic.
 
     Exit 0 when the bundle verifies; 3 when any file is edited, missing, added or refused (a link, FIFO or device), a
@@ -610,7 +648,7 @@ def verify(bundle: Path, as_json: bool, public_key: Path | None) -> None:
     from provenance.report.verify import EXIT_VERIFY_FAILED, verify as run_verify
     from provenance.secrets import printable
 
-    rep = run_verify(bundle, public_key)
+    rep = run_verify(bundle, public_key, tsa_ca)
     if as_json:
         click.echo(_dump(rep.to_json()))
     else:
@@ -751,7 +789,7 @@ def probes() -> None:
 @probes.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def probes_list(as_json: bool) -> None:
-    """List the probe sets in the library with their versions and content hashes."""
+    """List the probe sets in the library with their versions and content hashes (file hashes: `probes show`)."""
     from provenance.probeset import list_sets
 
     sets = [s.to_json() for s in list_sets()]
@@ -759,7 +797,7 @@ def probes_list(as_json: bool) -> None:
         click.echo(json.dumps(sets, indent=2))
         return
     for s in sets:
-        click.echo(f"{s['id']:<16} v{s['version']:<8} {s['family']:<14} {s['mode']:<11} {s['n_probes']:>6} probes  {s['sha256'][:16]}")
+        click.echo(f"{s['id']:<16} v{s['version']:<8} {s['family']:<14} {s['mode']:<11} {s['n_probes']:>6} probes  content {s['content_sha256'][:16]}")
 
 
 @probes.command("show")
@@ -776,7 +814,7 @@ def probes_show(ref: str, limit: int, as_json: bool) -> None:
                                "prompts": [{"id": p.id, "text": p.text} for p in ps.probes]}, indent=2, ensure_ascii=False))
         return
     meta = ps.to_json()
-    for k in ("id", "version", "family", "mode", "decoding", "n_probes", "sha256", "path"):
+    for k in ("id", "version", "family", "mode", "decoding", "n_probes", "content_sha256", "file_sha256", "path"):
         click.echo(f"{k:<10} {meta[k]}")
     click.echo(f"{'about':<10} {ps.description}")
     for p in ps.probes[:limit]:
@@ -791,7 +829,7 @@ def probes_validate(files: tuple[Path, ...]) -> None:
 
     for f in files:
         ps = load_file(f)
-        click.echo(f"ok  {f}  {ps.id} v{ps.version}  {len(ps.probes)} probes  sha256 {ps.sha256[:16]}")
+        click.echo(f"ok  {f}  {ps.id} v{ps.version}  {len(ps.probes)} probes  content sha256 {ps.sha256[:16]}  file sha256 {ps.file_sha256[:16]}")
 
 
 @probes.command("mine")
@@ -817,7 +855,7 @@ def probes_mine(reference: str, controls: tuple[str, ...], n: int, pool: int, so
         click.echo(json.dumps(summary, indent=2))
     else:
         ps = summary["probe_set"]
-        click.echo(f"wrote {out}: {ps['id']} v{ps['version']}, {ps['n_probes']} probes, sha256 {ps['sha256'][:16]}")
+        click.echo(f"wrote {out}: {ps['id']} v{ps['version']}, {ps['n_probes']} probes, content sha256 {ps['content_sha256'][:16]}")
         click.echo(f"distinctiveness: selected {summary['mean_score_selected']:.3f} vs pool {summary['mean_score_pool']:.3f}")
 
 

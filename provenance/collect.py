@@ -298,6 +298,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         # Keyed per text, not per item set, so audits with other controls reuse every score already computed.
         key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score", m.numerics)
         done = cache.load(key)
+        before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
         todo = [it for it in items if _text_key(it) not in done]
         if todo:
             backend = m.load()
@@ -320,7 +321,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
             rec = {**done[_text_key(it)], "probe_id": it.id}
             ev.scores[it.id] = Score(**rec["response"])
             ev.records.append({"model": m.label, "fingerprint": m.fingerprint, "probe_set": LIKELIHOOD_SET,
-                               "probe_set_sha256": items_hash, **rec})
+                               "probe_set_sha256": items_hash, **rec, "replayed": _text_key(it) in before})
 
 
 def _text_key(item: ScoreItem) -> str:

@@ -66,7 +66,7 @@ def mine(reference: str, controls: Sequence[str], n: int, out: Path, source: str
         "decoding": ps.decoding.to_json(),
         "prompts": [{"id": ids[j], "text": texts[ids[j]], "score": round(float(scores[j]), 6)} for j in chosen],
         "origin": {
-            "mined_from": {"id": ps.id, "version": ps.version, "sha256": ps.sha256, "pool": pool},
+            "mined_from": {"id": ps.id, "version": ps.version, "content_sha256": ps.sha256, "pool": pool},
             "reference": {"spec": reference, "fingerprint": ref.fingerprint},
             # An audit must not use these as controls: the prompts were selected to separate them from the
             # reference, which would bias the null (see docs/methods.md).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -44,8 +45,9 @@ class ProbeSet:
     mode: str
     decoding: Decoding
     probes: tuple[Probe, ...]
-    sha256: str  # content hash: file contents plus the expanded prompts
+    sha256: str  # content hash: the parsed file plus the expanded prompts (what the cache keys on)
     path: str
+    file_sha256: str = ""  # SHA-256 of the file's bytes, as `sha256sum` prints it
 
     @property
     def chat(self) -> bool:
@@ -56,8 +58,11 @@ class ProbeSet:
         return self.probes if n is None else self.probes[:n]
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "family": self.family, "sha256": self.sha256,
-                "mode": self.mode, "decoding": self.decoding.to_json(), "n_probes": len(self.probes), "path": self.path}
+        # Two hashes, named for what they cover: `content_sha256` over the parsed file and its expanded prompts (stable
+        # across whitespace; the cache's key), `file_sha256` over the bytes (what `sha256sum probes/...` prints).
+        # ("sha256" is the content hash under its old name, kept until the report template names both.)
+        return {"id": self.id, "version": self.version, "family": self.family, "content_sha256": self.sha256,
+                "file_sha256": self.file_sha256, "sha256": self.sha256, "mode": self.mode, "decoding": self.decoding.to_json(), "n_probes": len(self.probes), "path": self.path}
 
 
 def library_dir() -> Path:
@@ -175,7 +180,8 @@ def validate(data: Any, where: str, text: str = "") -> ProbeSet:
         raise fail("probe ids must be unique")
     digest = sha256_json({"file": data, "prompts": [[p.id, p.text] for p in probes]})
     return ProbeSet(data["id"], data["version"], data["family"], str(data["description"]), data["mode"], decoding,
-                    tuple(probes), digest, where)
+                    tuple(probes), digest, where,
+                    hashlib.sha256(text.encode("utf-8")).hexdigest() if text else "")
 
 
 def _generate(gen: Any, set_id: str, fail: Any) -> list[Probe]:

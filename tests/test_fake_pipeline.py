@@ -306,3 +306,18 @@ def test_index_page_over_many_bundles(fake_bundle: Path, tmp_path: Path) -> None
     assert r.returncode == 0 and "4 suspect x reference pairs" in r.stdout, r.stderr
     page = out.read_text()
     assert page.count("report</a>") == 4 and "inconclusive" in page and "derived" in page
+
+
+def test_a_rerun_from_the_cache_never_calls_earlier_records_collected(tmp_path: Path) -> None:
+    """Custody: every record a run did not collect itself (answers and scores alike) is 'replayed from cache'."""
+    import os
+
+    env = {**os.environ, "PROVENANCE_CACHE": str(tmp_path / "cache")}
+    base = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "30",
+            "--no-progress", *[x for c in FAKE_CONTROLS[:4] for x in ("-c", c)]]
+    for out in ("first", "second"):
+        r = subprocess.run([*base, "--out", str(tmp_path / out)], capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "second" / "manifest.json").read_text())
+    rows = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]
+    assert rows and all(c["action"] == "replayed from cache" for c in rows), [c["detail"] for c in rows]

@@ -16,6 +16,7 @@ from provenance.fsutil import atomic_write_bytes, strict_json
 from provenance.report import safe_io
 from provenance.report.bundle import SUMS
 from provenance.report.signing import SIGNATURE_FILE, check_signature
+from provenance.report.timestamp import TIMESTAMP_FILE, check_timestamp
 from provenance.secrets import redact_obj
 
 EXIT_VERIFY_FAILED = 3
@@ -82,7 +83,7 @@ def check_hashes(bundle: Path, report: VerifyReport) -> set[str]:
         except OSError as exc:
             report.problems.append(f"unreadable: {_show(name)} ({exc.strerror or exc})")
     for rel in sorted(files):
-        if rel not in (SUMS, SIGNATURE_FILE) and rel not in listed:
+        if rel not in (SUMS, SIGNATURE_FILE, TIMESTAMP_FILE) and rel not in listed:
             report.problems.append(f"added: {_show(rel)}")
     return set(listed)
 
@@ -186,7 +187,7 @@ class AnalysisVersionError(Exception):
     """The bundle needs another release's analysis to be recomputed (a tool limitation, never tampering)."""
 
 
-def verify(bundle: Path, public_key: Path | None = None) -> VerifyReport:
+def verify(bundle: Path, public_key: Path | None = None, tsa_ca: Path | None = None) -> VerifyReport:
     """Hash check, then (only if every file checks out) recomputation of every statistic.
 
     A problem with the bundle is a finding (the report is not ok: exit 3). A problem with the tool or its environment
@@ -200,8 +201,9 @@ def verify(bundle: Path, public_key: Path | None = None) -> VerifyReport:
     check_hashes(bundle, report)
     if not report.problems:  # a signature over SHA256SUMS means something only once every listed hash checks out
         sig_problems, sig_notes = check_signature(bundle, public_key)
-        report.problems.extend(sig_problems)
-        report.notes.extend(sig_notes)
+        ts_problems, ts_notes = check_timestamp(bundle, tsa_ca)
+        report.problems.extend([*sig_problems, *ts_problems])
+        report.notes.extend([*sig_notes, *ts_notes])
     if report.problems:
         return report  # nothing is recomputed from files that failed: the problems above are the finding
     try:
