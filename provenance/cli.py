@@ -229,7 +229,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--identity-probes", default="identity", show_default=True, metavar="ID|FILE|none",
                      help="Identity questions for the identity-claims test ('none' skips it)."),
         click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page."),
-        click.option("--examiner", default=None, help="Name and role of the person running the audit."),
+        click.option("--examiner", default=None, help="Name of the person running the audit."),
+        click.option("--examiner-role", default=None, help="Their role (e.g. 'ML engineer retained by counsel')."),
         click.option("--requested-by", default=None, help="Who asked for the audit."),
         click.option("--note", default=None, help="Free-text note for the manifest."),
         click.option("--question", "questions", multiple=True, metavar="TEXT",
@@ -274,9 +275,11 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        cleaned: dict[str, Any] | None = None, controls_panel: Path | None = None,
                        questions: tuple[str, ...] = (), replaces: str | None = None,
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
-                       evidentiary: bool = False, tsa_url: str | None = None) -> dict[str, Any]:
+                       evidentiary: bool = False, tsa_url: str | None = None,
+                       examiner_role: str | None = None) -> dict[str, Any]:
+    from dataclasses import replace as with_fields  # not `replace`: that name is the --replace flag here
+
     from provenance.audit import AuditConfig, run_audit
-    from dataclasses import replace
 
     from provenance.panel import apply_settings, load_panel
     from provenance.report.bundle import CaseInfo
@@ -310,8 +313,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
     per_model = {as_cleaned.get(k, k): v for k, v in per_model.items()}
     if panel is not None:  # the panel as the audit will use it: the same spec strings as everywhere else
-        panel = replace(panel, controls=tuple(replace(c, spec=as_cleaned.get(c.spec, c.spec)) for c in panel.controls),
-                        lineages=lineages)
+        panel = with_fields(panel, controls=tuple(with_fields(c, spec=as_cleaned.get(c.spec, c.spec))
+                                                  for c in panel.controls), lineages=lineages)
     if cleaned is not None:
         cleaned.update(suspect=suspect)
     if not dry_run:
@@ -321,7 +324,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
                       likelihood_set=None if likelihood_probes.lower() == "none" else likelihood_probes,
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
-                      case=CaseInfo(case_id=case_id, examiner=examiner, requested_by=requested_by, note=note,
+                      case=CaseInfo(case_id=case_id, examiner=examiner, examiner_role=examiner_role,
+                                    requested_by=requested_by, note=note,
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
                       model_options=per_model, evidentiary=evidentiary)

@@ -81,7 +81,16 @@ def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
     source: dict[str, Any] = {"gguf": str(gguf), "numerics": numerics}
     lineage = None
     if packaged:
+        from importlib.metadata import PackageNotFoundError, version
+
         source["packages"] = PACKAGED[ms.location].pip_names
+        versions = {}
+        for name in PACKAGED[ms.location].pip_names:  # the weights' origin, pinned as pip would install it
+            try:
+                versions[name] = version(name)
+            except PackageNotFoundError:
+                versions[name] = None
+        source["package_versions"] = versions
         lineage = PACKAGED[ms.location].family
     return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage,
                          numerics=numerics)

@@ -32,23 +32,26 @@ PRIMARY_DIRS = ("probes", "evidence")
 class CaseInfo:
     case_id: str = "unspecified"
     examiner: str | None = None
+    examiner_role: str | None = None  # e.g. "ML engineer, retained by counsel for the plaintiff"
     requested_by: str | None = None
     note: str | None = None
     questions: list[str] = field(default_factory=list)
     replaces: str | None = None  # SHA-256 of the SHA256SUMS of a bundle this one amends
 
     def to_json(self) -> dict[str, Any]:
-        return {"case_id": self.case_id, "examiner": self.examiner, "requested_by": self.requested_by, "note": self.note,
+        return {"case_id": self.case_id, "examiner": self.examiner, "examiner_role": self.examiner_role,
+                "requested_by": self.requested_by, "note": self.note,
                 "questions": self.questions or ["Was the suspect model distilled or derived from the reference model(s)?"],
                 "replaces": self.replaces}
 
 
-def custody_entry(action: str, detail: str, actor: str | None = None) -> dict[str, Any]:
+def custody_entry(action: str, detail: str, actor: str | None = None, purpose: str | None = None) -> dict[str, Any]:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return {"utc": datetime.now(timezone.utc).isoformat(), "actor": actor or user, "action": action, "detail": detail}
+    row = {"utc": datetime.now(timezone.utc).isoformat(), "actor": actor or user, "action": action, "detail": detail}
+    return {**row, "purpose": purpose} if purpose else row
 
 
 def write_sums(bundle: Path, files: Sequence[str] | None = None) -> str:

@@ -64,8 +64,14 @@ RENDERERS = ("pandas", "jinja2")  # what formats report.html and the tables: `ve
 def environment() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
+    from provenance.models.packaged import PACKAGED
+
     pkgs = {}
-    for name in ("torch", "transformers", "numpy", "scipy", "gguf", "safetensors", "httpx", "click", *RENDERERS):
+    # Everything that computes, loads, renders or signs, and the packages that ship the packaged models' weights.
+    deps = ("torch", "transformers", "tokenizers", "accelerate", "huggingface_hub", "numpy", "scipy", "scikit-learn",
+            "pandas", "gguf", "safetensors", "httpx", "httpcore", "click", "cryptography", "matplotlib", *RENDERERS)
+    shipped = sorted({n for m in PACKAGED.values() for n in m.pip_names})
+    for name in dict.fromkeys((*deps, *shipped)):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
@@ -128,7 +134,9 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
         "budget": budget,
         "custody": [*collection_custody(evidence, roles),
                     custody_entry("analysis", f"analysis version {analysis.get('version')} computed the results from "
-                                  f"the {sum(len(e.records) for e in evidence.values())} transcript records", case.examiner)],
+                                  f"the {sum(len(e.records) for e in evidence.values())} transcript records", case.examiner,
+                                  "compute every test, the combination and the screening classification from the "
+                                  "transcripts alone (what `provenance verify` repeats)")],
     }
 
 
@@ -159,5 +167,8 @@ def collection_custody(evidence: Mapping[str, ModelEvidence], roles: Mapping[str
                          "detail": f"{len(recs)} records of {role} {spec} (fingerprint {ev.model.fingerprint[:12]}); "
                                    f"records SHA-256 {digest[:16]}" +
                                    ("; collected by an earlier run at the times shown, replayed now" if replayed else ""),
-                         "records": len(recs), "records_sha256": digest, "model_fingerprint": ev.model.fingerprint})
+                         "records": len(recs), "records_sha256": digest, "model_fingerprint": ev.model.fingerprint,
+                         "purpose": ("the same evidence, collected by an earlier run for this model and probe plan and "
+                                     "reused, so the queries were not repeated" if replayed else
+                                     f"the {role}'s answers and scores for the probe plan: the evidence the tests read")})
     return rows
