@@ -160,3 +160,16 @@ def test_sampling_seed_depends_on_the_audit_seed_and_the_prompt_only() -> None:
     fake = FakeBackend("fake:m", parse_fake("fake:m"))
     alone = fake.generate([a])[0].text
     assert fake.generate([b, a])[1].text == alone  # same answer in another batch
+
+
+def test_the_t_tail_and_quantile_are_scipy_stats_bit_for_bit() -> None:
+    """nulls.py calls scipy.special directly (fast import); the numbers must be exactly scipy.stats.t's."""
+    import numpy as np
+    from scipy import stats as sps
+    from scipy.special import stdtr, stdtrit
+
+    rng = np.random.default_rng(0)
+    for df in [1, 2, 3, 5, 8, 13, 40]:
+        for t in [*rng.normal(0, 5, 50), 0.0, 40.0, -40.0, np.inf, -np.inf]:
+            assert float(stdtr(df, -t)) == float(sps.t.sf(t, df))
+        assert float(stdtrit(df, 0.975)) == float(sps.t.ppf(0.975, df))

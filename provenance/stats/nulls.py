@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats as sps
+# scipy.special, not scipy.stats: the same functions scipy.stats.t calls (sf = stdtr(df, -t), ppf = stdtrit), bit for
+# bit, without the second of import time scipy.stats spends building its docstrings (every CLI process paid it).
+from scipy.special import stdtr, stdtrit
 
 from provenance.stats.base import ConfidenceInterval
 
@@ -72,9 +74,9 @@ def prediction_test(observed: float, null_values: Sequence[float], *, se_observe
     else:
         scale = math.sqrt(var)
         t = effect / scale
-        p = float(sps.t.sf(t, df))
+        p = float(stdtr(df, -t))
     rank_p = (1 + int(np.sum(null >= observed))) / (m + 1)
-    q = float(sps.t.ppf(0.5 + level / 2, df))
+    q = float(stdtrit(df, 0.5 + level / 2))
     ci_sd = math.sqrt(se_observed ** 2 + (tau2 + w) / m)
     return PredictionTest(float(observed), tuple(float(x) for x in null), tuple(units or [str(i) for i in range(m)]),
                           mean, tau2, scale, float(t), df, p, rank_p, effect,
