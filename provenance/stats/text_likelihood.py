@@ -14,16 +14,21 @@ NAME = "text_likelihood"
 UNKNOWN_LINEAGE = "unknown"  # as in provenance.evidence; not imported, so this module stays a leaf of stats/
 REFERENCES = (
     "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
-    "Mandel (1961), Non-additivity in two-way analysis of variance, JASA 56:878-888 (rows-linear model: a scorer's "
-    "sharpness as a row slope)",
-    "Tukey (1949), One degree of freedom for non-additivity, Biometrics 5:232-242",
+    "Mandel (1961), Non-additivity in two-way analysis of variance, JASA 56:878-888 (the rows-linear model)",
 )
 
 # "interaction": the double-centred (reference, suspect) cell, i.e. the mean of every admissible tetrad.
 # "sign": the mean sign of those tetrads (a rank statistic of each 2 x 2 sub-table: robust to heavy-tailed answers).
-# "scaled": the interaction after dividing each scorer's row by its sharpness measured on the neutral yardstick.
-Statistic = Literal["interaction", "sign", "scaled"]
+# "scaled_yardstick": the interaction after dividing each scorer's row by its sharpness on the neutral yardstick.
+# "scaled_answers": the same with each scorer's sharpness measured on the control units' answers, prompt by prompt.
+Statistic = Literal["interaction", "sign", "scaled_yardstick", "scaled_answers"]
+SCALED = ("scaled_yardstick", "scaled_answers")
 STATISTICS: tuple[str, ...] = get_args(Statistic)
+# As provenance.analysis.evaluate.COMPETENCE_MARGIN (nats per byte, or a quarter of the controls' range if wider), here
+# on the fluency of the answers; provisional like it.
+FLUENCY_MARGIN = 0.15
+ITERATIONS = 50  # of the sharpness fit; it converges in a few on any table seen so far
+TIE = 1e-9  # nats per byte: tetrads smaller than this are ties for the sign statistic
 
 
 def unit_values(table: np.ndarray, statistic: Statistic = "interaction") -> np.ndarray:
@@ -58,7 +63,7 @@ def _seat(t: np.ndarray, statistic: Statistic) -> np.ndarray:
     r_units = t[..., 0, 1:, :]  # the reference scoring the units' answers: its row effect (sharpness, offset)
     u_seat = t[..., 1:, 0, :]  # the units scoring the seat's answers: the seat's column effect (its fluency)
     inner = t[..., 1:, 1:, :]  # units scoring each other: the grand level the row and column effects are taken from
-    if statistic in ("interaction", "scaled"):
+    if statistic == "interaction" or statistic in SCALED:
         # gamma = x(R, S) - mean_j x(R, j) - mean_v x(v, S) + mean_{v != j} x(v, j), the mean over every admissible
         # tetrad x(R,S) - x(R,j) - x(v,S) + x(v,j). Under x(i, j) = mu + a_i + b_j + noise it has mean zero however
         # sharp the reference is (a_R) and however fluent the seat's answers are (b_S); the table is balanced (every
@@ -69,8 +74,30 @@ def _seat(t: np.ndarray, statistic: Statistic) -> np.ndarray:
         # The sign of each tetrad per prompt: invariant to any constant added to a scorer or to a source on that prompt
         # (the tetrad cancels both), and a degenerate answer at -5 nats/byte counts once, not by its size.
         tet = (r_seat[..., None, None, :] - r_units[..., None, :, :] - u_seat[..., :, None, :] + inner)
+        # A tetrad that is zero up to rounding is a tie, not a vote: otherwise the last bit decides its sign.
+        tet = np.where(np.abs(tet) <= TIE, 0.0, tet)
         return np.where(off, np.sign(tet), 0.0).sum(axis=(-3, -2)) / (m * (m - 1))
     raise ValueError(f"unknown statistic {statistic!r}; one of {STATISTICS}")
+
+
+def fluency_excess(table: np.ndarray) -> np.ndarray:
+    """How much likelier the scorers find each seat's answers than the other units' answers: a column effect.
+
+    `table` as in `unit_values`; returns `[..., 1 + m]`: the suspect's answers under the m control scorer units, then
+    each unit's under the other units (the reference's row is left out: it is the scorer on trial). A text-only
+    suspect cannot score the yardstick, so this is the view from the outside of its kind: the interaction's bias grows
+    with the product of the reference's and the suspect's distance from the controls, and this is the suspect's.
+    """
+    t = np.asarray(table, dtype=float)
+    m = t.shape[-2] - 1
+    off = ~np.eye(m, dtype=bool)[:, :, None]
+    inner = np.where(off, t[..., 1:, 1:, :], 0.0).mean(axis=-1)  # [..., scorer unit, source unit]
+    out = [t[..., 1:, 0, :].mean(axis=(-2, -1)) - inner.sum(axis=(-2, -1)) / (m * (m - 1))]
+    for u in range(m):
+        rest = [o for o in range(m) if o != u]
+        sub = inner[..., rest, :][..., :, rest]
+        out.append(inner[..., rest, u].mean(axis=-1) - sub.sum(axis=(-2, -1)) / ((m - 1) * (m - 2)))
+    return np.stack(out, axis=-1)
 
 
 def yardstick_sharpness(profiles: np.ndarray) -> np.ndarray:
@@ -89,14 +116,104 @@ def yardstick_sharpness(profiles: np.ndarray) -> np.ndarray:
     return (yc * z).sum(axis=-1) / (z * z).sum(axis=-1)
 
 
+def answer_sharpness(table: np.ndarray) -> np.ndarray:
+    """Each scorer's sharpness measured on the control units' answers: its slope on the panel's consensus.
+
+    `table` as in `unit_values`. Only the unit sources are used (never the seat's column, so a student's answers
+    cannot set the scale that judges them). For scorer i the block of its admissible unit sources x prompts is
+    double-centred: the prompt means remove its prompt-by-prompt offsets, the source means remove the sources'
+    fluency, lineage and shared-data effects, so what is left is each answer's own quality, which every scorer sees
+    and a sharper scorer stretches more (Mandel's rows-linear model). The consensus is the mean over the scorers
+    admissible for each source; the slopes are in units of the control scorers' mean, fixed once for every seat.
+    Hundreds of (source, prompt) points per scorer: more precise than 12 yardstick passages, and on the text in
+    question rather than on prose.
+    """
+    t = np.asarray(table, dtype=float)
+    m = t.shape[-2] - 1
+    w = np.vstack([np.ones((1, m)), 1.0 - np.eye(m)])  # [scorer, unit source]: a unit never reads its own answers
+    y = np.where(w[:, :, None] > 0, t[..., :, 1:, :], 0.0)
+
+    def centred(a: np.ndarray) -> np.ndarray:
+        a = a * w[:, :, None]
+        per_source = a.mean(axis=-1, keepdims=True)
+        per_prompt = a.sum(axis=-2, keepdims=True) / w.sum(axis=-1)[:, None, None]
+        grand = per_source.sum(axis=-2, keepdims=True) / w.sum(axis=-1)[:, None, None]
+        return (a - per_source - per_prompt + grand) * w[:, :, None]
+
+    yc = centred(y)
+    # The consensus's scale differs a little from source to source (each source's admissible scorers differ), so the
+    # first slopes are only nearly proportional to the true ones; forming the consensus from the rows divided by
+    # their current slopes and refitting removes that (a rank-one fit by alternating least squares, Mandel's model).
+    sharp = np.ones(t.shape[:-3] + (m + 1,))
+    for _ in range(ITERATIONS):
+        z = (yc / sharp[..., :, None, None] * w[:, :, None]).sum(axis=-3) / w.sum(axis=0)[:, None]
+        zc = centred(np.broadcast_to(z[..., None, :, :], y.shape))
+        new = (yc * zc).sum(axis=(-2, -1)) / (zc * zc).sum(axis=(-2, -1))
+        # In units of the control scorers' mean sharpness, fixed for every seat: the reference's own sharpness then
+        # never rescales the table, and the statistic reads as nats per byte under an average control.
+        new = new / new[..., 1:].mean(axis=-1, keepdims=True)
+        done = np.allclose(new, sharp, rtol=1e-10, atol=0.0)
+        sharp = new
+        if done:
+            break
+    return sharp
+
+
 def _unit_key(model: str, lineage: Mapping[str, str | None]) -> str:
     lin = lineage.get(model)
     # An unknown lineage is its own unit: it cannot be pooled with anything (as in provenance.analysis.evaluate).
     return f"{UNKNOWN_LINEAGE}:{model}" if not lin or lin == UNKNOWN_LINEAGE else lin
 
 
+def _unit_table(scores: Mapping[str, Mapping[str, Sequence[float]]], scorers: list[list[str]],
+                sources: list[list[str]]) -> np.ndarray | str:
+    """The table over lineage units (a scorer unit averages its members' scores, a source unit its members' answers),
+    or why it cannot be formed. Cell (u, u) stays NaN: a lineage scoring its own answers is never read."""
+    missing = [f"{a}->{b}" for i, row in enumerate(scorers) for j, col in enumerate(sources) if i == 0 or i != j
+               for a in row for b in col if b not in scores.get(a, {})]
+    if missing:
+        return f"missing scores (scorer->source): {missing[:5]}"
+    n = len(np.asarray(scores[scorers[0][0]][sources[0][0]]))
+    if n < 2:
+        return "needs at least two instructions (the error is their spread over instructions)"
+    table = np.full((len(scorers), len(sources), n), np.nan)
+    for i, row in enumerate(scorers):
+        for j, col in enumerate(sources):
+            if i and i == j:
+                continue
+            cells = [np.asarray(scores[a][b], dtype=float) for a in row for b in col]
+            if any(c.shape != (n,) or not np.all(np.isfinite(c)) for c in cells):
+                return f"scores of {row} on {col} are not {n} finite values"
+            table[i, j] = np.mean(cells, axis=0)
+    return table
+
+
+def _sharpness(table: np.ndarray, statistic: Statistic, scorers: list[list[str]],
+               yardstick: Mapping[str, Sequence[float]] | None) -> np.ndarray | str:
+    """Each scorer unit's sharpness for the scaled statistics, or why it cannot be measured."""
+    if statistic == "scaled_answers":
+        sharp = answer_sharpness(table)
+    else:
+        if yardstick is None or any(m not in yardstick for row in scorers for m in row):
+            return "the yardstick-scaled statistic needs every scorer's yardstick profile"
+        try:
+            prof = np.array([np.asarray(yardstick[m], dtype=float) for row in scorers for m in row])
+        except ValueError:
+            prof = np.empty(0)
+        if prof.ndim != 2 or prof.shape[1] < 3 or not np.all(np.isfinite(prof)):
+            return "yardstick profiles must be equal-length finite arrays of 3 or more passages"
+        flat = yardstick_sharpness(prof)
+        # A unit's row is its members' mean, and the slope is linear in the row: the unit's sharpness is their mean.
+        sizes = np.cumsum([len(row) for row in scorers])[:-1]
+        sharp = np.array([float(np.mean(part)) for part in np.split(flat, sizes)])
+        sharp = sharp / sharp[1:].mean()  # in units of the control scorers' mean, as for the answers' sharpness
+    if not np.all(np.isfinite(sharp)) or np.any(sharp <= 0):
+        return f"a scorer's sharpness is not positive: {sharp.tolist()}"
+    return sharp
+
+
 def text_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: str, reference: str,
-                    lineage: Mapping[str, str | None], *, statistic: Statistic = "scaled",
+                    lineage: Mapping[str, str | None], *, statistic: Statistic = "scaled_answers",
                     yardstick: Mapping[str, Sequence[float]] | None = None,
                     probe_ids: Sequence[str] | None = None) -> TestResult:
     """Are the suspect's answers relatively likelier under the reference than under the controls? (text access)
@@ -104,11 +221,10 @@ def text_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect
     `scores[scorer][source]`: per-answer log-likelihoods per byte over the same instructions, for scorers the
     reference and the controls (held with full access) and sources the suspect, the reference and the controls.
     `lineage[model]` for every model. `yardstick[scorer]`: per-passage per-byte log-likelihoods of the neutral
-    passages, needed by the "scaled" statistic. Controls sharing the reference's or the suspect's lineage are left
-    out; the others form one unit per lineage (a scorer unit averages its members' scores, a source unit its
-    members' answers). Every cell whose scorer and source share a lineage is left out. The null puts each control
-    unit in the suspect's seat, scored by the reference and the other units; the prediction test in
-    provenance.stats.nulls compares the suspect's mean over prompts with theirs, each with its error over prompts.
+    passages, needed by "scaled_yardstick". Controls sharing the reference's or the suspect's lineage are left out;
+    the others form one unit per lineage. Every cell whose scorer and source share a lineage is left out. The null
+    puts each control unit in the suspect's seat, scored by the reference and the other units; the prediction test
+    in provenance.stats.nulls compares the suspect's mean over prompts with theirs, each with its error over prompts.
     """
     if statistic not in STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; one of {STATISTICS}")
@@ -125,38 +241,27 @@ def text_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect
     if len(names) < MIN_UNITS:
         return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score and answer "
                                      f"(has {len(names)}; left out as related: {excluded})")
-    members: list[list[str]] = [units[u] for u in names]
-    scorers = [[reference], *members]
-    sources = [[suspect], *members]
-    missing = [f"{a}->{b}" for i, row in enumerate(scorers) for j, col in enumerate(sources) if i == 0 or i != j
-               for a in row for b in col if b not in scores.get(a, {})]
-    if missing:
-        return TestResult.skip(NAME, f"missing scores (scorer->source): {missing[:5]}")
-    n = len(np.asarray(scores[reference][suspect]))
-    table = np.full((len(scorers), len(sources), n), np.nan)
-    for i, row in enumerate(scorers):
-        for j, col in enumerate(sources):
-            if i and i == j:
-                continue  # a lineage scoring its own answers: never read
-            cells = [np.asarray(scores[a][b], dtype=float) for a in row for b in col]
-            if any(c.shape != (n,) or not np.all(np.isfinite(c)) for c in cells):
-                return TestResult.skip(NAME, f"scores of {row} on {col} are not {n} finite values")
-            table[i, j] = np.mean(cells, axis=0)
-    if n < 2:
-        return TestResult.skip(NAME, "needs at least two instructions (the error is their spread)")
-    details: dict[str, object] = {}
-    if statistic == "scaled":
-        if yardstick is None or any(m not in yardstick for row in scorers for m in row):
-            return TestResult.skip(NAME, "the scaled statistic needs every scorer's yardstick profile")
-        prof = np.array([np.asarray(yardstick[m], dtype=float) for row in scorers for m in row])
-        if prof.ndim != 2 or prof.shape[1] < 3 or not np.all(np.isfinite(prof)):
-            return TestResult.skip(NAME, "yardstick profiles must be equal-length finite arrays of 3+ passages")
-        flat = yardstick_sharpness(prof)
-        sizes = [len(row) for row in scorers]
-        # A unit's row is its members' mean, and the slope is linear in the row: the unit's sharpness is their mean.
-        sharp = np.array([float(np.mean(part)) for part in np.split(flat, np.cumsum(sizes)[:-1])])
-        if not np.all(np.isfinite(sharp)) or np.any(sharp <= 0):
-            return TestResult.skip(NAME, f"a scorer's yardstick sharpness is not positive: {sharp.tolist()}")
+    scorers = [[reference], *(units[u] for u in names)]
+    sources = [[suspect], *(units[u] for u in names)]
+    table = _unit_table(scores, scorers, sources)
+    if isinstance(table, str):
+        return TestResult.skip(NAME, table)
+    n = table.shape[-1]
+    m = len(names)
+    # The kind check from the outside (a candidate, like the family): the suspect's answers' fluency against the
+    # controls' range, with the competence check's margin. It never changes the p-value; a verdict would use it.
+    fluency = fluency_excess(table)
+    lo, hi = float(fluency[1:].min()), float(fluency[1:].max())
+    margin = max(FLUENCY_MARGIN, 0.25 * (hi - lo))
+    details: dict[str, object] = {
+        "fluency_excess": dict(zip(["suspect", *names], fluency.tolist())), "fluency_margin": margin,
+        "suspect_fluency_outside": bool(not lo - margin <= fluency[0] <= hi + margin)}
+    if statistic in SCALED:
+        sharp = _sharpness(table, statistic, scorers, yardstick)
+        if isinstance(sharp, str):
+            return TestResult.skip(NAME, sharp)
+        # Dividing a scorer's row by its sharpness turns x = a_i + s_i b_j into a_i / s_i + b_j: additive again, so
+        # the interaction removes a strong reference's extra liking for every fluent answer, not only its offset.
         table = table / sharp[:, None, None]
         details["sharpness"] = dict(zip(["reference", *names], sharp.tolist()))
     per_prompt = unit_values(table, statistic)
@@ -166,25 +271,21 @@ def text_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect
                          units=names)
     if pt is None:
         return TestResult.skip(NAME, "the null could not be formed (non-finite values)")
-    # The suspect's column effect: how much likelier the control scorers find its answers than each other's. A text-only
-    # suspect has no yardstick of its own, so this is the only view of its kind (descriptive; the test does not use it).
-    fluency = float(np.mean(table[1:, 0]) - np.mean([table[i, j] for i in range(1, len(scorers))
-                                                      for j in range(1, len(sources)) if i != j]))
     ids = list(probe_ids) if probe_ids is not None else [str(i) for i in range(n)]
     order = np.argsort(-per_prompt[0], kind="stable")[:5]
     unit = "tetrad sign (-1..1)" if statistic == "sign" else (
-        "nats per byte, in panel-sharpness units" if statistic == "scaled" else "nats per byte")
+        "nats per byte under a control of mean sharpness" if statistic in SCALED else "nats per byte")
     details.update({
         "candidate": "analysis v3; not used by audits", "statistic_kind": statistic, "t": pt.t, "df": pt.df,
         "observed": pt.observed, "observed_se": float(ses[0]), "null_values": list(pt.null_values),
         "null_units": list(pt.null_units), "null_se": ses[1:].tolist(), "tau2": pt.tau2, "null_mean": pt.mean,
         "null_scale": pt.scale, "rank_p_value": pt.rank_p, "controls_used": {u: units[u] for u in names},
-        "controls_excluded": excluded, "suspect_fluency_excess": fluency, "effect_unit": unit})
+        "controls_excluded": excluded, "effect_unit": unit})
     return TestResult(
         name=NAME, statistic=pt.observed, p_value=pt.p_value, n=n,
         null=(f"the reference x suspect interaction of per-byte log-likelihoods of the suspect's sampled answers "
               f"({statistic}), beyond the reference's sharpness and the answers' fluency, against the same interaction "
-              f"of each of {len(names)} control lineages put in the suspect's seat (no lineage scores its own "
-              f"answers); Student-t prediction test with the spread between lineages plus prompt error, df = {pt.df}"),
+              f"of each of {m} control lineages put in the suspect's seat (no lineage scores its own answers); "
+              f"Student-t prediction test with the spread between lineages plus prompt error, df = {pt.df}"),
         effect=pt.effect, effect_ci=pt.effect_ci, details=details,
         top_probes=tuple(ids[i] for i in order if per_prompt[0, i] > 0), references=REFERENCES)
