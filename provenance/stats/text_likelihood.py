@@ -152,7 +152,7 @@ def answer_sharpness(table: np.ndarray) -> np.ndarray:
         # In units of the control scorers' mean sharpness, fixed for every seat: the reference's own sharpness then
         # never rescales the table, and the statistic reads as nats per byte under an average control.
         new = new / new[..., 1:].mean(axis=-1, keepdims=True)
-        done = np.allclose(new, sharp, rtol=1e-10, atol=0.0)
+        done = np.allclose(new, sharp, rtol=1e-8, atol=0.0)
         sharp = new
         if done:
             break
