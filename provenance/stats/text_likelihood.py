@@ -60,13 +60,13 @@ def _seat(t: np.ndarray, statistic: Statistic) -> np.ndarray:
     m = t.shape[-2] - 1
     off = ~np.eye(m, dtype=bool)[:, :, None]  # admissible (scorer v, source j) among units: v != j
     r_seat = t[..., 0, 0, :]  # the reference scoring the seat's answers: where lineage would show
-    r_units = t[..., 0, 1:, :]  # the reference scoring the units' answers: its row effect (sharpness, offset)
+    r_units = t[..., 0, 1:, :]  # the reference scoring the units' answers: its row effect (its general level)
     u_seat = t[..., 1:, 0, :]  # the units scoring the seat's answers: the seat's column effect (its fluency)
     inner = t[..., 1:, 1:, :]  # units scoring each other: the grand level the row and column effects are taken from
     if statistic == "interaction" or statistic in SCALED:
         # gamma = x(R, S) - mean_j x(R, j) - mean_v x(v, S) + mean_{v != j} x(v, j), the mean over every admissible
         # tetrad x(R,S) - x(R,j) - x(v,S) + x(v,j). Under x(i, j) = mu + a_i + b_j + noise it has mean zero however
-        # sharp the reference is (a_R) and however fluent the seat's answers are (b_S); the table is balanced (every
+        # likely the reference finds all text (a_R) and however fluent the seat's answers are (b_S); balanced (every
         # unit scorer reads the same number of unit sources), so the inner mean carries mean_u a_u + mean_u b_u exactly.
         inner_mean = np.where(off, inner, 0.0).sum(axis=(-3, -2)) / (m * (m - 1))
         return r_seat - r_units.mean(axis=-2) - u_seat.mean(axis=-2) + inner_mean
