@@ -16,7 +16,7 @@ from provenance.cache import EvidenceCache, entry_key
 from provenance.fsutil import atomic_write_bytes
 from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ProbePlan, Score, ScoreItem
 from provenance.models import Capability, Request, ResolvedModel
-from provenance.models.access import ACCESS_PROBE_VERSION, EndpointAccess, variant
+from provenance.models.access import ACCESS_PROBE_VERSION, EndpointAccess, score_variant, variant
 from provenance.models.base import ScoreRequest
 from provenance.probeset import ProbeSet
 
@@ -117,14 +117,20 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         if sketch is not None:
             _save_sketch(wpath, sketch)
             need_weights = False
-    need_load = any(missing.values()) or meta is None or need_weights
+    # An endpoint's capabilities follow from its access (prompt scoring: `logits`): probed anew (another probe version,
+    # another model behind it), they are read from a backend again, not from the cached meta of the old access.
+    stale_access = model.remote and meta is not None and meta.get("access") != model.access
+    need_load = any(missing.values()) or meta is None or need_weights or stale_access
 
     backend = None
+    seen_before = (meta or {}).get("endpoint")  # kept when this load asks the endpoint nothing (a stale access only)
     if need_load:
         t0 = time.time()
         backend = model.load()
         log.info("loaded %s in %.1fs", model.label, time.time() - t0)
         meta = {"capabilities": sorted(c.value for c in backend.capabilities), "tokenizer_id": backend.tokenizer_id}
+        if model.remote:
+            meta["access"] = model.access
         if want_weights and is_local and not wpath.is_file():
             sketch = backend.weight_sketch()
             if sketch is not None:
@@ -155,6 +161,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             if hasattr(backend, "system_fingerprints"):
                 meta["endpoint"] = {"system_fingerprints": sorted(backend.system_fingerprints),
                                     "returned_models": sorted(backend.returned_models)}
+                if not any(missing.values()) and seen_before:
+                    meta["endpoint"] = seen_before
             cache.save_meta(fp, meta)
     finally:
         if backend is not None:
@@ -295,8 +303,11 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         ev = evidence[m.fingerprint]
         if Capability.LOGITS.value not in ev.capabilities:
             continue
-        # Keyed per text, not per item set, so audits with other controls reuse every score already computed.
-        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score", m.numerics)
+        # Keyed per text, not per item set, so audits with other controls reuse every score already computed; an
+        # endpoint's scores also by the route that gave them (echo, prompt_logprobs) and the rule that read them.
+        how = score_variant(EndpointAccess.from_json(m.access) if m.access is not None else None)
+        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob", **({"access": how} if how else {})},
+                        "score", m.numerics)
         done = cache.load(key)
         before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
         todo = [it for it in items if _text_key(it) not in done]
@@ -308,9 +319,11 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
                     chunk = todo[start : start + batch]
                     sent = time.time()
                     scores = backend.score([ScoreRequest(it.prompt, it.continuation, it.chat) for it in chunk])
+                    # An endpoint's Score keeps its HTTP exchange (`raw`): beside the response, never inside it.
                     recs = [{"probe_id": _text_key(it), "request": {"prompt": it.prompt, "continuation": it.continuation,
                                                                     "chat": it.chat}, "response": sc.to_json(), "sent": sent,
-                             "received": time.time()} for it, sc in zip(chunk, scores)]
+                             "received": time.time(), **({"raw": sc.raw} if sc.raw else {})}
+                            for it, sc in zip(chunk, scores)]
                     cache.append(key, recs)
                     done.update({r["probe_id"]: r for r in recs})
                     bar.update(len(chunk))
