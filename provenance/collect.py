@@ -97,10 +97,14 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         had = any(cached.values())
         cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache,
                                                    lambda ps, text: _request(ps, text, sampling_seed))
-        if had and model.access is not None and not any(cached.values()) and access_replayed:
+        changed = had and not any(cached.values())
+        if changed:  # the scores the other model gave are not this one's either
+            cache.retire(score_key(model))
+        if changed and model.access is not None and access_replayed:
             # Another model now answers: what it serves is probed again too (its answers may go another way).
             cache.retire(_access_key(model))
             model.access, access_recs, access_replayed = endpoint_access(model, cache)
+            cache.retire(score_key(model))  # under the access found now too (another scoring route, another key)
             access = EndpointAccess.from_json(model.access) if model.access is not None else None
             keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
                                               p.probe_set.mode, model.numerics) for p in plans}
@@ -303,12 +307,8 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         ev = evidence[m.fingerprint]
         if Capability.LOGITS.value not in ev.capabilities:
             continue
-        # Keyed per text, not per item set, so audits with other controls reuse every score already computed; an
-        # endpoint's scores also by the route that gave them (echo, prompt_logprobs) and the rule that read them.
-        how = score_variant(EndpointAccess.from_json(m.access) if m.access is not None else None)
-        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob", **({"access": how} if how else {})},
-                        "score", m.numerics)
-        done = cache.load(key)
+        key = score_key(m)
+        done = {} if m.remote and m.options.fresh else cache.load(key)  # `--fresh`: no score of an endpoint replayed
         before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
         todo = [it for it in items if _text_key(it) not in done]
         if todo:
@@ -335,6 +335,15 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
             ev.scores[it.id] = Score(**rec["response"])
             ev.records.append({"model": m.label, "fingerprint": m.fingerprint, "probe_set": LIKELIHOOD_SET,
                                "probe_set_sha256": items_hash, **rec, "replayed": _text_key(it) in before})
+
+
+def score_key(model: ResolvedModel) -> dict[str, Any]:
+    """The cache key of a model's scores: per text, not per item set, so audits with other controls reuse every score
+    already computed; an endpoint's also by the route that gave them (echo, prompt_logprobs) and the rule that read
+    them (models/access.py `score_variant`), so scores obtained another way are never served as these."""
+    how = score_variant(EndpointAccess.from_json(model.access) if model.access is not None else None)
+    return entry_key(model.fingerprint, "scored-texts", {"score": "sum-logprob", **({"access": how} if how else {})},
+                     "score", model.numerics)
 
 
 def _text_key(item: ScoreItem) -> str:

@@ -64,11 +64,12 @@ def test_vllm_echo_and_chat_prompt_logprobs() -> None:
     _close(got[3], Score(-2.1, 4, 11))
     _close(got[4], Score(0.0, 0, 0))  # nothing to score: no request
     assert len(sent) == 4 and all(b["max_tokens"] == 1 and b["temperature"] == 0.0 for b in sent)
-    assert sent[0] == {"model": "m", "prompt": "The sky is blue today.", "echo": True, "logprobs": 1, "max_tokens": 1,
-                       "temperature": 0.0}
-    assert sent[3]["messages"] == [{"role": "user", "content": CHAT.prompt},
-                                   {"role": "assistant", "content": "Red, green."}]
-    assert sent[3]["add_generation_prompt"] is False and sent[3]["continue_final_message"] is True
+    # Sent concurrently (4 at a time): found by content, not by order.
+    assert {"model": "m", "prompt": "The sky is blue today.", "echo": True, "logprobs": 1, "max_tokens": 1,
+            "temperature": 0.0} in sent
+    (chat,) = [b for b in sent if "messages" in b]
+    assert chat["messages"] == [{"role": "user", "content": CHAT.prompt}, {"role": "assistant", "content": "Red, green."}]
+    assert chat["add_generation_prompt"] is False and chat["continue_final_message"] is True
     assert got[0].raw["route"] == "echo" and got[3].raw["route"] == "chat prompt_logprobs"
     assert got[0].raw["http"]["status"] == 200 and len(got[0].raw["http"]["body_sha256"]) == 64
 
@@ -296,3 +297,41 @@ def test_scores_are_cached_per_route(tmp_path: Path) -> None:
     _close(ev.scores["p2|src"], Score(-2.1, 4, 11))
     rec = next(r for r in ev.records if r.get("probe_set") == "likelihood")
     assert rec["raw"]["route"] in ("echo", "prompt_logprobs") and rec["raw"]["http"]["status"] == 200
+
+
+def test_another_model_behind_the_endpoint_sets_its_scores_aside(tmp_path: Path) -> None:
+    """The freshness canary finds other answers under the same URL and model card: the cached scores are set aside
+    with the answers, and the texts are scored again (the new model's numbers, not the old ones)."""
+    from provenance.cache import EvidenceCache
+    from provenance.collect import collect_model, collect_scores
+    from provenance.evidence import ProbePlan
+    from provenance.probeset import load
+    from tests.test_endpoint_contracts import vllm_echo
+
+    state = {"text": " w0", "shift": 0.0}
+
+    def completions(h: Any) -> None:
+        b = json.loads(h.server_requests[-1]["body"])
+        echo = vllm_echo(b["prompt"]) if b.get("echo") else None
+        if echo is not None:
+            echo["token_logprobs"] = [None, *(v - state["shift"] for v in echo["token_logprobs"][1:])]
+        out = _completion(echo)
+        out["choices"][0]["text"] = (b["prompt"] if echo else "") + state["text"]
+        _json(h, 200, out)
+
+    cache = EvidenceCache(tmp_path / "cache")
+    plan = ProbePlan(load("continuation"), 3, "output")
+    items = [ScoreItem("p1|src", PLAIN.prompt, PLAIN.continuation, False)]
+    with Stub(_models, completions, None) as srv:
+        def run() -> Any:
+            rm = resolve(f"{srv.url}#m", LoadOptions(http_timeout=5.0, http_retries=1))
+            ev = collect_model(rm, [plan], cache, progress=False)
+            collect_scores([rm], items, cache, {rm.fingerprint: ev}, progress=False)
+            return ev
+        first = run()
+        state.update(text=" other", shift=1.0)  # another model: other answers, other logprobs
+        second = run()
+    _close(first.scores["p1|src"], PLAIN_SCORE)
+    _close(second.scores["p1|src"], Score(PLAIN_SCORE.logprob - 3.0, 3, 12))  # three tokens, each 1 nat lower
+    assert any("answers changed since they were cached" in n for n in second.notes)
+    assert list((tmp_path / "cache").rglob("*.stale-*"))
