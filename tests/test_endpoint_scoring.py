@@ -235,9 +235,9 @@ def test_a_trimming_chat_template_is_found_when_probed() -> None:
     assert Capability.LOGITS not in backend.capabilities
 
 
-def _shift_unless_probe(b: dict[str, Any], lp: dict[str, Any]) -> None:
-    if "provenance access check" not in b["prompt"]:  # right for the probe, wrong afterwards
-        lp["text_offset"] = [lp["text_offset"][0], *(o + 1 for o in lp["text_offset"][1:-1]), lp["text_offset"][-1]]
+def _other_text_unless_probe(b: dict[str, Any], lp: dict[str, Any]) -> None:
+    if "provenance access check" not in b["prompt"]:  # right for the probe, another text afterwards
+        lp["tokens"] = [t.upper() for t in lp["tokens"]]
 
 
 def _positive_unless_probe(b: dict[str, Any], lp: dict[str, Any]) -> None:
@@ -251,7 +251,7 @@ def _null_inside(b: dict[str, Any], lp: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("mangle, needle", [
-    (_shift_unless_probe, "is not the continuation's text there"),
+    (_other_text_unless_probe, "is not the continuation's text there"),
     (_positive_unless_probe, "not a log-probability"),
     (_null_inside, "a token inside the continuation has no logprob"),
 ])
@@ -266,6 +266,37 @@ def test_answers_that_cannot_be_scored_are_one_error(mangle: Any, needle: str) -
         backend.close()
     msg = str(exc.value)
     assert needle in msg and "cannot score through echo" in msg and "\n" not in msg
+
+
+def _split_emoji(b: dict[str, Any], lp: dict[str, Any]) -> None:
+    """vLLM on a byte-level tokenizer: a 4-byte character split over three tokens, each decoded alone to U+FFFD (its
+    logprob shared among them); offsets are the cumulative lengths of those texts, so they drift by two after it."""
+    toks, lps = [], []
+    for t, v in zip(lp["tokens"], lp["token_logprobs"]):
+        if "\U0001f600" in t:
+            toks += [t.replace("\U0001f600", "\ufffd"), "\ufffd", "\ufffd"]
+            lps += [v / 3, v / 3, v / 3]
+        else:
+            toks.append(t)
+            lps.append(v)
+    lp.update(tokens=toks, token_logprobs=lps, text_offset=[sum(len(t) for t in toks[:i]) for i in range(len(toks))],
+              top_logprobs=[None, *({t: v} for t, v in zip(toks[1:], lps[1:]))])
+
+
+@pytest.mark.parametrize("prompt, continuation, want", [
+    ("Smile", " \U0001f600 ok", Score(-1.0, 4, 8)),  # " \U0001f600" -0.45 in three tokens, " ok" -0.55
+    ("Smile \U0001f600", " ok", Score(-0.55, 1, 3)),  # the split character in the prompt: only " ok"
+    ("Smile", " ok \U0001f600", Score(-1.0, 4, 8)),
+    ("Hello ", "world \U0001f600", Score(-1.3, 4, 10)),  # and " world" straddling: -0.85 + -0.45
+])
+def test_a_character_split_over_tokens(prompt: str, continuation: str, want: Score) -> None:
+    """Offsets that drift at a split character (vLLM decodes each part to U+FFFD): the tokens' own texts are matched
+    to the continuation's bytes instead, and the score is the right one."""
+    with _vllm_variant(_split_emoji) as srv:
+        backend, _ = _backend(srv)
+        (got,) = backend.score([ScoreRequest(prompt, continuation)])
+        backend.close()
+    _close(got, want)
 
 
 def test_scores_are_cached_per_route(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -106,6 +107,100 @@ def _checkable(text: str) -> bool:
     return bool(text) and "\ufffd" not in text and not text.startswith("bytes:")
 
 
+# Where the continuation's tokens are: (index of each counted token, the byte offset in the continuation where it
+# starts, clamped at 0 for the one straddling the boundary).
+Placement = list[tuple[int, int]]
+
+
+def _by_offsets(tokens: Sequence[ScoredToken], end: int, continuation: str) -> Placement:
+    """The server's offsets, anchored at the end of the scored text; each counted token's text checked against the
+    continuation where the offsets put it (an Unplaceable when one differs)."""
+    known = [t.start for t in tokens if t.start is not None]
+    if any(t.start is None for t in tokens[1:]) or any(a > b for a, b in zip(known, known[1:])) or \
+            (known and end < known[-1]):
+        raise Unplaceable("the scored tokens' offsets do not increase")
+    boundary = end - len(continuation)
+    # Each token spans [start, next token's start); an unknown start (the first token's) lies before everything.
+    starts = [-math.inf if t.start is None else float(t.start) for t in tokens]
+    ends = [*starts[1:], float(end)]
+    if boundary < starts[0]:
+        raise Unplaceable("the scored tokens cover less text than the continuation (the prompt was not echoed)")
+    out: Placement = []
+    for i, tok in enumerate(tokens):
+        s, e = starts[i], ends[i]
+        if not (s >= boundary or s < boundary < e):
+            continue
+        if tok.start is not None and tok.text is not None and _checkable(tok.text) and e - s == len(tok.text):
+            lo = max(tok.start, boundary)
+            if tok.text[lo - tok.start:] != continuation[lo - boundary: int(e) - boundary]:
+                raise Unplaceable(f"the scored token at offset {tok.start} is not the continuation's text there (the "
+                                  "endpoint's offsets or token text do not follow the text sent)")
+        lo_char = int(max(s, boundary) - boundary) if s != -math.inf else 0
+        out.append((i, len(continuation[:lo_char].encode("utf-8"))))
+    return out
+
+
+MATCH_BUDGET = 200_000  # pattern matches one placement may try: a hostile answer cannot make it quadratic for long
+_PART = rb"[\x80-\xff]{1,3}"  # what one U+FFFD of a token decoded alone stands for: bytes of a multi-byte character
+
+
+def _pattern(text: str) -> tuple[re.Pattern[bytes], int, int]:
+    """A token's text as a bytes pattern, and its shortest and longest byte length: its characters exactly, each
+    U+FFFD as 1-3 bytes of a split character, OpenAI's 'bytes:\\x..' tokens as 1-4 such bytes."""
+    if text.startswith("bytes:"):
+        return re.compile(rb"[\x80-\xff]{1,4}"), 1, 4
+    parts = [p.encode("utf-8") for p in text.split("\ufffd")]
+    literal, wild = sum(len(p) for p in parts), len(parts) - 1
+    return re.compile(_PART.join(re.escape(p) for p in parts)), literal + wild, literal + 3 * wild
+
+
+def _straddles(text: str, head: bytes) -> bool:
+    """Whether the token's text ends with `head` (the continuation's first bytes) and has more before it."""
+    return any(_pattern(text[j:])[0].fullmatch(head) for j in range(1, len(text)))
+
+
+def _by_text(tokens: Sequence[ScoredToken], continuation: str) -> Placement | None:
+    """The tokens' own texts matched to the continuation's bytes from its end back (offsets ignored): for a server
+    whose offsets are lengths of tokens decoded alone, which drift at a split character (vLLM writes U+FFFD for each
+    byte of it). Back from the end until a token starts exactly at the continuation's start (then any empty tokens
+    just before it, the leading bytes of its first character, are counted too) or straddles it; the first token,
+    whose text may be unknown, takes whatever is left. None when the texts do not spell the continuation."""
+    cont = continuation.encode("utf-8")
+    reach: dict[int, list[tuple[int, int]]] = {len(cont): []}  # byte position -> the tokens placed after it
+    budget = MATCH_BUDGET
+    for i in range(len(tokens) - 1, -1, -1):
+        text = tokens[i].text
+        if text is None:
+            if i != 0:
+                return None
+            pos = min(reach)
+            return [(0, 0), *reach[pos]]
+        pattern, shortest, longest = _pattern(text)
+        nxt: dict[int, list[tuple[int, int]]] = {}
+        straddling: list[tuple[int, int]] | None = None
+        for q, placed in reach.items():
+            budget -= (longest - shortest + 1) + len(text)
+            if budget < 0:
+                return None
+            for p in range(max(q - longest, 0), q - shortest + 1):
+                if pattern.fullmatch(cont, p, q):
+                    nxt.setdefault(p, [(i, p), *placed])
+            if straddling is None and 0 < q and _straddles(text, cont[:q]):
+                straddling = [(i, 0), *placed]
+        if 0 not in nxt and straddling is not None:
+            return straddling
+        if 0 in nxt:
+            out, k = nxt[0], i
+            while k > 0 and tokens[k - 1].text == "":
+                k -= 1
+                out = [(k, 0), *out]
+            return out
+        if not nxt:
+            return None
+        reach = nxt
+    return None
+
+
 def locate(tokens: Sequence[ScoredToken], end: int, continuation: str) -> Score:
     """The continuation's Score from the scored tokens of the whole text (prompt then continuation).
 
@@ -113,13 +208,15 @@ def locate(tokens: Sequence[ScoredToken], end: int, continuation: str) -> Score:
     offsets may begin with text the prompt does not have (vLLM's offsets include the BOS token's text, '<s>': they are
     cumulative lengths of the decoded tokens, vllm/entrypoints/openai/completion/serving.py
     `_create_completion_logprobs`) or lack it (llama-cpp-python drops the BOS), so they are anchored at the end.
+    Each counted token's text, where it is whole characters, must be the continuation's text at its place. Where a
+    character split over several tokens was decoded one token at a time (U+FFFD for each part, so offsets summed from
+    those texts drift), or the offsets do not check, the tokens' texts are matched to the continuation's bytes
+    instead, from its end back; when neither works, nothing is scored (Unplaceable: never a plausible wrong score).
 
     Which tokens are the continuation's: every token starting at or after that point, and the token that straddles it
     (starts before, ends after: the prompt's last characters and the continuation's first merged into one token). The
     straddling token is counted with the continuation: without it the continuation's first characters would not be
     scored at all; its logprob then also carries those prompt characters (usually one space or newline).
-    Each counted token's text, where it is a whole character sequence, must be the continuation's text at its place;
-    otherwise the server's offsets or token text do not follow the text sent and nothing is scored (Unplaceable).
 
     Fields as HFBackend.score gives them: `logprob` is the sum over the counted tokens; `n_tokens` counts them (the
     server's joint tokenization of prompt and continuation, where HFBackend encodes the two separately); `n_bytes` is
@@ -131,37 +228,32 @@ def locate(tokens: Sequence[ScoredToken], end: int, continuation: str) -> Score:
         return Score(0.0, 0, 0)
     if not tokens:
         raise Unplaceable("no scored tokens")
-    known = [t.start for t in tokens if t.start is not None]
-    if any(t.start is None for t in tokens[1:]) or any(a > b for a, b in zip(known, known[1:])) or \
-            (known and end < known[-1]):
-        raise Unplaceable("the scored tokens' offsets do not increase")
-    boundary = end - len(continuation)
-    # Each token spans [start, next token's start); an unknown start (the first token's) lies before everything.
-    starts = [-math.inf if t.start is None else float(t.start) for t in tokens]
-    ends = [*starts[1:], float(end)]
-    if boundary < starts[0]:
-        raise Unplaceable("the scored tokens cover less text than the continuation (the prompt was not echoed)")
+    # A token decoded to U+FFFD has a text length that is not its length in the text: offsets summed from such lengths
+    # (vLLM's) drift after it, silently where no whole token before it is left to check. Its texts are matched instead.
+    by_text = _by_text(tokens, continuation) if any("\ufffd" in (t.text or "") for t in tokens) else None
+    if by_text is not None:
+        placed = by_text
+    else:
+        try:
+            placed = _by_offsets(tokens, end, continuation)
+        except Unplaceable as exc:
+            placed = _by_text(tokens, continuation)  # offsets of another origin than the texts: the texts may do
+            if placed is None:
+                raise exc from None
     total, count, scored_from = 0.0, 0, None
-    for i, tok in enumerate(tokens):
-        s, e = starts[i], ends[i]
-        if not (s >= boundary or s < boundary < e):
-            continue
-        if tok.start is not None and tok.text is not None and _checkable(tok.text) and e - s == len(tok.text):
-            lo = max(tok.start, boundary)
-            if tok.text[lo - tok.start:] != continuation[lo - boundary: int(e) - boundary]:
-                raise Unplaceable(f"the scored token at offset {tok.start} is not the continuation's text there (the "
-                                  "endpoint's offsets or token text do not follow the text sent)")
-        if tok.logprob is None:
+    for i, start in placed:
+        lp = tokens[i].logprob
+        if lp is None:
             if i != 0:
                 raise Unplaceable("a token inside the continuation has no logprob")
             continue  # the text's first token: nothing to predict it from
         if scored_from is None:
-            scored_from = max(int(s), boundary) if s != -math.inf else boundary
-        total += tok.logprob
+            scored_from = start
+        total += lp
         count += 1
     if scored_from is None:
         return Score(0.0, 0, 0)
-    return Score(total, count, len(continuation[scored_from - boundary:].encode("utf-8")))
+    return Score(total, count, len(continuation.encode("utf-8")) - scored_from)
 
 
 __all__ = ["ScoredToken", "Unplaceable", "echo_tokens", "locate", "prompt_logprob_tokens"]
