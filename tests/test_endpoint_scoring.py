@@ -68,7 +68,8 @@ def test_vllm_echo_and_chat_prompt_logprobs() -> None:
     assert {"model": "m", "prompt": "The sky is blue today.", "echo": True, "logprobs": 1, "max_tokens": 1,
             "temperature": 0.0} in sent
     (chat,) = [b for b in sent if "messages" in b]
-    assert chat["messages"] == [{"role": "user", "content": CHAT.prompt}, {"role": "assistant", "content": "Red, green."}]
+    assert chat["messages"] == [{"role": "user", "content": CHAT.prompt},
+                                {"role": "assistant", "content": "Red, green."}]
     assert chat["add_generation_prompt"] is False and chat["continue_final_message"] is True
     assert got[0].raw["route"] == "echo" and got[3].raw["route"] == "chat prompt_logprobs"
     assert got[0].raw["http"]["status"] == 200 and len(got[0].raw["http"]["body_sha256"]) == 64

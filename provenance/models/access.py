@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from provenance.errors import EndpointError
+from provenance.evidence import Score
 from provenance.models.base import Request, ScoreRequest
 from provenance.models.scoring import Unplaceable, echo_tokens, locate, prompt_logprob_tokens
 
@@ -193,7 +194,7 @@ def render_score(access: EndpointAccess, model: str, req: ScoreRequest, route: s
     return ("chat/completions" if route == CHAT_PROMPT_LOGPROBS else "completions"), body
 
 
-def read_score(route: str, data: Any, continuation: str) -> Any:
+def read_score(route: str, data: Any, continuation: str) -> Score:
     """The continuation's Score from one answer of `route` (Unplaceable when the answer does not allow one)."""
     if not isinstance(data, dict):
         raise Unplaceable("the answer is not a JSON object")
