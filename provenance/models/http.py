@@ -225,6 +225,9 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
         data, capture = with_retries(once, policy)
     except RetryableError as exc:
         raise EndpointError(f"{exc} (gave up after {policy.attempts} attempts)") from None
+    except HTTPStatusError as exc:  # a refusal (a capability probe's answer, on the record): how many attempts it took
+        exc.capture["attempts"] = len(attempts)
+        raise
     capture["attempts"] = len(attempts)
     return data, capture
 
