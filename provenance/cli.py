@@ -372,14 +372,16 @@ def _echo_plan(plan: dict[str, Any]) -> None:
         click.echo(f"  endpoint {printable(spec)}: {cost['requests']} requests, about {cost['prompt_tokens']} prompt "
                    f"tokens (characters / 4) and at most {cost['new_tokens']} new tokens{money}; about "
                    f"{cost['minutes']:.1f} min at {cost['seconds_per_request']:g} s per request and "
-                   f"{cost['connections']} connections (--seconds-per-request)")
+                   f"{cost['connections']} connections (--seconds-per-request); up to "
+                   f"{cost['score_requests_if_served']} more if it serves prompt scoring")
 
 
 def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seconds_per_request: float
                    ) -> dict[str, dict[str, Any]]:
     """Per endpoint of a dry run: requests, approximate prompt tokens, new tokens at most, time at an assumed latency,
-    and the cost when prices per million tokens (input, output) are given. Scoring requests are not counted: an
-    endpoint scores only when it serves prompt log-probabilities, which is found out by asking it."""
+    and the cost when prices per million tokens (input, output) are given. Scoring requests are given apart
+    (`score_requests_if_served`, one generated token each), not in the totals: an endpoint scores only when it serves
+    prompt scoring (echo or prompt_logprobs, for plain and chat text), which is found out by asking it."""
     out: dict[str, dict[str, Any]] = {}
     conns = int(plan.get("max_connections") or 4)
     for spec, m in plan["models"].items():
@@ -389,7 +391,8 @@ def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seco
         prompt = -(-r["prompt_chars"] // 4)
         row: dict[str, Any] = {"requests": r["generate"], "prompt_tokens": prompt, "new_tokens": r["new_tokens_at_most"],
                                "connections": conns, "seconds_per_request": seconds_per_request,
-                               "minutes": r["generate"] * seconds_per_request / conns / 60}
+                               "minutes": r["generate"] * seconds_per_request / conns / 60,
+                               "score_requests_if_served": r["score_if_logits"]}
         if price is not None:
             row.update(cost=round((prompt * price[0] + r["new_tokens_at_most"] * price[1]) / 1e6, 4), currency="$")
         out[spec] = row

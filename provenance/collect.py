@@ -16,7 +16,7 @@ from provenance.cache import EvidenceCache, entry_key
 from provenance.fsutil import atomic_write_bytes
 from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ProbePlan, Score, ScoreItem
 from provenance.models import Capability, Request, ResolvedModel
-from provenance.models.access import ACCESS_PROBE_VERSION, EndpointAccess, variant
+from provenance.models.access import ACCESS_PROBE_VERSION, EndpointAccess, score_variant, variant
 from provenance.models.base import ScoreRequest
 from provenance.probeset import ProbeSet
 
@@ -97,10 +97,14 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         had = any(cached.values())
         cached, fresh_notes = check_endpoint_cache(model, plans, cached, keys, cache,
                                                    lambda ps, text: _request(ps, text, sampling_seed))
-        if had and model.access is not None and not any(cached.values()) and access_replayed:
+        changed = had and not any(cached.values())
+        if changed:  # the scores the other model gave are not this one's either
+            cache.retire(score_key(model))
+        if changed and model.access is not None and access_replayed:
             # Another model now answers: what it serves is probed again too (its answers may go another way).
             cache.retire(_access_key(model))
             model.access, access_recs, access_replayed = endpoint_access(model, cache)
+            cache.retire(score_key(model))  # under the access found now too (another scoring route, another key)
             access = EndpointAccess.from_json(model.access) if model.access is not None else None
             keys = {p.probe_set.id: entry_key(fp, p.probe_set.sha256, _decoding_key(p.probe_set, sampling_seed, access),
                                               p.probe_set.mode, model.numerics) for p in plans}
@@ -117,14 +121,20 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         if sketch is not None:
             _save_sketch(wpath, sketch)
             need_weights = False
-    need_load = any(missing.values()) or meta is None or need_weights
+    # An endpoint's capabilities follow from its access (prompt scoring: `logits`): probed anew (another probe version,
+    # another model behind it), they are read from a backend again, not from the cached meta of the old access.
+    stale_access = model.remote and meta is not None and meta.get("access") != model.access
+    need_load = any(missing.values()) or meta is None or need_weights or stale_access
 
     backend = None
+    seen_before = (meta or {}).get("endpoint")  # kept when this load asks the endpoint nothing (a stale access only)
     if need_load:
         t0 = time.time()
         backend = model.load()
         log.info("loaded %s in %.1fs", model.label, time.time() - t0)
         meta = {"capabilities": sorted(c.value for c in backend.capabilities), "tokenizer_id": backend.tokenizer_id}
+        if model.remote:
+            meta["access"] = model.access
         if want_weights and is_local and not wpath.is_file():
             sketch = backend.weight_sketch()
             if sketch is not None:
@@ -155,6 +165,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             if hasattr(backend, "system_fingerprints"):
                 meta["endpoint"] = {"system_fingerprints": sorted(backend.system_fingerprints),
                                     "returned_models": sorted(backend.returned_models)}
+                if not any(missing.values()) and seen_before:
+                    meta["endpoint"] = seen_before
             cache.save_meta(fp, meta)
     finally:
         if backend is not None:
@@ -295,9 +307,8 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         ev = evidence[m.fingerprint]
         if Capability.LOGITS.value not in ev.capabilities:
             continue
-        # Keyed per text, not per item set, so audits with other controls reuse every score already computed.
-        key = entry_key(m.fingerprint, "scored-texts", {"score": "sum-logprob"}, "score", m.numerics)
-        done = cache.load(key)
+        key = score_key(m)
+        done = {} if m.remote and m.options.fresh else cache.load(key)  # `--fresh`: no score of an endpoint replayed
         before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
         todo = [it for it in items if _text_key(it) not in done]
         if todo:
@@ -308,9 +319,11 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
                     chunk = todo[start : start + batch]
                     sent = time.time()
                     scores = backend.score([ScoreRequest(it.prompt, it.continuation, it.chat) for it in chunk])
+                    # An endpoint's Score keeps its HTTP exchange (`raw`): beside the response, never inside it.
                     recs = [{"probe_id": _text_key(it), "request": {"prompt": it.prompt, "continuation": it.continuation,
                                                                     "chat": it.chat}, "response": sc.to_json(), "sent": sent,
-                             "received": time.time()} for it, sc in zip(chunk, scores)]
+                             "received": time.time(), **({"raw": sc.raw} if sc.raw else {})}
+                            for it, sc in zip(chunk, scores)]
                     cache.append(key, recs)
                     done.update({r["probe_id"]: r for r in recs})
                     bar.update(len(chunk))
@@ -322,6 +335,15 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
             ev.scores[it.id] = Score(**rec["response"])
             ev.records.append({"model": m.label, "fingerprint": m.fingerprint, "probe_set": LIKELIHOOD_SET,
                                "probe_set_sha256": items_hash, **rec, "replayed": _text_key(it) in before})
+
+
+def score_key(model: ResolvedModel) -> dict[str, Any]:
+    """The cache key of a model's scores: per text, not per item set, so audits with other controls reuse every score
+    already computed; an endpoint's also by the route that gave them (echo, prompt_logprobs) and the rule that read
+    them (models/access.py `score_variant`), so scores obtained another way are never served as these."""
+    how = score_variant(EndpointAccess.from_json(model.access) if model.access is not None else None)
+    return entry_key(model.fingerprint, "scored-texts", {"score": "sum-logprob", **({"access": how} if how else {})},
+                     "score", model.numerics)
 
 
 def _text_key(item: ScoreItem) -> str:

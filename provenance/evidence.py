@@ -62,6 +62,8 @@ class Score:
     logprob: float  # sum over the continuation's tokens
     n_tokens: int
     n_bytes: int  # UTF-8 bytes of the continuation: per-byte values compare across tokenizers
+    # How a remote backend obtained it (request, HTTP exchange) for the transcript; never part of the value or its JSON.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"logprob": self.logprob, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}

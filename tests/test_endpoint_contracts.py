@@ -14,11 +14,17 @@ Where each shape comes from (kept beside the stub that replays it):
 - OpenAI: chat models have no `/v1/completions` (HTTP 404); legacy completions accept `logprobs` <= 5 (HTTP 400
   above); reasoning models refuse `max_tokens` (use `max_completion_tokens`) and any `temperature` but the default,
   and refuse logprobs. Together's `/v1/models` is a bare JSON array.
+- vLLM prompt scoring (`vllm_echo`, `vllm_prompt_logprobs`): vllm/entrypoints/openai/completion/serving.py
+  (`_create_completion_logprobs`: tokens decoded one by one, the BOS as '<s>', `text_offset` their cumulative lengths,
+  the prompt's first logprob null, then the generated token) and completion/protocol.py, chat_completion/protocol.py
+  (`prompt_logprobs`: a list, first None, then {token id: {logprob, rank, decoded_token}}). Scoring contracts:
+  tests/test_endpoint_scoring.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -87,6 +93,47 @@ def _k(body: dict[str, Any], chat: bool) -> int:
     return int(body.get("logprobs") or 0)
 
 
+# -- a toy tokenizer and logprob for the scoring stubs: words with their leading space, punctuation, whitespace runs,
+# chat special tokens; each token's logprob a function of its text, so tests can state the expected sums -------------
+TOKEN = re.compile(r"<\|[a-z_]+\|>| ?[A-Za-z]+| ?[0-9]+| ?[^A-Za-z0-9\s]|\s+")
+
+
+def pieces(text: str) -> list[str]:
+    out = TOKEN.findall(text)
+    assert "".join(out) == text, text
+    return out
+
+
+def lp(piece: str) -> float:
+    return -round(0.25 + 0.1 * len(piece), 6)
+
+
+def vllm_echo(text: str, generate: bool = True, bos: str | None = "<s>") -> dict[str, Any]:
+    """vLLM's echo logprobs: the BOS's text first (offsets count it), prompt tokens (first logprob null), generated."""
+    toks = ([bos] if bos else []) + pieces(text) + ([" w0"] if generate else [])
+    lps: list[float | None] = [None] + [lp(t) for t in toks[1:]]
+    if generate:
+        lps[-1] = -0.1
+    offsets = [sum(len(t) for t in toks[:i]) for i in range(len(toks))]
+    return {"tokens": toks, "token_logprobs": lps, "text_offset": offsets,
+            "top_logprobs": [None] + [{t: v} for t, v in zip(toks[1:], lps[1:])]}
+
+
+def vllm_prompt_logprobs(text: str, bos: bool = True, older: bool = False) -> list[Any]:
+    """vLLM's prompt_logprobs with top-1: per position the prompt token (its rank) and the top-1 token; newer vLLM puts
+    the prompt token first, older V1 after the top-k; the prompt token alone when it is the top-1."""
+    toks = (["<s>"] if bos else []) + pieces(text)
+    out: list[Any] = [None]
+    for i, t in enumerate(toks[1:], start=1):
+        own = {"logprob": lp(t), "rank": 1 + i % 3, "decoded_token": t}
+        if own["rank"] == 1:
+            out.append({str(1000 + i): own})
+            continue
+        top = {"logprob": -0.01, "rank": 1, "decoded_token": " top"}
+        out.append({"7": top, str(1000 + i): own} if older else {str(1000 + i): own, "7": top})
+    return out
+
+
 class Stub(ScriptedServer):
     """ScriptedServer whose routes see the parsed request body (exact paths: /models, /completions, /chat/...)."""
 
@@ -113,13 +160,26 @@ def vllm() -> Stub:
     def completions(h: Any) -> None:
         b = _body(h)
         if b.get("echo"):  # prompt tokens' logprobs first (the first is null), then the generated one
-            lp = {"tokens": ["p", "q", " w0"], "token_logprobs": [None, -1.0, -0.1], "top_logprobs": [None, {"q": -1.0},
-                                                                                                    {" w0": -0.1}],
-                  "text_offset": [0, 1, 2]}
-            return _json(h, 200, _completion(lp))
-        _json(h, 200, _completion(_cmpl_lp(h)))
+            out = _completion(vllm_echo(b["prompt"]))
+            out["choices"][0]["text"] = b["prompt"] + " w0"
+            return _json(h, 200, out)
+        out = _completion(_cmpl_lp(h))
+        if b.get("prompt_logprobs") is not None:  # vLLM's extra parameter: in the choice on /completions
+            out["choices"][0]["prompt_logprobs"] = vllm_prompt_logprobs(b["prompt"])
+        _json(h, 200, out)
 
-    return Stub(models, completions, lambda h: _json(h, 200, _chat(_chat_lp(h))))
+    def chat(h: Any) -> None:
+        b = _body(h)
+        out = _chat(_chat_lp(h))
+        if b.get("prompt_logprobs") is not None:  # the conversation rendered ChatML-style, the last message open-ended
+            if b.get("add_generation_prompt", True):
+                return _error(400, "Cannot set both `continue_final_message` and `add_generation_prompt` to True.")(h)
+            text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in b["messages"][:-1])
+            text += f"<|im_start|>assistant\n{b['messages'][-1]['content']}"
+            out["prompt_logprobs"] = vllm_prompt_logprobs(text, bos=False)
+        _json(h, 200, out)
+
+    return Stub(models, completions, chat)
 
 
 def llamacpp() -> Stub:
@@ -199,9 +259,12 @@ def no_model_list() -> Stub:
 
 # (stub, expected access: routes, top-k per route, token parameter, temperature, echo)
 CASES = {
-    "vllm": (vllm, dict(completions=True, chat=True, completion_top_k=20, chat_top_k=20, echo=True)),
-    "llamacpp": (llamacpp, dict(completions=True, chat=True, completion_top_k=20, chat_top_k=20, echo=False)),
-    "tgi": (tgi, dict(completions=True, chat=True, completion_top_k=0, chat_top_k=20, echo=False)),
+    "vllm": (vllm, dict(completions=True, chat=True, completion_top_k=20, chat_top_k=20, echo=True,
+                        chat_prompt_logprobs=True)),
+    "llamacpp": (llamacpp, dict(completions=True, chat=True, completion_top_k=20, chat_top_k=20, echo=False,
+                                prompt_logprobs=False)),
+    "tgi": (tgi, dict(completions=True, chat=True, completion_top_k=0, chat_top_k=20, echo=False,
+                      prompt_logprobs=False)),
     "ollama": (ollama, dict(completions=True, chat=True, completion_top_k=20, chat_top_k=20)),
     "openai-chat": (openai_chat, dict(completions=False, chat=True, chat_top_k=20, echo=False)),
     "openai-legacy": (openai_legacy, dict(completions=True, chat=False, completion_top_k=5)),

@@ -48,8 +48,10 @@ def test_cached_answers_are_checked_by_a_fresh_canary(tmp_path: Path) -> None:
         assert records and all(r["replayed"] is True for r in records) and all("received" in r for r in records)
         suspect.backend = FakeLM(99)  # the operator swaps the model; URL, name and model card stay the same
         changed = run_audit_api(servers, tmp_path / "c")
-        # The canary, the endpoint's access probed again (completions, chat, echo: one answer each), every answer afresh.
-        assert suspect.backend.calls == 3 + 3 + 12
+        # The canary, the endpoint's access probed again (completions and chat: one answer each; the echo and
+        # prompt_logprobs probes are refused by `provenance serve` before a model without logits is asked), every
+        # answer afresh.
+        assert suspect.backend.calls == 3 + 2 + 12
         assert any("answers changed since they were cached" in n for n in changed["notes"])
         records = [json.loads(x) for x in (tmp_path / "c" / "transcripts.jsonl").read_text().splitlines()]
         assert not any(r["replayed"] for r in records if r["model"].endswith("#suspect"))

@@ -187,6 +187,7 @@ def test_dry_run_prices_each_endpoint(tmp_path: Path) -> None:
         assert len(costs) == len(servers) and not (tmp_path / "never").exists()
         one = next(iter(costs.values()))
         assert one["requests"] == 40 and one["connections"] == 8 and one["new_tokens"] > 0
+        assert one["score_requests_if_served"] == 12  # the yardstick passages (the likelihood set is off here)
         assert one["cost"] == pytest.approx((one["prompt_tokens"] * 2.5 + one["new_tokens"] * 10) / 1e6, abs=1e-4)
         r = run_cli(*audit_args(servers, tmp_path / "never", "--dry-run", "--price", "cheap", budget=40))
         assert r.returncode == 2 and "prices per million tokens" in r.stderr

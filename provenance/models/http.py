@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP backend (vLLM, llama.cpp server, TGI, Ollama, `provenance serve`): text and top-k logprobs."""
+"""OpenAI-compatible HTTP backend (vLLM, llama.cpp, TGI, Ollama, `provenance serve`): text, top-k logprobs, scoring."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import math
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
-from provenance.errors import EndpointError, InputError
-from provenance.models.access import MAX_TOP_LOGPROBS, EndpointAccess, discover, render
-from provenance.models.base import Backend, Capability, Completion, Request, TopToken
+from provenance.errors import CapabilityError, EndpointError, InputError
+from provenance.models.access import (MAX_TOP_LOGPROBS, EndpointAccess, discover, read_score, render, render_score,
+                                      score_route)
+from provenance.models.base import Backend, Capability, Completion, Request, Score, ScoreRequest, TopToken
+from provenance.models.scoring import Unplaceable
 from provenance.models.retry import RetryableError, RetryPolicy, parse_retry_after, with_retries
 from provenance.secrets import check_transport, is_loopback, printable, redact, register
 
+T = TypeVar("T")
 MAX_RESPONSE_BYTES = 8 << 20  # no OpenAI-compatible answer to our requests comes near this; a bigger one is refused
 # `--timeout` is the total wall-clock budget of one attempt (connect, headers and body): httpx's timeouts are per read,
 # which lets a server that trickles a byte a second hold a request forever. Set per thread around each attempt.
@@ -222,6 +225,9 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
         data, capture = with_retries(once, policy)
     except RetryableError as exc:
         raise EndpointError(f"{exc} (gave up after {policy.attempts} attempts)") from None
+    except HTTPStatusError as exc:  # a refusal (a capability probe's answer, on the record): how many attempts it took
+        exc.capture["attempts"] = len(attempts)
+        raise
     capture["attempts"] = len(attempts)
     return data, capture
 
@@ -302,7 +308,9 @@ class HTTPBackend(Backend):
         """Render every later request for what the endpoint was found to serve."""
         self.access = access
         k = access.chat_top_k if access.completion_as_chat() else access.completion_top_k
-        self.capabilities = frozenset({Capability.TEXT, *([Capability.TOP_LOGPROBS] if k else [])})
+        # `logits` (scoring any text) only when both kinds of score request an audit makes have a route.
+        self.capabilities = frozenset({Capability.TEXT, *([Capability.TOP_LOGPROBS] if k else []),
+                                       *([Capability.LOGITS] if access.can_score() else [])})
 
     def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Probe the endpoint once (routes, logprobs cap, parameters); (access as JSON, transcript records)."""
@@ -331,11 +339,7 @@ class HTTPBackend(Backend):
         top = _parse_top(choice.get("logprobs"), chat) if k else None
         if k and top is None:
             self.logprobs_missing = True  # the server silently ignored logprobs: text-level tests only
-        system_fp, returned = _scalar(data.get("system_fingerprint")), _scalar(data.get("model"))
-        if system_fp:
-            self.system_fingerprints.add(system_fp)
-        if returned:
-            self.returned_models.add(returned)
+        system_fp, returned = self._seen(data)
         if req.max_new_tokens == 0:
             text = ""
         raw: dict[str, Any] = {"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp}
@@ -350,22 +354,62 @@ class HTTPBackend(Backend):
             usage.charge(f"{self.base_url}#{self.model}", requests, new_tokens,
                          getattr(self.options, "max_requests", None), getattr(self.options, "max_tokens", None))
 
-    def _guarded(self, req: Request) -> Completion:
-        try:
-            return self._one(req)
-        except BaseException:
-            # Set here, in the failing request's own thread, before this worker can take the next queued request: no
-            # request starts after the first permanent failure, so a dead endpoint costs at most
-            # concurrency x attempts requests, however the threads interleave.
-            self._abort.set()
-            raise
+    def _seen(self, data: dict[str, Any]) -> tuple[str | None, str | None]:
+        system_fp, returned = _scalar(data.get("system_fingerprint")), _scalar(data.get("model"))
+        if system_fp:
+            self.system_fingerprints.add(system_fp)
+        if returned:
+            self.returned_models.add(returned)
+        return system_fp, returned
 
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        # A next-token request (max_new_tokens 0) is counted as one token: servers generate at least one.
-        self._charge(len(requests), sum(max(1, r.max_new_tokens) for r in requests))
+    def _score_one(self, item: tuple[ScoreRequest, str]) -> Score:
+        req, route = item
+        if not req.continuation:  # nothing to score (HFBackend.score gives the same), and no request is sent
+            return Score(0.0, 0, 0)
+        assert self.access is not None
+        api, body = render_score(self.access, self.model, req, route)
+        data, cap = _call(self.client, "POST", f"{self.base_url}/{api}", self.policy, body, self._abort)
+        try:
+            score = read_score(route, data, req.continuation)
+        except Unplaceable as exc:
+            raise EndpointError(f"{self.base_url}: cannot score through {route}: {exc}") from None
+        system_fp, returned = self._seen(data)
+        raw = {"request": body, "http": cap, "route": route, "model": returned, "system_fingerprint": system_fp}
+        return Score(score.logprob, score.n_tokens, score.n_bytes, raw=raw)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Log-likelihood of each continuation, from the endpoint's logprobs of the scored text (models/scoring.py:
+        which tokens count, the token straddling the prompt/continuation boundary, a first token without logprob).
+
+        Routes (access.score_route): /completions with echo (OpenAI legacy, vLLM, llama-cpp-python), else vLLM's
+        `prompt_logprobs`; chat requests through vLLM's chat `prompt_logprobs` with `continue_final_message`.
+        Same retries, deadlines, concurrency and redaction as `generate`; each Score's `raw` keeps the exchange.
+        """
+        routes = [score_route(self.access, r.chat) for r in requests]
+        if any(r is None for r in routes):
+            chat = next(req.chat for req, r in zip(requests, routes) if r is None)
+            raise CapabilityError(f"{self.spec}: scoring {'chat' if chat else 'plain'} text needs echo or "
+                                  "prompt_logprobs, which this endpoint did not serve when probed (see its notes)")
+        # One token is generated per text sent (none for an empty continuation): counted against the limits first.
+        sent = sum(1 for r in requests if r.continuation)
+        self._charge(sent, sent)
+        return self._batch(self._score_one, list(zip(requests, routes)))  # type: ignore[arg-type]
+
+    def _batch(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """`fn` over `items` on `concurrency` threads, in order; the batch fails on its first permanent error."""
+        def guarded(item: Any) -> T:
+            try:
+                return fn(item)
+            except BaseException:
+                # Set here, in the failing request's own thread, before this worker can take the next queued request:
+                # no request starts after the first permanent failure, so a dead endpoint costs at most
+                # concurrency x attempts requests, however the threads interleave.
+                self._abort.set()
+                raise
+
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            futures = [pool.submit(self._guarded, r) for r in requests]
+            futures = [pool.submit(guarded, it) for it in items]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in futures if f in done and f.exception() is not None), None)
             if failed is not None:
@@ -373,12 +417,17 @@ class HTTPBackend(Backend):
                 # (with a dead endpoint that would be batch x attempts x timeout before the user hears anything).
                 self._abort.set()
                 raise failed.exception()  # type: ignore[misc]
-            out = [f.result() for f in futures]
+            return [f.result() for f in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._abort.clear()
-        if self.logprobs_missing:
-            self.capabilities = frozenset({Capability.TEXT})
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        # A next-token request (max_new_tokens 0) is counted as one token: servers generate at least one.
+        self._charge(len(requests), sum(max(1, r.max_new_tokens) for r in requests))
+        out = self._batch(self._one, requests)
+        if self.logprobs_missing:  # top-k logprobs silently dropped: prompt scoring is another route, kept
+            self.capabilities = self.capabilities - {Capability.TOP_LOGPROBS}
         return out
 
     def close(self) -> None:
