@@ -35,16 +35,7 @@ def audit_suspect(suspect: str, references: Sequence[str], controls: Sequence[st
     from provenance.audit import AuditConfig, run_audit
     from provenance.panel import load_panel
 
-    panel = load_panel(controls_panel) if controls_panel is not None else None
-    if panel is not None and any(v.get("revision") for v in panel.settings.values()):
-        from dataclasses import replace
-
-        from provenance.panel import apply_settings
-
-        pinned = dict(zip(panel.specs, apply_settings(panel.specs, panel.settings)[0]))
-        panel = replace(panel, controls=tuple(replace(c, spec=pinned[c.spec]) for c in panel.controls),
-                        lineages={pinned.get(k, k): v for k, v in panel.lineages.items()},
-                        settings={pinned.get(k, k): v for k, v in panel.settings.items()})
+    panel = load_panel(controls_panel).pinned() if controls_panel is not None else None
     cfg = AuditConfig(suspect=suspect, references=list(references), controls=list(controls) if controls else None,
                       out=Path(out) if out is not None else None, budget=budget, seed=seed, progress=progress,
                       panel=panel, **kwargs)

@@ -38,22 +38,27 @@ def _endpoints(specs: tuple[str, ...] | list[str], batch_size: int, unsafe_allow
                               http_timeout=timeout, fresh=fresh, **_numerics_and_limits())
 
 
-LOAD_META = "provenance.load"  # click context key: the model options every command shares without naming them
+STORED = "provenance.stored"  # click context key: options kept out of every command's signature (expose_value=False)
 
 
-def _store_load_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta.setdefault(LOAD_META, {})[param.name] = value
+def _store_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(STORED, {})[param.name] = value
     return value
+
+
+def _stored(name: str, default: Any = None) -> Any:
+    """An option stored by _store_option for the running command (default outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get(STORED, {}).get(name) if ctx is not None else None
+    return default if value is None else value
 
 
 def _numerics_and_limits() -> dict[str, Any]:
     """--device, --dtype, --max-connections, --max-retries, --max-requests and --max-tokens of the running command
     (LoadOptions field names); none outside a command (the Python API passes LoadOptions itself)."""
-    ctx = click.get_current_context(silent=True)
-    got = dict(ctx.meta.get(LOAD_META, {})) if ctx is not None else {}
     names = {"device": "device", "dtype": "dtype", "max_connections": "max_connections",
              "max_retries": "http_retries", "max_requests": "max_requests", "max_tokens": "max_tokens"}
-    return {names[k]: v for k, v in got.items() if k in names and v is not None}
+    return {field: v for name, field in names.items() if (v := _stored(name)) is not None}
 
 
 def _check_device(ctx: Any, param: Any, value: str) -> str:
@@ -64,7 +69,7 @@ def _check_device(ctx: Any, param: Any, value: str) -> str:
         value = check_device(value)
     except InputError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
-    return _store_load_option(ctx, param, value)
+    return _store_option(ctx, param, value)
 
 
 def _check_timeout(ctx: Any, param: Any, value: float) -> float:
@@ -95,20 +100,20 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Where local models run; 'map' spreads a model too large for one GPU over every GPU, then the "
                           "CPU. Part of the evidence cache key and recorded in the manifest."),
         click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
-                     show_default=True, expose_value=False, callback=_store_load_option,
+                     show_default=True, expose_value=False, callback=_store_option,
                      help="Arithmetic of local models (auto: float32 on the CPU, bfloat16 on a GPU). Part of the "
                           "evidence cache key and recorded in the manifest."),
         click.option("--max-connections", type=click.IntRange(1, 256), default=4, show_default=True,
-                     expose_value=False, callback=_store_load_option, help="Requests in flight per endpoint."),
+                     expose_value=False, callback=_store_option, help="Requests in flight per endpoint."),
         click.option("--max-retries", type=click.IntRange(1, 50), default=5, show_default=True, expose_value=False,
-                     callback=_store_load_option,
+                     callback=_store_option,
                      help="Attempts per endpoint request (transient errors and rate limits only)."),
         click.option("--max-requests", type=click.IntRange(1), default=None, expose_value=False,
-                     callback=_store_load_option, metavar="N",
+                     callback=_store_option, metavar="N",
                      help="Stop with exit 2 before an endpoint would get more than N requests in this run (the "
                           "answers so far are cached: rerun with a higher limit to go on)."),
         click.option("--max-tokens", type=click.IntRange(1), default=None, expose_value=False,
-                     callback=_store_load_option, metavar="N",
+                     callback=_store_option, metavar="N",
                      help="Stop with exit 2 before an endpoint's requests in this run could generate more than N tokens "
                           "in all (counted at each request's max_tokens: an upper bound)."),
     ]):
@@ -250,7 +255,7 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="With --dry-run: price per million input and output tokens of the endpoints, for a cost "
                           "estimate (e.g. 2.5,10)."),
         click.option("--seconds-per-request", type=click.FloatRange(0.001, 3600), default=1.0, show_default=True,
-                     expose_value=False, callback=_store_meta,
+                     expose_value=False, callback=_store_option,
                      help="With --dry-run: the latency assumed for an endpoint's time estimate."),
         click.option("--tsa", "tsa_url", default=None, metavar="URL",
                      help="Also timestamp the bundle's SHA256SUMS at this RFC 3161 authority (as `provenance timestamp`)."),
@@ -277,8 +282,6 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
                        evidentiary: bool = False, tsa_url: str | None = None,
                        examiner_role: str | None = None) -> dict[str, Any]:
-    from dataclasses import replace as with_fields  # not `replace`: that name is the --replace flag here
-
     from provenance.audit import AuditConfig, run_audit
 
     from provenance.panel import apply_settings, load_panel
@@ -313,8 +316,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
     per_model = {as_cleaned.get(k, k): v for k, v in per_model.items()}
     if panel is not None:  # the panel as the audit will use it: the same spec strings as everywhere else
-        panel = with_fields(panel, controls=tuple(with_fields(c, spec=as_cleaned.get(c.spec, c.spec))
-                                                  for c in panel.controls), lineages=lineages)
+        panel = panel.renamed(as_cleaned)
     if cleaned is not None:
         cleaned.update(suspect=suspect)
     if not dry_run:
@@ -331,10 +333,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       model_options=per_model, evidentiary=evidentiary)
     results = run_audit(cfg)
     if dry_run:
-        ctx = click.get_current_context(silent=True)
-        meta = ctx.meta if ctx is not None else {}
-        results["endpoint_costs"] = endpoint_costs(results, meta.get("provenance.price"),
-                                                   float(meta.get("provenance.seconds_per_request") or 1.0))
+        results["endpoint_costs"] = endpoint_costs(results, _stored("price"), float(_stored("seconds_per_request", 1.0)))
     if sign_key is not None and not dry_run:
         from provenance.report.signing import sign_bundle
 
@@ -407,12 +406,7 @@ def _parse_price(ctx: Any, param: Any, value: str | None) -> Any:
                 raise ValueError
         except ValueError:
             raise click.BadParameter("give two prices per million tokens, input and output: e.g. 2.5,10", ctx, param) from None
-        ctx.meta["provenance.price"] = (a, b)
-    return value
-
-
-def _store_meta(ctx: Any, param: Any, value: Any) -> Any:
-    ctx.meta[f"provenance.{param.name}"] = value
+        _store_option(ctx, param, (a, b))
     return value
 
 

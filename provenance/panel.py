@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,18 @@ class ControlsPanel:
     @property
     def specs(self) -> list[str]:
         return [c.spec for c in self.controls]
+
+    def renamed(self, names: dict[str, str]) -> "ControlsPanel":
+        """This panel with specs renamed (a revision pinned, credentials stripped): controls, lineages and settings."""
+        def n(spec: str) -> str:
+            return names.get(spec, spec)
+
+        return ControlsPanel(tuple(replace(c, spec=n(c.spec)) for c in self.controls),
+                             {n(k): v for k, v in self.lineages.items()}, {n(k): v for k, v in self.settings.items()})
+
+    def pinned(self) -> "ControlsPanel":
+        """Controls with a `revision` setting named `spec@revision`, as every later reader must see them."""
+        return self.renamed(dict(zip(self.specs, apply_settings(self.specs, self.settings)[0])))
 
     def settings_options(self) -> dict[str, dict[str, str]]:
         """LoadOptions overrides (dtype, device) per spec, from the per-model settings."""

@@ -70,7 +70,11 @@ class ResolvedModel:
     options: LoadOptions = field(default_factory=LoadOptions)
     lineage: str | None = None  # lineage family, when known (packaged and fake models; a controls panel sets others)
     access: dict[str, Any] | None = None  # an endpoint's discovered access (models/access.py), set before its queries
-    numerics: dict[str, str] | None = None  # local models: {"device", "dtype"} as resolved (resolve_numerics)
+
+    @property
+    def numerics(self) -> dict[str, str] | None:
+        """Local models: {"device", "dtype"} as resolved before loading (resolve_numerics), kept in `source`."""
+        return self.source.get("numerics")
 
     @property
     def label(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -110,3 +112,16 @@ MARKERS: dict[str, tuple[str, ...]] = {
 
 def markers_of(lineage: str | None) -> tuple[str, ...]:
     return MARKERS.get(lineage or "", ())
+
+
+def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """The installed version of each distribution (None when it is not installed), as pip names it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

@@ -68,32 +68,21 @@ def _load_http(rm: "ResolvedModel") -> "Backend":
 
 
 def _resolve_gguf(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
-    from provenance.models import ResolvedModel
+    from provenance.models import ResolvedModel, resolve_numerics
     from provenance.models import fingerprint as fp
-    from provenance.models.packaged import PACKAGED, resolve_packaged
+    from provenance.models.packaged import PACKAGED, installed_versions, resolve_packaged
 
-    from provenance.models import resolve_numerics
-
+    numerics = resolve_numerics(options)  # before hashing: an absent device is refused first
     packaged = ms.kind is SpecKind.PACKAGED
     gguf = resolve_packaged(ms.location) if packaged else Path(ms.location)
-    numerics = resolve_numerics(options)
     digest = fp.hash_file_cached(gguf)
     source: dict[str, Any] = {"gguf": str(gguf), "numerics": numerics}
     lineage = None
     if packaged:
-        from importlib.metadata import PackageNotFoundError, version
-
         source["packages"] = PACKAGED[ms.location].pip_names
-        versions = {}
-        for name in PACKAGED[ms.location].pip_names:  # the weights' origin, pinned as pip would install it
-            try:
-                versions[name] = version(name)
-            except PackageNotFoundError:
-                versions[name] = None
-        source["package_versions"] = versions
+        source["package_versions"] = installed_versions(PACKAGED[ms.location].pip_names)  # the weights' origin
         lineage = PACKAGED[ms.location].family
-    return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage,
-                         numerics=numerics)
+    return ResolvedModel(ms, digest, source, {gguf.name: digest}, gguf=gguf, options=options, lineage=lineage)
 
 
 def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
@@ -101,7 +90,7 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
     from provenance.models import fingerprint as fp
     from provenance.models.hf import check_directory
 
-    numerics = resolve_numerics(options)
+    numerics = resolve_numerics(options)  # before any download: an absent device is refused first
     path = hub_snapshot(ms.location, ms.revision) if ms.kind is SpecKind.HUB else Path(ms.location)
     check_directory(path, options.allow_unsafe_pickle)
     files = fp.directory_files(path)
@@ -109,7 +98,7 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
     if ms.kind is SpecKind.HUB:  # what was asked for and what it resolved to: a branch moves, a commit does not
         source.update(repo=ms.location, revision=ms.revision or "main", commit=hub_commit(path))
     return ResolvedModel(ms, fp.combine(files), source, files, local_path=path, options=options,
-                         lineage=_lineage_file(path), numerics=numerics)
+                         lineage=_lineage_file(path))
 
 
 LINEAGE_FILE = ".lineage"  # written by `provenance zoo` (and by anyone who knows a directory's lineage)

@@ -62,20 +62,12 @@ RENDERERS = ("pandas", "jinja2")  # what formats report.html and the tables: `ve
 
 
 def environment() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
+    from provenance.models.packaged import installed_versions
 
-    from provenance.models.packaged import PACKAGED
-
-    pkgs = {}
-    # Everything that computes, loads, renders or signs, and the packages that ship the packaged models' weights.
-    deps = ("torch", "transformers", "tokenizers", "accelerate", "huggingface_hub", "numpy", "scipy", "scikit-learn",
-            "pandas", "gguf", "safetensors", "httpx", "httpcore", "click", "cryptography", "matplotlib", *RENDERERS)
-    shipped = sorted({n for m in PACKAGED.values() for n in m.pip_names})
-    for name in dict.fromkeys((*deps, *shipped)):
-        try:
-            pkgs[name] = version(name)
-        except PackageNotFoundError:
-            pkgs[name] = None
+    # Everything that computes, loads, renders or signs (the packaged models' own packages are in their `source`).
+    pkgs = installed_versions(("torch", "transformers", "tokenizers", "accelerate", "huggingface_hub", "numpy", "scipy",
+                               "scikit-learn", "pandas", "gguf", "safetensors", "httpx", "httpcore", "click",
+                               "cryptography", "matplotlib", *RENDERERS))
     return {"tool": {"name": "provenance", "version": __version__, **_git_commit()}, "python": sys.version.split()[0],
             "platform": platform.platform(), "packages": pkgs}
 
