@@ -57,6 +57,9 @@ class AuditConfig:
     # spec -> LoadOptions overrides for that model alone (dtype, device), e.g. from a panel's per-model settings
     model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     evidentiary: bool = False  # refuse unless the tool's commit is known and clean; recorded in the manifest
+    # --dry-run only: USD per million input and output tokens, and the latency assumed for an endpoint's time estimate.
+    price: tuple[float, float] | None = None
+    seconds_per_request: float = 1.0
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -199,7 +202,7 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
                                                  for p in gen),
                        "prompt_chars": sum(len(pr.text) for p in gen for pr in p.probes),
                        "score_if_logits": (len(ll.probes) * len(samplers) if ll else 0) + yard}
-    return {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
+    plan = {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
             "max_connections": cfg.options.max_connections,
             "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote, "numerics": m.numerics,
                            "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
@@ -207,6 +210,31 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
             "references": per_ref, "warnings": list(warnings),
             "probes": {p.role: len(p.probes) for p in plans},
             "note": "nothing was loaded, queried or written"}
+    plan["endpoint_costs"] = endpoint_costs(plan, cfg.price, cfg.seconds_per_request)
+    return plan
+
+
+def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seconds_per_request: float
+                   ) -> dict[str, dict[str, Any]]:
+    """Per endpoint of a dry run: requests, approximate prompt tokens, new tokens at most, time at an assumed latency,
+    and the cost when prices per million tokens (input, output) are given. Scoring requests are given apart
+    (`score_requests_if_served`, one generated token each), not in the totals: an endpoint scores only when it serves
+    prompt scoring (echo or prompt_logprobs, for plain and chat text), which is found out by asking it."""
+    out: dict[str, dict[str, Any]] = {}
+    conns = int(plan.get("max_connections") or 4)
+    for spec, m in plan["models"].items():
+        r = plan["requests"].get(spec)
+        if not m["remote"] or r is None:
+            continue
+        prompt = -(-r["prompt_chars"] // 4)
+        row: dict[str, Any] = {"requests": r["generate"], "prompt_tokens": prompt, "new_tokens": r["new_tokens_at_most"],
+                               "connections": conns, "seconds_per_request": seconds_per_request,
+                               "minutes": r["generate"] * seconds_per_request / conns / 60,
+                               "score_requests_if_served": r["score_if_logits"]}
+        if price is not None:
+            row.update(cost=round((prompt * price[0] + r["new_tokens_at_most"] * price[1]) / 1e6, 4), currency="$")
+        out[spec] = row
+    return out
 
 
 def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int) -> dict[str, Any]:

@@ -330,10 +330,9 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     requested_by=requested_by, note=note,
                                     questions=list(questions), replaces=replaces.lower() if replaces else None),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
-                      model_options=per_model, evidentiary=evidentiary)
+                      model_options=per_model, evidentiary=evidentiary, price=_stored("price"),
+                      seconds_per_request=float(_stored("seconds_per_request", 1.0)))
     results = run_audit(cfg)
-    if dry_run:
-        results["endpoint_costs"] = endpoint_costs(results, _stored("price"), float(_stored("seconds_per_request", 1.0)))
     if sign_key is not None and not dry_run:
         from provenance.report.signing import sign_bundle
 
@@ -373,29 +372,6 @@ def _echo_plan(plan: dict[str, Any]) -> None:
                    f"{cost['minutes']:.1f} min at {cost['seconds_per_request']:g} s per request and "
                    f"{cost['connections']} connections (--seconds-per-request); up to "
                    f"{cost['score_requests_if_served']} more if it serves prompt scoring")
-
-
-def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seconds_per_request: float
-                   ) -> dict[str, dict[str, Any]]:
-    """Per endpoint of a dry run: requests, approximate prompt tokens, new tokens at most, time at an assumed latency,
-    and the cost when prices per million tokens (input, output) are given. Scoring requests are given apart
-    (`score_requests_if_served`, one generated token each), not in the totals: an endpoint scores only when it serves
-    prompt scoring (echo or prompt_logprobs, for plain and chat text), which is found out by asking it."""
-    out: dict[str, dict[str, Any]] = {}
-    conns = int(plan.get("max_connections") or 4)
-    for spec, m in plan["models"].items():
-        r = plan["requests"].get(spec)
-        if not m["remote"] or r is None:
-            continue
-        prompt = -(-r["prompt_chars"] // 4)
-        row: dict[str, Any] = {"requests": r["generate"], "prompt_tokens": prompt, "new_tokens": r["new_tokens_at_most"],
-                               "connections": conns, "seconds_per_request": seconds_per_request,
-                               "minutes": r["generate"] * seconds_per_request / conns / 60,
-                               "score_requests_if_served": r["score_if_logits"]}
-        if price is not None:
-            row.update(cost=round((prompt * price[0] + r["new_tokens_at_most"] * price[1]) / 1e6, 4), currency="$")
-        out[spec] = row
-    return out
 
 
 def _parse_price(ctx: Any, param: Any, value: str | None) -> Any:

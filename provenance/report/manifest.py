@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -16,6 +17,7 @@ from provenance.evidence import ModelEvidence, ProbePlan
 from provenance.report.bundle import BUNDLE_SCHEMA_VERSION, CaseInfo, _redact_record, custody_entry
 
 
+@functools.lru_cache(maxsize=1)  # once per process: the code that runs is the code imported at its start
 def _git_commit() -> dict[str, Any]:
     """The tool's own commit: from the checkout the package runs from (a development install), else from the metadata
     the wheel was built with (setup.py writes provenance/_build_info.json), never from the user's repository. A dirty
