@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from provenance.report.bundle import SUMS
 from provenance.report.signing import SIGNATURE_FILE, check_signature
 from provenance.report.timestamp import TIMESTAMP_FILE, check_timestamp
 from provenance.secrets import redact_obj
+
+log = logging.getLogger(__name__)
 
 EXIT_VERIFY_FAILED = 3
 
@@ -246,6 +249,7 @@ def verify(bundle: Path, public_key: Path | None = None, tsa_ca: Path | None = N
         raise  # the machine or the installation, not the bundle
     except Exception as exc:  # noqa: BLE001 - an edited file can break recomputation in any way; that is the finding
         first = (str(exc).splitlines() or [""])[0][:300]
+        log.debug("recomputing %s failed", bundle, exc_info=True)  # `provenance -vv verify`: where it broke
         report.problems.append(f"cannot recompute statistics: {type(exc).__name__}: {first}")
     return report
 
