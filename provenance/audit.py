@@ -98,7 +98,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
     # Say before any query when the controls cannot support a verdict (the audit still runs: its evidence is kept).
     hopeless, warnings = preflight({s: m.lineage for s, m in resolved.items()}, cfg.suspect, refs, ctrl,
-                                   {s: not m.remote for s, m in resolved.items()})
+                                   {s: not m.remote for s, m in resolved.items()},
+                                   {s: m.fingerprint for s, m in resolved.items()})
     warnings = [*(f"{h}: the verdict will be inconclusive; add controls of other lineages (-c, --controls FILE)"
                   for h in hopeless), *warnings]
     for w in warnings:
@@ -186,7 +187,8 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     if cfg.likelihood_set:
         plans.append(likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)))
     lin = {s: (m.lineage or UNKNOWN_LINEAGE) for s, m in resolved.items()}
-    per_ref = [{"reference": r, "lineage": lin[r], "control_lineages": control_units(lin, cfg.suspect, r, ctrl)[0],
+    fps = {s: m.fingerprint for s, m in resolved.items()}
+    per_ref = [{"reference": r, "lineage": lin[r], "control_lineages": control_units(lin, cfg.suspect, r, ctrl, fps)[0],
                 "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)} for r in refs]
     # Requests each model would get: its answers to every plan (the likelihood plan only for the reference(s) and
     # controls, who sample), plus one scoring request per sampled answer and yardstick passage (models with logits).

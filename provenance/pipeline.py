@@ -3,6 +3,7 @@ model before any query, and gathering evidence (answers, the likelihood plan's s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,8 +32,6 @@ def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[st
                 per_model: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, ResolvedModel]:
     """Identify every model before querying any (chain of custody); a panel's lineage overrides what was inferred,
     and `per_model` options (dtype, device) override the shared ones for that model alone."""
-    from dataclasses import replace
-
     resolved: dict[str, ResolvedModel] = {}
     for s in specs:
         if s not in resolved:
@@ -49,7 +48,10 @@ def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll
     logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran."""
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed)
-    evidence = {s: by_fp[m.fingerprint] for s, m in resolved.items()}
+    # Two specs with byte-identical files share one collection, but each keeps its own identity (spec, lineage), so the
+    # manifest names every model it was given and `verify` finds each seat again.
+    evidence = {s: by_fp[m.fingerprint] if by_fp[m.fingerprint].model.label == s else
+                replace(by_fp[m.fingerprint], model=m.identity()) for s, m in resolved.items()}
     items = yardstick_items(yardstick) if yardstick is not None else []
     if ll_plan is not None:
         sources = [s for s in samplers if ll_plan.probe_set.id in evidence[s].answers]

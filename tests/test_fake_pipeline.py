@@ -46,6 +46,39 @@ def test_suspect_related_control_is_left_out(tmp_path: Path) -> None:
     assert ex == [{"spec": "fake:t1b?teacher=t1&q=0.9", "reason": "shares the reference's lineage (t1)"}]
 
 
+def test_the_same_model_under_two_specs_counts_once_and_verifies(tmp_path: Path) -> None:
+    """Two paths to one checkpoint are one model: a copy of a control joins its unit, a copy of the suspect is left
+    out, and the bundle names every spec it was given (it failed `verify` with a KeyError before)."""
+    from provenance.audit import AuditConfig, run_audit
+    from provenance.report.verify import verify
+
+    copy_c2, copy_suspect = "fake:c2?seed=0", "fake:s1?q=0.5&teacher=t1"  # same parameters, other spellings
+    res = run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], out=tmp_path / "b",
+                                controls=[*FAKE_CONTROLS, copy_c2, copy_suspect], budget=40, progress=False))
+    ref = res["references"][0]
+    assert ref["controls_used"]["c2"] == ["fake:c2", copy_c2] and len(ref["controls_used"]) == 5
+    assert {"spec": copy_suspect, "reason": "byte-identical to the suspect"} in ref["controls_excluded"]
+    assert sum("one model, counted once" in w for w in res["warnings"]) == 2
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert {copy_c2, copy_suspect} <= {m["spec"] for m in manifest["models"]}
+    rep = verify(tmp_path / "b")
+    assert rep.ok, rep.problems
+
+
+def test_control_units_by_fingerprint() -> None:
+    """Byte-identical files decide over the lineages given: a copy labelled with another lineage is still that model."""
+    from provenance.analysis.evaluate import control_units
+
+    lineages = {"s": "ls", "r": "lr", "a": "la", "a2": "other", "b": "lb", "b2": "lb2", "r2": "x", "c": "lr"}
+    fps = {"s": "1", "r": "2", "a": "3", "a2": "3", "b": "4", "b2": "4", "r2": "2", "c": "5", "c2": "5"}
+    units, excluded = control_units(lineages, "s", "r", ["a", "a2", "b", "b2", "r2", "c", "c2"], fps)
+    assert units == {"la": ["a", "a2"], "lb": ["b", "b2"]}
+    assert excluded == [{"spec": "r2", "reason": "byte-identical to the reference"},
+                        {"spec": "c", "reason": "shares the reference's lineage (lr)"},
+                        {"spec": "c2", "reason": "byte-identical to c, left out: shares the reference's lineage (lr)"}]
+    assert control_units(lineages, "s", "r", ["a", "a2"])[0] == {"la": ["a"], "other": ["a2"]}  # without fingerprints
+
+
 def test_cli_audit_json_and_verify_exit_codes(tmp_path: Path) -> None:
     out = tmp_path / "b"
     args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "40",

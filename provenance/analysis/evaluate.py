@@ -56,41 +56,73 @@ def _unit(lineage: str | None, key: str) -> str:
     return f"{UNKNOWN_LINEAGE}:{key}" if not lineage or lineage == UNKNOWN_LINEAGE else lineage
 
 
-def control_units(lineages: Mapping[str, str | None], suspect: str, reference: str, controls: Sequence[str]
-                  ) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
+def same_files(fingerprints: Mapping[str, str], order: Sequence[str]) -> dict[str, str]:
+    """Each spec's first spec in `order` with byte-identical files (itself when none): two paths to one checkpoint are
+    one model, whatever lineage each was given."""
+    first: dict[str, str] = {}
+    return {k: first.setdefault(fingerprints[k], k) if fingerprints.get(k) else k for k in order}
+
+
+def control_units(lineages: Mapping[str, str | None], suspect: str, reference: str, controls: Sequence[str],
+                  fingerprints: Mapping[str, str] | None = None) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
     """Control lineages as units of the null (by spec), and the controls left out because they are related to the
-    suspect or the reference. The one place that counts lineages: designs, the preflight and `--dry-run` use it."""
+    suspect or the reference. The one place that counts lineages: designs, the preflight and `--dry-run` use it.
+
+    With `fingerprints` (by spec), a control byte-identical to the suspect, the reference or an earlier control is
+    that model: it is left out, or joins that control's unit, so a copy never counts as another independent lineage.
+    """
+    canon = same_files(fingerprints or {}, [suspect, reference, *controls])
     ls, lr = _unit(lineages.get(suspect), suspect), _unit(lineages.get(reference), reference)
     units: dict[str, list[str]] = {}
     excluded = []
+    left_out: dict[str, str] = {}
     for c in controls:
         if c in (suspect, reference):
             continue
-        lc = _unit(lineages.get(c), c)
+        first = canon.get(c, c)
+        if first in (suspect, reference):
+            excluded.append({"spec": c, "reason": f"byte-identical to the {'suspect' if first == suspect else 'reference'}"})
+            continue
+        if first in left_out:
+            excluded.append({"spec": c, "reason": f"byte-identical to {first}, left out: {left_out[first]}"})
+            continue
+        lc = _unit(lineages.get(first), first)
         if lc == lr:
-            excluded.append({"spec": c, "reason": f"shares the reference's lineage ({lc})"})
+            left_out[c] = f"shares the reference's lineage ({lc})"
         elif lc == ls:
-            excluded.append({"spec": c, "reason": f"shares the suspect's lineage ({lc})"})
+            left_out[c] = f"shares the suspect's lineage ({lc})"
         else:
             units.setdefault(lc, []).append(c)
+            continue
+        excluded.append({"spec": c, "reason": left_out[c]})
     return units, excluded
+
+
+def duplicate_notes(fingerprints: Mapping[str, str], specs: Sequence[str]) -> list[str]:
+    """One line per spec whose files are byte-identical to an earlier one's (said before any query)."""
+    canon = same_files(fingerprints, list(dict.fromkeys(specs)))
+    return [f"{k} has the same files as {first} (fingerprint {fingerprints[k][:12]}): one model, counted once"
+            for k, first in canon.items() if first != k]
 
 
 def design_for(evidence: Mapping[str, ModelEvidence], suspect: str, reference: str, controls: Sequence[str]
                ) -> tuple[Design, list[dict[str, str]]]:
     """Seats for one pair: control lineages as units; controls related to the suspect or reference are left out."""
-    units, excluded = control_units({k: evidence[k].model.lineage for k in [suspect, reference, *controls]},
-                                    suspect, reference, controls)
+    seats = [suspect, reference, *controls]
+    units, excluded = control_units({k: evidence[k].model.lineage for k in seats}, suspect, reference, controls,
+                                    {k: evidence[k].model.fingerprint for k in seats})
     return Design(suspect, reference, {u: tuple(ms) for u, ms in sorted(units.items())}), excluded
 
 
 def preflight(lineages: Mapping[str, str | None], suspect: str, references: Sequence[str], controls: Sequence[str],
-              weights: Mapping[str, bool]) -> tuple[list[str], list[str]]:
+              weights: Mapping[str, bool], fingerprints: Mapping[str, str] | None = None
+              ) -> tuple[list[str], list[str]]:
     """Before any query: (references no test could decide for, warnings). `lineages` by spec (None: unknown, its own
     unit), `weights` by spec: whether its weights can be read. Counts control lineages exactly as design_for does."""
-    hopeless, warnings = [], []
+    hopeless: list[str] = []
+    warnings = duplicate_notes(fingerprints or {}, [suspect, *references, *controls])
     for ref in references:
-        units = sorted(control_units(lineages, suspect, ref, controls)[0])
+        units = sorted(control_units(lineages, suspect, ref, controls, fingerprints)[0])
         has_weights = weights.get(suspect, False) and weights.get(ref, False)
         if len(units) < MIN_UNITS:
             why = (f"{ref}: {len(units)} independent control lineage(s) ({', '.join(units) or 'none'}); the behavioural "
