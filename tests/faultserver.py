@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -144,8 +145,11 @@ class FaultServer(ModelServer):
     """ModelServer whose handler injects the plan's faults; `backend` may be None for servers that only fail."""
 
     def __init__(self, backend: Backend | None, plan: FaultPlan, model_name: str = "suspect",
-                 fingerprint: str = "0" * 64) -> None:
-        super().__init__(backend, model_name, fingerprint, "127.0.0.1", 0)  # type: ignore[arg-type]
+                 fingerprint: str | None = None) -> None:
+        # A fresh card fingerprint per server unless a test asks for one: the endpoint's identity is (URL, card), and a
+        # later test's server on a recycled loopback port must never share the evidence cache of an earlier one.
+        super().__init__(backend, model_name, fingerprint or uuid.uuid4().hex * 2,  # type: ignore[arg-type]
+                         "127.0.0.1", 0)
         self.RequestHandlerClass = _FaultHandler
         self.plan = plan
         self.log: list[tuple[str, str | None]] = []
@@ -160,7 +164,7 @@ class FaultServer(ModelServer):
 
 @contextmanager
 def serving(backend: Backend | None, plan: FaultPlan, model_name: str = "suspect",
-            fingerprint: str = "0" * 64) -> Iterator[FaultServer]:
+            fingerprint: str | None = None) -> Iterator[FaultServer]:
     server = FaultServer(backend, plan, model_name, fingerprint)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -64,13 +65,16 @@ def zoo() -> dict[str, FakeLM]:
 @contextmanager
 def endpoints(models: dict[str, Backend] | None = None,
               plans: dict[str, FaultPlan] | None = None) -> Iterator[dict[str, FaultServer]]:
-    """One loopback server per model, each with its own fingerprint; yields {role: server}."""
+    """One loopback server per model, each with its own fingerprint; yields {role: server}.
+
+    The card fingerprints are new on every call: two calls are two sets of models, even on recycled ports."""
     models = models or zoo()
+    nonce = uuid.uuid4().hex
     with ExitStack() as stack:
         servers = {}
         for i, (role, backend) in enumerate(models.items()):
             plan = (plans or {}).get(role) or FaultPlan(lambda key, attempt: None)
-            servers[role] = stack.enter_context(serving(backend, plan, model_name=role, fingerprint=f"{i + 1:x}" * 64))
+            servers[role] = stack.enter_context(serving(backend, plan, model_name=role, fingerprint=hashlib.sha256(f"{nonce}:{i}".encode()).hexdigest()))
         yield servers
 
 

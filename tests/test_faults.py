@@ -117,7 +117,7 @@ def audit(url: str, lineage: dict[str, Path], out: Path, timeout: float) -> dict
 def healthy(lineage: dict[str, Path], suspect_backend: Replay, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     plan = FaultPlan(lambda key, attempt: None)
     # Each server claims its own fingerprint, so no audit is ever served another server's cached answers.
-    with serving(suspect_backend, plan, fingerprint="1" * 64) as server:
+    with serving(suspect_backend, plan) as server:
         results = audit(server.url, lineage, tmp_path_factory.mktemp("healthy") / "bundle", timeout=60.0)
     assert not plan.injected and suspect_backend.computed >= BUDGET
     results["_requests"] = len(plan.attempts)  # distinct requests an audit makes of the suspect's server
@@ -148,7 +148,7 @@ def test_transient_faults_change_nothing(healthy: dict[str, Any], lineage: dict[
     chats = [Request(q, max_new_tokens=6, top_k=5, chat=True) for q in ("Who made you?", "Name a colour.", "Hi!")]
     want = suspect_backend.generate(chats)  # recorded first, so no answer is slower than the client's timeout
     plan = FaultPlan(schedule)
-    with serving(suspect_backend, plan, fingerprint="2" * 64) as server:
+    with serving(suspect_backend, plan) as server:
         faulty = audit(server.url, lineage, tmp_path / "bundle", timeout=1.0)
         remote = resolve(f"{server.url}#suspect", LoadOptions(http_timeout=1.0)).load()
         try:
@@ -184,7 +184,7 @@ def test_transient_faults_change_nothing(healthy: dict[str, Any], lineage: dict[
 def test_omitted_logprobs_fall_back_to_text(healthy: dict[str, Any], lineage: dict[str, Path], suspect_backend: Replay,
                                             tmp_path: Path) -> None:
     """A server that silently drops `logprobs`: text-level tests still run, next-token ones skip, and the notes say so."""
-    with serving(suspect_backend, FaultPlan.always("omit-logprobs"), fingerprint="3" * 64) as server:
+    with serving(suspect_backend, FaultPlan.always("omit-logprobs")) as server:
         res = audit(server.url, lineage, tmp_path / "bundle", timeout=5.0)
     spec = f"{server.url}#suspect"
     assert res["access"][spec] == ["text"]
@@ -201,7 +201,7 @@ def test_permanent_fault_on_completions_is_one_error(fault: str, match: str, lin
                                                     tmp_path: Path) -> None:
     """The model list answers, every completion fails: EndpointError (exit 2), and no bundle is written."""
     plan = FaultPlan.always(fault, only="POST")
-    with serving(None, plan, fingerprint=fault.rjust(64, "4")) as server:
+    with serving(None, plan) as server:
         with pytest.raises(EndpointError, match=match):
             audit(server.url, lineage, tmp_path / "bundle", timeout=5.0)
     assert not (tmp_path / "bundle" / "results.json").exists()
