@@ -309,6 +309,12 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
             continue
         key = score_key(m)
         done = {} if m.remote and m.options.fresh else cache.load(key)  # `--fresh`: no score of an endpoint replayed
+        if m.remote and done:  # another model may answer there now: a few cached texts are scored again first
+            from provenance.freshness import check_endpoint_scores
+
+            wanted = [(_text_key(it), ScoreRequest(it.prompt, it.continuation, it.chat)) for it in items]
+            done, notes = check_endpoint_scores(m, done, wanted, key, cache)
+            ev.notes.extend(notes)
         before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
         todo = [it for it in items if _text_key(it) not in done]
         if todo:

@@ -5,6 +5,10 @@ under the same name would otherwise get zero requests: every answer would come f
 cached answer of an endpoint is reused, each audit sends it a few of those probes again (greedy ones, never from the
 cache) and compares the texts. A mismatch means the served model changed: its cached answers are set aside (renamed,
 not deleted) and everything is collected afresh; either way a note in results.json says what happened.
+
+Cached scores (log-likelihoods of texts) get the same check on their own: an audit whose probe plan is new has no
+cached answer to compare, yet may replay scores of the texts an earlier run scored. A few cached texts are scored
+again; a difference beyond the endpoint's arithmetic noise sets the scores aside too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any, Sequence
 from provenance.cache import EvidenceCache
 
 CANARY_PROBES = 3
+# Two scorings of one text by one served model agree to ~1e-5 nats (measured, docs/methods.md); another model differs
+# by far more. Absolute on the summed log-probability, plus a relative part for long texts.
+SCORE_TOLERANCE = 1e-3
 
 
 def _when(ts: float) -> str:
@@ -57,3 +64,26 @@ def check_endpoint_cache(model: Any, plans: Sequence[Any], cached: dict[str, dic
             return {ps_id: {} for ps_id in cached}, [note]
     return cached, [f"{model.label}: {reused} answers replayed from the evidence cache ({span}); a fresh canary of "
                     f"{len(canaries)} probe(s) sent now matched them"]
+
+
+def check_endpoint_scores(model: Any, done: dict[str, dict[str, Any]], wanted: Sequence[tuple[str, Any]],
+                          key: dict[str, Any], cache: EvidenceCache) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(the cached scores that may be replayed, notes). `wanted`: (text key, ScoreRequest) this run needs, in order."""
+    cached = [(k, req) for k, req in wanted if k in done]
+    if not cached:
+        return done, []
+    canaries = cached[:CANARY_PROBES]
+    backend = model.load()
+    try:
+        fresh = backend.score([req for _, req in canaries])
+    finally:
+        backend.close()
+    for (k, _), sc in zip(canaries, fresh):
+        before = float(done[k]["response"]["logprob"])
+        if not abs(sc.logprob - before) <= SCORE_TOLERANCE * max(1.0, abs(before) / 100):
+            cache.retire(key)
+            return {}, [f"{model.label}: the endpoint's scores changed since they were cached (cached {before:.4f}, "
+                        f"now {sc.logprob:.4f} nats); the {len(done)} cached scores were set aside and every text "
+                        "scored afresh"]
+    return done, [f"{model.label}: {len(cached)} scores replayed from the evidence cache; a fresh canary of "
+                  f"{len(canaries)} text(s) scored now matched them"]

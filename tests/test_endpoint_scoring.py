@@ -300,6 +300,32 @@ def test_a_character_split_over_tokens(prompt: str, continuation: str, want: Sco
     _close(got, want)
 
 
+def test_cached_scores_of_another_model_are_set_aside(tmp_path: Path) -> None:
+    """Scores cached under an endpoint's fingerprint are replayed only after a fresh canary matches them: cached scores
+    that differ (another model now serves that name, or an edited cache) are set aside and every text scored again."""
+    from provenance.cache import EvidenceCache
+    from provenance.collect import collect_model, collect_scores, score_key
+
+    cache = EvidenceCache(tmp_path / "cache")
+    items = [ScoreItem(f"p{i}|src", PLAIN.prompt, PLAIN.continuation + " x" * i, False) for i in range(5)]
+    with vllm() as srv:
+        rm = resolve(f"{srv.url}#m", LoadOptions(http_timeout=5.0, http_retries=1))
+        ev = collect_model(rm, [], cache, progress=False)
+        collect_scores([rm], items, cache, {rm.fingerprint: ev}, progress=False)
+        key = score_key(rm)
+        cached = cache.load(key)
+        cache.retire(key)  # the cache as another model behind the same name would have left it
+        cache.append(key, [{**r, "response": {**r["response"], "logprob": r["response"]["logprob"] - 1.5}}
+                           for r in cached.values()])
+        ev2 = collect_model(rm, [], cache, progress=False)
+        n0 = len(srv.requests)
+        collect_scores([rm], items, cache, {rm.fingerprint: ev2}, progress=False)
+        asked = len(srv.requests) - n0
+    assert asked == 3 + 5  # the canary of three texts, then every text afresh
+    assert any("scores changed since they were cached" in n for n in ev2.notes)
+    assert {k: v.logprob for k, v in ev2.scores.items()} == {k: v.logprob for k, v in ev.scores.items()}
+
+
 def test_scores_are_cached_per_route(tmp_path: Path) -> None:
     """Collected scores are cached under the endpoint's fingerprint and its scoring route: a rerun asks nothing, the
     same endpoint scoring through another route asks again."""
@@ -324,7 +350,8 @@ def test_scores_are_cached_per_route(tmp_path: Path) -> None:
         rm.access = {**rm.access, "echo": False, "prompt_logprobs": True}  # as if probed to score another way
         collect_scores([rm], items, cache, {rm.fingerprint: ev}, progress=False)
         n3 = len(srv.requests)
-    assert (n1 - n0, n2 - n1) == (2, 0) and n3 - n2 == 2
+    assert (n1 - n0, n2 - n1) == (2, 2) and n3 - n2 == 2  # the rerun: only the canary (here both texts)
+    assert any("a fresh canary of 2 text(s) scored now matched them" in n for n in ev.notes)
     _close(ev.scores["p1|src"], PLAIN_SCORE)
     _close(ev.scores["p2|src"], Score(-2.1, 4, 11))
     rec = next(r for r in ev.records if r.get("probe_set") == "likelihood")
