@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import beta
 
 from provenance.verdict import FLAGGED
 
@@ -17,6 +16,8 @@ CONFIDENCE = 0.95
 
 def clopper_pearson(k: int, n: int, conf: float = CONFIDENCE) -> tuple[float, float]:
     """Exact two-sided interval for a binomial rate (k of n)."""
+    from scipy.stats import beta  # here, not at import: every audit's report imports this module, few call it
+
     if n == 0:
         return (0.0, 1.0)
     a = 1 - conf
@@ -27,6 +28,8 @@ def clopper_pearson(k: int, n: int, conf: float = CONFIDENCE) -> tuple[float, fl
 
 def one_sided(k: int, n: int, conf: float, upper: bool) -> float:
     """Exact one-sided bound: the rate is below `upper` (or above the lower) bound with confidence `conf`."""
+    from scipy.stats import beta
+
     if n == 0:
         return 1.0 if upper else 0.0
     if upper:
