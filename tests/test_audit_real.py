@@ -11,7 +11,7 @@ from provenance.audit import AuditConfig, run_audit
 from tests.conftest import requires_models
 
 pytestmark = [requires_models, pytest.mark.slow]
-BUDGET = 100
+BUDGET = 40  # the weight test decides the derived copy; the behavioural families only need evidence to skip on
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_derived_copy_is_related(derived_audit: dict) -> None:
         assert tests[name]["p_value"] is None and "control lineages" in tests[name]["skipped"]
     assert tests["weight_alignment"]["p_value"] <= 0.001
     assert ref["combination"]["carried_by"] == "weights"
-    # The identity family runs on every audit (12 questions at this budget); SmolLM2-135M names itself too rarely
+    # The identity family runs on every audit (10 questions at this budget); SmolLM2-135M names itself too rarely
     # for a strong signal, so only its presence is checked here (detection: test_identity.py, marked heavy).
     assert "identity_claims" in tests
 
@@ -51,9 +51,11 @@ def test_results_schema_and_transcripts(derived_audit: dict) -> None:
     lines = (out / "transcripts.jsonl").read_text().splitlines()
     # every probe of every model (continuation, next-token, identity), with the model's fingerprint and set hash
     per_model = sum(ps["n_used"] for ps in on_disk["probe_sets"] if ps["role"] != "yardstick")
+    identity = next(ps["n_used"] for ps in on_disk["probe_sets"] if ps["role"] == "identity")
     yardstick = sum(ps["n_used"] for ps in on_disk["probe_sets"] if ps["role"] == "yardstick")
     # every model answers every probe, and scores the yardstick's neutral passages (its competence)
-    assert per_model == BUDGET + 12 and yardstick == 12 and len(lines) == 4 * (per_model + yardstick)
+    assert identity == 10 and per_model == BUDGET + identity and yardstick == 12
+    assert len(lines) == 4 * (per_model + yardstick)
     rec = json.loads(lines[0])
     assert {"model", "fingerprint", "probe_set_sha256", "request", "response"} <= set(rec)
     assert {c["spec"] for c in on_disk["controls"]} == {"gemma-3-270m", "qwen2.5-coder-0.5b-instruct"}

@@ -45,6 +45,16 @@ def _evidence_lines(cache_root: Path) -> dict[str, list[str]]:
     return {p.name: p.read_text().splitlines() for p in (cache_root / "evidence").rglob("*.jsonl")}
 
 
+def _tiny_control(tmp_path: Path) -> Path:
+    """A 1-layer llama on the zoo tokenizer: a real checkpoint of another lineage, seconds to query (Gemma took minutes)."""
+    from provenance.zoo.build import _tokenizer
+    from provenance.zoo.train import fresh_model, save, tiny_config
+
+    tok = _tokenizer()
+    cfg = tiny_config(len(tok), 32, 1, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.eos_token_id)
+    return save(fresh_model(cfg, 7), tok, tmp_path / "tiny-control", "tiny control", lineage="tiny")
+
+
 def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "cache"
     fresh.mkdir()
@@ -52,8 +62,9 @@ def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, 
         os.symlink(isolated_cache / sub, fresh / sub)
     env = {**os.environ, "PROVENANCE_CACHE": str(fresh)}
     out = tmp_path / "bundle"
+    control = str(_tiny_control(tmp_path))  # a real transformer small enough that the kill lands in the SmolLM2 collections
     args = [sys.executable, "-m", "provenance", "audit", "-s", str(noised_smol), "-r", "smollm2-135m-instruct",
-            "-c", "gemma-3-270m", "--budget", "24", "--out", str(out), "--no-progress", "--batch-size", "4",
+            "-c", control, "--budget", "24", "--out", str(out), "--no-progress", "--batch-size", "4",
             "--likelihood-probes", "none", "--identity-probes", "none"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -78,7 +89,7 @@ def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, 
     resumed = json.loads((out / "results.json").read_text())
 
     # The same audit, never interrupted, on the session's cache.
-    clean = run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], controls=["gemma-3-270m"],
+    clean = run_audit(AuditConfig(suspect=str(noised_smol), references=["smollm2-135m-instruct"], controls=[control],
                                   out=tmp_path / "clean", budget=24, progress=False, likelihood_set=None,
                                   identity_set=None))
     a, b = resumed["references"][0], clean["references"][0]
