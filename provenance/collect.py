@@ -312,7 +312,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
         if m.remote and done:  # another model may answer there now: a few cached texts are scored again first
             from provenance.freshness import check_endpoint_scores
 
-            wanted = [(_text_key(it), ScoreRequest(it.prompt, it.continuation, it.chat)) for it in items]
+            wanted = [(_text_key(it), _score_request(it)) for it in items]
             done, notes = check_endpoint_scores(m, done, wanted, key, cache)
             ev.notes.extend(notes)
         before = set(done)  # scored by an earlier run: replayed now (custody says so, with the times they were scored)
@@ -324,7 +324,7 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
                 for start in range(0, len(todo), batch):
                     chunk = todo[start : start + batch]
                     sent = time.time()
-                    scores = backend.score([ScoreRequest(it.prompt, it.continuation, it.chat) for it in chunk])
+                    scores = backend.score([_score_request(it) for it in chunk])
                     # An endpoint's Score keeps its HTTP exchange (`raw`): beside the response, never inside it.
                     recs = [{"probe_id": _text_key(it), "request": {"prompt": it.prompt, "continuation": it.continuation,
                                                                     "chat": it.chat}, "response": sc.to_json(), "sent": sent,
@@ -350,6 +350,10 @@ def score_key(model: ResolvedModel) -> dict[str, Any]:
     how = score_variant(EndpointAccess.from_json(model.access) if model.access is not None else None)
     return entry_key(model.fingerprint, "scored-texts", {"score": "sum-logprob", **({"access": how} if how else {})},
                      "score", model.numerics)
+
+
+def _score_request(item: ScoreItem) -> ScoreRequest:
+    return ScoreRequest(item.prompt, item.continuation, item.chat)
 
 
 def _text_key(item: ScoreItem) -> str:

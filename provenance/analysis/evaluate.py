@@ -74,28 +74,23 @@ def control_units(lineages: Mapping[str, str | None], suspect: str, reference: s
     canon = same_files(fingerprints or {}, [suspect, reference, *controls])
     ls, lr = _unit(lineages.get(suspect), suspect), _unit(lineages.get(reference), reference)
     units: dict[str, list[str]] = {}
-    excluded = []
-    left_out: dict[str, str] = {}
+    why: dict[str, str] = {}  # control -> why it is left out
     for c in controls:
         if c in (suspect, reference):
             continue
-        first = canon.get(c, c)
-        if first in (suspect, reference):
-            excluded.append({"spec": c, "reason": f"byte-identical to the {'suspect' if first == suspect else 'reference'}"})
-            continue
-        if first in left_out:
-            excluded.append({"spec": c, "reason": f"byte-identical to {first}, left out: {left_out[first]}"})
-            continue
+        first = canon.get(c, c)  # a copy stands or falls with the first of its files
         lc = _unit(lineages.get(first), first)
-        if lc == lr:
-            left_out[c] = f"shares the reference's lineage ({lc})"
+        if first in (suspect, reference):
+            why[c] = f"byte-identical to the {'suspect' if first == suspect else 'reference'}"
+        elif first in why:
+            why[c] = f"byte-identical to {first}, left out: {why[first]}"
+        elif lc == lr:
+            why[c] = f"shares the reference's lineage ({lc})"
         elif lc == ls:
-            left_out[c] = f"shares the suspect's lineage ({lc})"
+            why[c] = f"shares the suspect's lineage ({lc})"
         else:
             units.setdefault(lc, []).append(c)
-            continue
-        excluded.append({"spec": c, "reason": left_out[c]})
-    return units, excluded
+    return units, [{"spec": c, "reason": r} for c, r in why.items()]
 
 
 def duplicate_notes(fingerprints: Mapping[str, str], specs: Sequence[str]) -> list[str]:

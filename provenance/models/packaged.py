@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from provenance.errors import InputError
 from provenance.fsutil import cache_dir, sha256_file
