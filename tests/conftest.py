@@ -34,6 +34,16 @@ def noised_smol(isolated_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     return noised_copy("smollm2-135m-instruct", tmp_path_factory.mktemp("zoo") / "smol-noised", 0.02, seed=1)
 
 
+def tiny_llama(path: Path, seed: int, name: str, lineage: str) -> Path:
+    """A 1-layer llama on the zoo tokenizer (a real checkpoint of its own lineage, queried in seconds)."""
+    from provenance.zoo.build import _tokenizer
+    from provenance.zoo.train import fresh_model, save, tiny_config
+
+    tok = _tokenizer()
+    cfg = tiny_config(len(tok), 32, 1, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.eos_token_id)
+    return save(fresh_model(cfg, seed), tok, path, name, lineage=lineage)
+
+
 def have_packaged() -> bool:
     import importlib.util
 

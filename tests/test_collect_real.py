@@ -19,7 +19,7 @@ from provenance.collect import ProbePlan, collect
 from provenance.mine import distinctiveness, mine
 from provenance.models import resolve
 from provenance.probeset import load, load_file
-from tests.conftest import requires_models
+from tests.conftest import requires_models, tiny_llama
 
 pytestmark = [requires_models, pytest.mark.slow]
 
@@ -45,16 +45,6 @@ def _evidence_lines(cache_root: Path) -> dict[str, list[str]]:
     return {p.name: p.read_text().splitlines() for p in (cache_root / "evidence").rglob("*.jsonl")}
 
 
-def _tiny_control(tmp_path: Path) -> Path:
-    """A 1-layer llama on the zoo tokenizer: a real checkpoint of another lineage, seconds to query (Gemma took minutes)."""
-    from provenance.zoo.build import _tokenizer
-    from provenance.zoo.train import fresh_model, save, tiny_config
-
-    tok = _tokenizer()
-    cfg = tiny_config(len(tok), 32, 1, bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.eos_token_id)
-    return save(fresh_model(cfg, 7), tok, tmp_path / "tiny-control", "tiny control", lineage="tiny")
-
-
 def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "cache"
     fresh.mkdir()
@@ -62,7 +52,8 @@ def test_sigkill_mid_audit_then_resume(noised_smol: Path, isolated_cache: Path, 
         os.symlink(isolated_cache / sub, fresh / sub)
     env = {**os.environ, "PROVENANCE_CACHE": str(fresh)}
     out = tmp_path / "bundle"
-    control = str(_tiny_control(tmp_path))  # a real transformer small enough that the kill lands in the SmolLM2 collections
+    # a real transformer of another lineage, queried in seconds (Gemma-3 took minutes)
+    control = str(tiny_llama(tmp_path / "tiny-control", 7, "tiny control", "tiny"))
     args = [sys.executable, "-m", "provenance", "audit", "-s", str(noised_smol), "-r", "smollm2-135m-instruct",
             "-c", control, "--budget", "24", "--out", str(out), "--no-progress", "--batch-size", "4",
             "--likelihood-probes", "none", "--identity-probes", "none"]
