@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -76,3 +77,16 @@ def error_lines(stderr: str) -> list[str]:
     """stderr's non-empty lines other than `warning: ...` (a preflight warning printed before any query is not the
     error; the contract is one clear error line, never a traceback)."""
     return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("warning: ")]
+
+
+@pytest.fixture(autouse=True)
+def _own_credentials() -> Iterator[None]:
+    """Each test starts with the credentials registry it found: the fuzzer's random userinfo (e.g. `http://gg@h`) was
+    registered for the rest of the process, and redacting "gg" turned a later bundle's key "flagged" into "fla***ed"."""
+    from provenance import secrets
+
+    before = set(secrets._secrets)
+    yield
+    with secrets._lock:
+        secrets._secrets.clear()
+        secrets._secrets.update(before)
