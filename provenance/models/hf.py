@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -164,6 +166,7 @@ class HFBackend(Backend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._tokenizer_id: str | None = None
+        self._closed: ClosedVocabulary | bool | None = None  # decided on the first score() call
 
     @property
     def tokenizer_id(self) -> str:
@@ -268,6 +271,8 @@ class HFBackend(Backend):
         pad = self.tokenizer.pad_token_id
         head = self.model.get_output_embeddings()
         softcap = getattr(self.model.config, "final_logit_softcapping", None)
+        if self._closed is None:
+            self._closed = ClosedVocabulary.of(head) or False
         # Full batches: no full-sequence logits are formed (see _target_logprobs), so a batch costs activations only.
         # (Batches of 4 ran at 0.6 of a bare forward pass over batches of 16: bench/throughput.py.)
         for start in range(0, len(encoded), self.batch_size):
@@ -291,8 +296,10 @@ class HFBackend(Backend):
                     # .transformer), then the output layer only at the continuation's positions, all rows together.
                     hidden = self.model.base_model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
                     r_idx = torch.tensor(rows, device=hidden.device)
-                    lp = _target_logprobs(head, hidden[r_idx, torch.tensor(cols, device=hidden.device)],
-                                          torch.tensor(targets, device=hidden.device), softcap)
+                    at = hidden[r_idx, torch.tensor(cols, device=hidden.device)]
+                    tgt = torch.tensor(targets, device=hidden.device)
+                    lp = (self._closed.target_logprobs(at, tgt, softcap) if self._closed
+                          else _target_logprobs(head, at, tgt, softcap))
                     sums = torch.zeros(len(chunk), dtype=lp.dtype, device=lp.device).index_add_(0, r_idx, lp).tolist()
             for row, (i, _, k) in enumerate(chunk):
                 out[i] = Score(sums[row], len(k), len(requests[i].continuation.encode("utf-8"))) if k else Score(0.0, 0, 0)
@@ -340,6 +347,51 @@ def _target_logprobs(head: Any, hidden: Any, targets: Any, softcap: float | None
         t = targets[s : s + rows].unsqueeze(-1)
         parts.append((logits.gather(-1, t) - torch.logsumexp(logits, dim=-1, keepdim=True)).squeeze(-1))
     return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class ClosedVocabulary:
+    """An output layer most of whose rows are exactly zero (a model trained on a small slice of a large tokenizer, as
+    the zoo's roots are: 4,096 live ids of 49,152), scored exactly at the cost of its live rows only.
+
+    A zero row with no bias gives the logit 0 (and soft-capping keeps 0 at 0), so the softmax normaliser is
+    logaddexp(logsumexp(live logits), log(dead rows)) and a dead target's logit is 0: the same numbers as the full
+    layer (tests/test_hf_scoring.py checks it to 1e-5), about vocab/live times less work for the output layer.
+    """
+
+    weight: Any  # live rows x hidden
+    position: Any  # vocab -> row of `weight`, -1 for a dead id
+    log_dead: float
+
+    # Below this share of dead rows the full layer is as cheap (one matmul either way) and nothing is gained.
+    MIN_DEAD_SHARE = 0.5
+
+    @classmethod
+    def of(cls, head: Any) -> "ClosedVocabulary | None":
+        import torch
+
+        if getattr(head, "bias", None) is not None or not hasattr(head, "weight") or head.weight.dim() != 2:
+            return None
+        with torch.inference_mode():
+            live = (head.weight != 0).any(dim=1)
+            n_dead = int((~live).sum())
+            if n_dead < cls.MIN_DEAD_SHARE * head.weight.shape[0]:
+                return None
+            ids = live.nonzero().squeeze(-1)
+            position = torch.full((head.weight.shape[0],), -1, dtype=torch.long, device=head.weight.device)
+            position[ids] = torch.arange(ids.numel(), device=head.weight.device)
+            return cls(head.weight[ids].clone(), position, math.log(n_dead))
+
+    def target_logprobs(self, hidden: Any, targets: Any, softcap: float | None) -> Any:
+        import torch
+
+        logits = torch.nn.functional.linear(hidden, self.weight).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        norm = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(self.log_dead, device=logits.device))
+        pos = self.position[targets]
+        hit = logits.gather(-1, pos.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return torch.where(pos >= 0, hit, torch.zeros_like(hit)) - norm
 
 
 class _RowSampler:

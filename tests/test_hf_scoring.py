@@ -1,0 +1,68 @@
+"""The closed-vocabulary output layer scores exactly as the full one (the study's speed-up may not move a number)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from provenance.models.base import ScoreRequest  # noqa: E402
+from provenance.models.hf import ClosedVocabulary, HFBackend, _target_logprobs  # noqa: E402
+from tests.conftest import tiny_llama  # noqa: E402
+
+
+def _head(vocab: int, hidden: int, live: int, seed: int = 0) -> torch.nn.Linear:
+    g = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(hidden, vocab, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(vocab, hidden, generator=g) * 3)
+        dead = torch.randperm(vocab, generator=g)[: vocab - live]
+        head.weight[dead] = 0
+    return head
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+def test_closed_vocabulary_equals_the_full_softmax(softcap: float | None) -> None:
+    head = _head(vocab=3000, hidden=16, live=200)
+    closed = ClosedVocabulary.of(head)
+    assert closed is not None and closed.weight.shape == (200, 16)
+    g = torch.Generator().manual_seed(1)
+    hidden = torch.randn(64, 16, generator=g)
+    live_ids = (head.weight != 0).any(1).nonzero().squeeze(-1)
+    dead_ids = (head.weight == 0).all(1).nonzero().squeeze(-1)
+    # Targets both live and dead (a dead id is possible text: the zoo's tokenizer is shared with the teacher).
+    targets = torch.cat([live_ids[torch.randint(len(live_ids), (48,), generator=g)],
+                         dead_ids[torch.randint(len(dead_ids), (16,), generator=g)]])
+    with torch.inference_mode():
+        full = _target_logprobs(head, hidden, targets, softcap)
+        fast = closed.target_logprobs(hidden, targets, softcap)
+    assert torch.allclose(full, fast, atol=1e-5, rtol=1e-5), (full - fast).abs().max()
+
+
+def test_a_dense_or_biased_layer_is_left_alone() -> None:
+    assert ClosedVocabulary.of(_head(vocab=100, hidden=8, live=80)) is None  # 20% dead: nothing to gain
+    biased = _head(vocab=100, hidden=8, live=10)
+    biased.bias = torch.nn.Parameter(torch.zeros(100))
+    assert ClosedVocabulary.of(biased) is None  # a bias makes a zero row's logit non-zero in general
+
+
+def test_the_backend_scores_the_same_either_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tiny_llama(tmp_path / "m", seed=3, name="m", lineage="m")
+    be = HFBackend("m", path)
+    with torch.no_grad():  # as the zoo's roots are: only the ids of a small slice of text were ever trained
+        w = be.model.get_output_embeddings().weight
+        w[1000:] = 0
+    reqs = [ScoreRequest("Write a haiku about rain.", " Rain on the tin roof, slow", chat=False),
+            ScoreRequest("Tell me", " zzq \u00e9t\u00e9 12345 the end", chat=False),
+            ScoreRequest("", " a", chat=False)]
+    fast = be.score(reqs)
+    assert be._closed  # the closed layer was used
+    monkeypatch.setattr(ClosedVocabulary, "MIN_DEAD_SHARE", 2.0)  # never worth it: the full layer
+    be._closed = None
+    full = be.score(reqs)
+    assert not be._closed
+    for a, b in zip(fast, full):
+        assert (a.n_tokens, a.n_bytes) == (b.n_tokens, b.n_bytes)
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4, rel=1e-5)
