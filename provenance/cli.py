@@ -897,7 +897,7 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 @click.option("--access", "access", default="weights,logits,top_k,text", show_default=True,
               help="Access levels of the suspect, comma-separated (weights, logits, top_k, text).")
 @click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases (a quick look).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases of the run order (a seeded shuffle of the case list: a random sample, a quick look).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes, each on every N-th case (one per core; they share the evidence cache).")
 @click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ class StudyConfig:
     access: Sequence[str] = ACCESS_LEVELS
     split: str = "all"  # dev | heldout | all
     kinds: Sequence[str] = ("null", "related")
-    limit: int | None = None  # at most this many cases (in case-list order), for a quick look
+    limit: int | None = None  # at most this many cases (in run order), for a quick look
     seed: int = 0
     progress: bool = True
     cache: EvidenceCache | None = None
@@ -49,7 +50,10 @@ def load_cases(zoo: Path) -> dict[str, Any]:
 
 
 def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
+    """The cases to run, in the run order: a seeded shuffle of the case list (protocol amendment 1), so that the
+    cases finished at any moment are a random sample of all of them, null and related alike."""
     out = [c for c in cases["cases"] if c["type"] in cfg.kinds and cfg.split in ("all", c["split"])]
+    random.Random(f"study-order-{cfg.seed}").shuffle(out)
     out = out[: cfg.limit] if cfg.limit is not None else out
     return out[cfg.shard[0]:: cfg.shard[1]] if cfg.shard else out
 
