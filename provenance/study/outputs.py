@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -105,7 +106,10 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                 "commit": _git_commit()["commit"], "date": datetime.now(timezone.utc).date().isoformat(),
                 "protocol": "docs/study-protocol.md",
                 "zoo": {"labels_sha256": _sha(Path(zoo) / "labels.json"), "cases_sha256": _sha(Path(zoo) / "cases.json")},
-                "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows)}
+                "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows),
+                # Rows written before rows named their commit came from e0a4259 (protocol amendment 1).
+                "row_commits": dict(Counter(r.get("commit") or "e0a4259 (before rows named their commit)"
+                                            for r in rows))}
         rec = build_record(summary, conditions(rows, zoo), info)
         path = record_path(int(info["analysis_version"] or 0), record_root)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from provenance.evidence import ACCESS_LEVELS, UNKNOWN_LINEAGE, ModelEvidence, P
 from provenance.models import LoadOptions
 from provenance.pipeline import gather, resolve_all
 from provenance.probeset import load as load_probes
+from provenance.report.manifest import _git_commit
 from provenance.zoo.cases import resolve_spec
 
 STUDY_SCHEMA = "provenance-study-rows/1"
@@ -140,6 +141,7 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
         "reason": entry.get("reason"),
         "seconds": dict(seconds),
+        "commit": _git_commit()["commit"],  # the code that wrote the row (protocol amendment 1: it changed mid-study)
     }
 
 
