@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
 import os
 import re
 import threading
@@ -19,8 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 from provenance.errors import InputError
 
 MASK = "***"
+# A credential shorter than this is masked where it stands as a credential (URL userinfo; the whole Authorization value,
+# "Bearer k", is registered and long enough) but not as free text: masking a key "a" or a user "gg" everywhere rewrote
+# answers and JSON keys ("flagged" -> "fla***ed"), the evidence itself, and so short a value guards nothing anyway.
+MIN_FREE_SECRET = 8
 _lock = threading.Lock()
 _secrets: set[str] = set()  # values given to us as credentials this process; masked wherever they would be written
+_warned_short = False  # one warning per process is enough
 
 # scheme://user[:password]@ : the userinfo is masked, whatever it holds.
 _USERINFO = re.compile(r"(?i)\b(https?://)[^/\s@#?]+@")
@@ -29,9 +35,18 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 
 def register(secret: str) -> None:
     """Remember a credential so `redact` masks it wherever it would be written or printed."""
-    if secret:
-        with _lock:
+    if not secret:
+        return
+    global _warned_short
+    with _lock:
+        if len(secret) >= MIN_FREE_SECRET:
             _secrets.add(secret)
+            return
+        first, _warned_short = not _warned_short, True
+    if first:
+        logging.getLogger("provenance").warning(
+            f"warning: a credential of {len(secret)} characters (under {MIN_FREE_SECRET}) is masked where it is sent "
+            "(URL, Authorization header) but not in other text; use a longer key for a real secret")
 
 
 def redact(text: str) -> str:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,3 +128,28 @@ def test_redact_and_printable(before: str, after: str, secret: str) -> None:
         secrets._secrets.discard(secret)  # the registry is process-wide: leave no random text masked for later tests
     assert "\n" not in line and "\r" not in line and not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in line)
     assert "p4ss" not in redact(f"see https://u:p4ss@{before!r}.example/v1 now")
+
+
+def test_a_short_credential_is_masked_where_it_is_sent_not_in_the_evidence(caplog: pytest.LogCaptureFixture,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local server's key "gg" (or user "a") masked everywhere rewrote answers and JSON keys ("flagged" ->
+    "fla***ed"): a short credential is masked in URLs and Authorization values only, with one warning."""
+    import logging
+
+    from provenance import secrets
+    from provenance.secrets import endpoint_credentials, redact_obj
+
+    monkeypatch.setattr(secrets, "_warned_short", False)
+    with caplog.at_level(logging.WARNING, logger="provenance"):
+        clean, creds = endpoint_credentials(["http://gg@127.0.0.1:9/v1#m", "http://127.0.0.1:8/v1#n"],
+                                            api_keys=["http://127.0.0.1:8/v1#n=k1"])
+    assert clean == ["http://127.0.0.1:9/v1#m", "http://127.0.0.1:8/v1#n"]
+    assert dict(creds) == {"http://127.0.0.1:9/v1#m": "Bearer gg", "http://127.0.0.1:8/v1#n": "Bearer k1"}
+    assert len([r for r in caplog.records if "under 8" in r.getMessage()]) == 1  # once, not per credential
+    record = {"flagged": True, "answer": "gg, a good game; k1 is a key", "url": "http://gg@127.0.0.1:9/v1",
+              "headers": {"Authorization": "Bearer gg"}, "other": {"Authorization": "Bearer k1"}}
+    out = redact_obj(record)
+    assert out["flagged"] is True and out["answer"] == record["answer"]  # the evidence is untouched
+    assert "gg" not in json.dumps([out["url"], out["headers"]]) and "k1" not in json.dumps(out["other"])
+    register("a-long-key-123")  # a real secret is still masked wherever it appears
+    assert redact("the server said: bad key a-long-key-123") == "the server said: bad key ***"
