@@ -10,6 +10,14 @@ import pytest
 
 SHARED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "provenance"
 
+# Parallel workers (pytest-xdist, `-n auto` in setup.cfg) share the cores: each takes its share of torch threads, set
+# before torch is imported and inherited by the CLI subprocesses, since more threads than free cores make every
+# parallel op wait for a descheduled thread (BENCHMARKS.md, "Collection throughput": 6x slower).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT") and not os.environ.get("OMP_NUM_THREADS"):
+    from provenance.models.hf import cpu_threads
+
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_threads() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -89,8 +89,14 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     plain.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
     (tmp / ".complete").write_text(str(gguf) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        # Another process finished the same conversion first (parallel test workers, two audits): its copy is the same
+        # bytes and may be loading right now, so it is kept, never removed under its reader.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if converted_if_ready(digest) is None:
+            raise
     del quantised, plain
     gc.collect()
     return out
