@@ -391,7 +391,9 @@ class ClosedVocabulary:
     def target_logprobs(self, hidden: Any, targets: Any, softcap: float | None) -> Any:
         import torch
 
-        logits = torch.nn.functional.linear(hidden, self.weight).float()
+        # The weight's device: under device_map="map" the last layer's output may sit elsewhere (head() moved it there).
+        logits = torch.nn.functional.linear(hidden.to(self.weight.device), self.weight).float()
+        targets = targets.to(self.weight.device)
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         norm = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(self.log_dead, device=logits.device))
@@ -414,11 +416,16 @@ class _RowSampler:
 
         self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.temperature = temperature
+        self._u: Any = None  # batch x vocab uniforms, drawn in place (stacking fresh rows was a tenth of sampling)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        u = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64) for g in self.gens])
+        if self._u is None or self._u.shape[-1] != scores.shape[-1]:
+            self._u = torch.empty((len(self.gens), scores.shape[-1]), dtype=torch.float64)
+        u = self._u
+        for row, g in enumerate(self.gens):  # the same draws, in the same order, as torch.rand(vocab, generator=g)
+            torch.rand(scores.shape[-1], generator=g, dtype=torch.float64, out=u[row])
         gumbel = -torch.log(-torch.log(u.clamp(min=1e-300, max=1.0 - 1e-16)))
         return scores.float() / self.temperature + gumbel.to(device=scores.device, dtype=torch.float32)
 
