@@ -152,3 +152,29 @@ def test_two_workers_write_the_same_rows_as_one(fake_zoo: Path, tmp_path: Path) 
         return sorted((r["case"], r["access"], r["verdict"], r["p_unadjusted"]) for r in rows)
 
     assert key(one) == key(two)
+
+
+def _threads_after_a_load(path: str) -> int:
+    import os
+
+    import torch
+
+    from provenance.models.hf import HFBackend
+    from provenance.study.run import one_thread
+
+    os.environ.pop("OMP_NUM_THREADS", None)  # as a study started from a plain shell (no test worker's setting)
+    one_thread()
+    HFBackend("m", Path(path))  # a model load sets the thread count again, from the environment
+    return torch.get_num_threads()
+
+
+def test_a_study_worker_keeps_one_thread_after_loading_a_model(tmp_path: Path) -> None:
+    """Two workers with two torch threads each on two cores: every process ran many times slower (the study's first
+    hours). A worker must still have one thread after the backend loaded a model."""
+    import multiprocessing as mp
+
+    from tests.conftest import tiny_llama
+
+    path = tiny_llama(tmp_path / "m", seed=1, name="m", lineage="m")
+    with mp.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_threads_after_a_load, (str(path),)) == 1

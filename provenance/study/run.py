@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -150,10 +151,21 @@ def error_row(case: Mapping[str, Any], budget: int, access: str, message: str) -
     return row(case, budget, access, entry, {})
 
 
-def _worker(cfg: StudyConfig) -> dict[str, Any]:
+def one_thread() -> None:
+    """One thread per worker process: small models gain little from threads, processes use the cores better.
+
+    Through the environment, which the backend reads whenever it loads a model (models/hf.py `cpu_threads`):
+    torch.set_num_threads(1) alone was overridden at every load, so two workers ran four spinning threads on two
+    cores (a process beside one such worker ran about 40x slower than alone; BENCHMARKS.md, "Validation study").
+    """
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
-    torch.set_num_threads(1)  # small models gain little from threads; processes use the cores better
+    torch.set_num_threads(1)
+
+
+def _worker(cfg: StudyConfig) -> dict[str, Any]:
+    one_thread()
     return run_study(cfg)
 
 
