@@ -6,6 +6,7 @@ study's workers run), 200 scored texts of the `instructions` set, ABBA order; bo
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,13 +17,14 @@ DEFAULT = Path.home() / ".cache/provenance/zoo/lineages-v1/families/c28/logit"
 
 
 def main() -> None:
+    # One thread, set before the backend's load resets the count from the environment (models/hf.py cpu_threads).
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     from provenance.models.base import ScoreRequest
     from provenance.models.hf import ClosedVocabulary, HFBackend
     from provenance.probeset import load
 
-    torch.set_num_threads(1)
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     answer = (" The rain falls on the tin roof slowly and then more quickly, as it does in the spring of every year"
               " that we remember.")
