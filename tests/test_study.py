@@ -178,3 +178,17 @@ def test_a_study_worker_keeps_one_thread_after_loading_a_model(tmp_path: Path) -
     path = tiny_llama(tmp_path / "m", seed=1, name="m", lineage="m")
     with mp.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_threads_after_a_load, (str(path),)) == 1
+
+
+def test_likelihood_ratio_edge_cases() -> None:
+    """0 of 411 detected over 0 of 360 false positives is 0/0 (undefined), not an infinite LR; a positive detection
+    rate over 0 false positives is infinite; the lower bound stays the exact ratio of the one-sided 97.5% bounds."""
+    none = likelihood_ratio(0, 411, 0, 360)
+    assert none["point"] is None and not none["point_infinite"] and none["lower95"] == 0.0
+    every = likelihood_ratio(411, 411, 0, 360)
+    assert every["point"] is None and every["point_infinite"]
+    # all detected: lower bound 0.025 ** (1 / 411); none flagged: upper bound 1 - 0.025 ** (1 / 360)
+    assert every["lower95"] == pytest.approx(0.025 ** (1 / 411) / (1 - 0.025 ** (1 / 360)), rel=1e-9)
+    assert 97 < every["lower95"] < 98  # protocol section 5: 100 is not reachable with 360 null cases
+    zero = likelihood_ratio(0, 411, 3, 360)
+    assert zero["point"] == 0.0 and not zero["point_infinite"] and zero["lower95"] == 0.0

@@ -48,7 +48,9 @@ def likelihood_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
     one-sided 97.5% lower bound over the false-positive rate's one-sided 97.5% upper bound (Bonferroni over the two)."""
     tpr = k1 / n1 if n1 else None
     fpr = k0 / n0 if n0 else None
-    point = None if tpr is None or fpr is None else (math.inf if fpr == 0 else tpr / fpr)
+    # 0 detected over 0 false positives is 0/0: undefined, not infinite (only a positive rate over 0 is infinite).
+    point = (None if tpr is None or fpr is None or (tpr == 0 and fpr == 0)
+             else math.inf if fpr == 0 else tpr / fpr)
     lo_t = one_sided(k1, n1, 1 - (1 - CONFIDENCE) / 2, upper=False)
     hi_f = one_sided(k0, n0, 1 - (1 - CONFIDENCE) / 2, upper=True)
     return {"point": None if point is None or math.isinf(point) else point, "point_infinite": point == math.inf,
