@@ -192,3 +192,20 @@ def test_likelihood_ratio_edge_cases() -> None:
     assert 97 < every["lower95"] < 98  # protocol section 5: 100 is not reachable with 360 null cases
     zero = likelihood_ratio(0, 411, 3, 360)
     assert zero["point"] == 0.0 and not zero["point_infinite"] and zero["lower95"] == 0.0
+
+
+def test_combined_p_rates_leave_out_rows_without_a_p() -> None:
+    """Four null rows: combined p 0.001, 0.03, 0.5 and an error row with none. Below 0.05: 2 of the 3 that have a p
+    (not 2 of 4, which would count the error row as p = 1); below 0.01: 1 of 3. Families alike ("ran")."""
+    base = {"split": "dev", "type": "null", "budget": 200, "access": "weights", "relation_kind": None,
+            "families": {"suspect": ["a"], "reference": ["b"]}}
+    rows = [{**base, "verdict": "no_evidence", "p_unadjusted": p, "tests": {"output_agreement": {"p": p}}}
+            for p in (0.001, 0.03, 0.5)]
+    rows.append({**base, "verdict": "error", "p_unadjusted": None, "tests": {}})
+    null = next(c for c in summarize(rows)["cells"] if c["split"] == "all")["null"]
+    assert null["n"] == 4 and null["errors"] == 1 and null["decision"]["k"] == 0 and null["decision"]["n"] == 4
+    assert null["combined"]["ran"] == 3
+    assert (null["combined"]["0.05"]["k"], null["combined"]["0.05"]["n"]) == (2, 3)
+    assert (null["combined"]["0.01"]["k"], null["combined"]["0.01"]["n"]) == (1, 3)
+    fam = null["families"]["output_agreement"]
+    assert fam["ran"] == 3 and (fam["0.05"]["k"], fam["0.05"]["n"]) == (2, 3)

@@ -87,19 +87,18 @@ def suspect_family(r: Mapping[str, Any]) -> str:
     return r["families"]["suspect"][0]
 
 
-def _p_below(p: float | None, a: float) -> bool:
-    return p is not None and p < a
-
-
 def null_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """False positives among null rows: the decision, the combined p at each level, every family's raw p."""
     fams = sorted({n for r in rows for n in r["tests"]})
+    comb = [r["p_unadjusted"] for r in rows if r["p_unadjusted"] is not None]
     out: dict[str, Any] = {
         "n": len(rows),
         "lineages": len({f for r in rows for role in ("suspect", "reference") for f in r["families"][role]}),
         "decision": rate(sum(flagged(r) for r in rows), len(rows)),
         "decision_cluster_bootstrap": cluster_bootstrap(rows, flagged, suspect_family),
-        "combined": {str(a): rate(sum(_p_below(r["p_unadjusted"], a) for r in rows), len(rows)) for a in LEVELS},
+        # Over the rows that have a combined p (as for each family below): an error row or one where nothing could
+        # decide has none, and counting it in the denominator would treat it as p = 1 without saying so.
+        "combined": {"ran": len(comb), **{str(a): rate(sum(p < a for p in comb), len(comb)) for a in LEVELS}},
         "families": {},
         "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows),
         "errors": sum(r["verdict"] == "error" for r in rows),
