@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from provenance.study.summary import round_down
+
 RECORD_SCHEMA = "provenance-validation/1"
 RECORDS_DIR = Path(__file__).resolve().parent / "records"
 STUDY_CONTROL_LINEAGES = 4  # the case list's controls per case (zoo/cases.py n_controls); sibling designs have fewer
@@ -61,10 +63,13 @@ def match(record: Mapping[str, Any] | None, record_sha: str | None, analysis_ver
     lr = e["likelihood_ratio"]
     fp = e["null"]["decision"]
     det = e["related"]["detected"]
+    # Bounds are shown cut towards the safe side, never rounded past what was measured: an LR bound of 99.96 is not
+    # "100.0" (the protocol's target) and a false-positive bound of 1.004% is not "1.00%".
     summary = (f"Measured on {fp['n']} independent null cases and {det['n']} related cases of the validation study "
                f"({access} access, budget {e['budget']}): false-positive rate {fp['k']}/{fp['n']} (95% upper bound "
-               f"{fp['upper95_one_sided']:.2%}), detection {det['k']}/{det['n']}; likelihood ratio of a flag at least "
-               f"{lr['lower95']:.1f} (one-sided 95%)." if lr.get("lower95") is not None else
+               f"{-round_down(-fp['upper95_one_sided'] * 100, 2):.2f}%), detection {det['k']}/{det['n']}; likelihood "
+               f"ratio of a flag at least {round_down(lr['lower95'], 1):.1f} (one-sided 95%)."
+               if lr.get("lower95") is not None else
                f"Measured on {fp['n']} null and {det['n']} related cases ({access} access, budget {e['budget']}): "
                f"false-positive rate {fp['k']}/{fp['n']}, detection {det['k']}/{det['n']}; no likelihood ratio bound.")
     return {**base, "matched": True, "reason": None, "entry": e, "summary": summary,

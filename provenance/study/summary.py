@@ -37,6 +37,11 @@ def one_sided(k: int, n: int, conf: float, upper: bool) -> float:
     return 0.0 if k == 0 else float(beta.ppf(1 - conf, k, n - k + 1))
 
 
+def round_down(x: float, digits: int) -> float:
+    """A lower bound shown to `digits` decimals: cut, never rounded up (99.96 is not shown as 100.0, a target)."""
+    return math.floor(x * 10**digits) / 10**digits
+
+
 def rate(k: int, n: int) -> dict[str, Any]:
     lo, hi = clopper_pearson(k, n)
     return {"k": k, "n": n, "rate": (k / n) if n else None, "ci95": [lo, hi],
