@@ -228,3 +228,38 @@ def test_stated_bounds_are_never_rounded_past_what_was_measured() -> None:
     m = match(rec, "0" * 64, 2, "weights", 250, 4)
     assert m["matched"] and m["entry"]["budget"] == 200
     assert "at least 99.9 (one-sided 95%)" in m["summary"] and "95% upper bound 1.01%" in m["summary"]
+
+
+def test_a_case_failing_after_some_rows_gets_error_rows_only_for_the_rest(fake_zoo: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second evaluation fails (the first case's text row, after its weights row was written): that case gets one
+    error row (text), not an error row for weights beside the real one; 3 cases x 2 access = 6 rows, one per key.
+    A rows file that already holds such a duplicate is summarised with the first row of each key."""
+    import provenance.study.run as run
+    from provenance.study.outputs import write_outputs
+
+    calls = {"n": 0}
+    real = run.evaluate
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "evaluate", flaky)
+    out = tmp_path / "study"
+    run.run_study(run.StudyConfig(fake_zoo, out, budgets=(40,), access=("weights", "text"), progress=False))
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    keys = [(r["case"], r["budget"], r["access"]) for r in rows]
+    assert len(rows) == 6 and len(set(keys)) == 6
+    assert [r["access"] for r in rows if r["verdict"] == "error"] == ["text"]
+    # A duplicate already in a rows file (an error row after the real one) counts once, as the real row.
+    real_row = next(r for r in rows if r["verdict"] != "error")
+    with (out / "rows.jsonl").open("a") as f:
+        f.write(json.dumps({**real_row, "verdict": "error"}) + "\n")
+    res = write_outputs(out, fake_zoo)
+    assert res["rows"] == 6 and res["duplicate_rows_left_out"] == 1
+    cells = json.loads((out / "summary.json").read_text())["cells"]
+    cell = next(c for c in cells if c["split"] == "all" and c["access"] == real_row["access"])
+    assert cell["null"]["n"] + cell["related"]["n"] == 3 and cell["null"]["errors"] + cell["related"]["errors"] == 0

@@ -30,6 +30,20 @@ def read_rows(rows_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def first_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """One row per (case, budget, access), the first written, and how many later ones were left out: a case that
+    failed after some of its rows were written also got error rows for those (fixed in run_study), and each case must
+    count once in every cell (protocol, section 4)."""
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for r in rows:
+        key = (r["case"], r["budget"], r["access"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out, len(rows) - len(out)
+
+
 def _pct(r: Mapping[str, Any]) -> str:
     lo, hi = r["ci95"]
     return f"{r['k']}/{r['n']} ({lo:.1%}-{hi:.1%})" if r["n"] else "-"
@@ -86,7 +100,7 @@ def conditions(rows: Sequence[Mapping[str, Any]], zoo: Path) -> dict[str, Any]:
 def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root: Path | None = None
                   ) -> dict[str, Any]:
     out = Path(out)
-    rows = read_rows(out / "rows.jsonl")
+    rows, duplicates = first_rows(read_rows(out / "rows.jsonl"))
     summary = summarize(rows)
     atomic_write_json(out / "summary.json", summary)
     for split in ("all", "dev", "heldout"):
@@ -100,13 +114,15 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
     for split in ("dev", "heldout"):
         md += [f"\n## {split} cases only\n", markdown(summary, split)]
     atomic_write_text(out / "summary.md", "".join(md))
-    result: dict[str, Any] = {"rows": len(rows), "summary": str(out / "summary.json")}
+    result: dict[str, Any] = {"rows": len(rows), "duplicate_rows_left_out": duplicates,
+                              "summary": str(out / "summary.json")}
     if write_record:
         info = {"analysis_version": max((r["analysis_version"] for r in rows), default=None),
                 "commit": _git_commit()["commit"], "date": datetime.now(timezone.utc).date().isoformat(),
                 "protocol": "docs/study-protocol.md",
                 "zoo": {"labels_sha256": _sha(Path(zoo) / "labels.json"), "cases_sha256": _sha(Path(zoo) / "cases.json")},
                 "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows),
+                "duplicate_rows_left_out": duplicates,
                 # Rows written before rows named their commit came from e0a4259 (protocol amendment 1).
                 "row_commits": dict(Counter(r.get("commit") or "e0a4259 (before rows named their commit)"
                                             for r in rows))}

@@ -208,15 +208,19 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
             elif not built(cfg.zoo, case):
                 pending += 1
             else:
+                written: set[tuple[int, str]] = set()
                 try:
                     for r in case_rows(case, cfg, sets, todo):
                         append_line(rows_path, json.dumps(r, sort_keys=True))
+                        written.add((r["budget"], r["access"]))
                 except (KeyboardInterrupt, MemoryError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - one broken model must not stop a study of hundreds
-                    # Recorded, never dropped: an error row counts as "not flagged" (protocol, section 6).
+                    # Recorded, never dropped: an error row counts as "not flagged" (protocol, section 6). Only for
+                    # what has no row yet: a failure after some rows were written must not add a second row (an
+                    # error) for the same (case, budget, access), which the summary would count twice.
                     first = (str(exc).splitlines() or [""])[0][:300]
-                    for b, a in sorted(todo):
+                    for b, a in sorted(todo - written):
                         append_line(rows_path, json.dumps(error_row(case, b, a, f"{type(exc).__name__}: {first}"),
                                                           sort_keys=True))
                     errors += 1
