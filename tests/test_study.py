@@ -263,3 +263,14 @@ def test_a_case_failing_after_some_rows_gets_error_rows_only_for_the_rest(fake_z
     cells = json.loads((out / "summary.json").read_text())["cells"]
     cell = next(c for c in cells if c["split"] == "all" and c["access"] == real_row["access"])
     assert cell["null"]["n"] + cell["related"]["n"] == 3 and cell["null"]["errors"] + cell["related"]["errors"] == 0
+
+
+def test_summary_table_cuts_the_likelihood_ratio_bound() -> None:
+    """summary.md: a lower bound of 99.96 reads '>= 99.9', not '>= 100.0' (the protocol's LR target)."""
+    from provenance.study.outputs import markdown
+
+    cell = {"split": "all", "budget": 200, "access": "weights",
+            "null": {"n": 360, "decision": {"k": 0, "n": 360, "ci95": [0.0, 0.0102]}},
+            "related": {"n": 411, "detected": {"k": 400, "n": 411, "ci95": [0.95, 0.99]}},
+            "likelihood_ratio": {"point": None, "point_infinite": True, "lower95": 99.96}}
+    assert "| inf (>= 99.9) |" in markdown({"cells": [cell]})

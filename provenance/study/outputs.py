@@ -13,7 +13,7 @@ from provenance.fsutil import atomic_write_json, atomic_write_text
 from provenance.report.manifest import _git_commit
 from provenance.study.record import build_record, record_path
 from provenance.study.run import STUDY_SCHEMA
-from provenance.study.summary import qq_plot, summarize
+from provenance.study.summary import qq_plot, round_down, summarize
 
 PRIMARY_BUDGET = 200  # the audit default (protocol, section 3)
 
@@ -57,7 +57,8 @@ def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
             continue
         lr = c["likelihood_ratio"]
         lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
-        lrs += f" (>= {lr['lower95']:.1f})" if lr["lower95"] is not None else ""
+        # The lower bound cut, not rounded up past what was measured (99.96 is not the target 100.0).
+        lrs += f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else ""
         lines.append(f"| {c['budget']} | {c['access']} | {c['null']['n']} | {_pct(c['null']['decision'])} | "
                      f"{c['related']['n']} | {_pct(c['related']['detected'])} | {lrs} |")
     return "\n".join(lines) + "\n"
