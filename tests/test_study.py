@@ -235,7 +235,7 @@ def test_a_case_failing_after_some_rows_gets_error_rows_only_for_the_rest(fake_z
     """The second evaluation fails (the first case's text row, after its weights row was written): that case gets one
     error row (text), not an error row for weights beside the real one; 3 cases x 2 access = 6 rows, one per key.
     A rows file that already holds such a duplicate is summarised with the first row of each key."""
-    import provenance.study.run as run
+    from provenance.study import run
     from provenance.study.outputs import write_outputs
 
     calls = {"n": 0}
