@@ -270,3 +270,30 @@ def test_summary_table_cuts_the_likelihood_ratio_bound() -> None:
             "related": {"n": 411, "detected": {"k": 400, "n": 411, "ci95": [0.95, 0.99]}},
             "likelihood_ratio": {"point": None, "point_infinite": True, "lower95": 99.96}}
     assert "| inf (>= 99.9) |" in markdown({"cells": [cell]})
+
+
+def test_secondary_outputs_reasons_nulls_needed_and_a_qq_plot_per_family(tmp_path: Path) -> None:
+    """Protocol sections 4-5: why verdicts were inconclusive (numbers folded so one rule counts once), how many null
+    cases none flagged would bring the LR bound to 100, and one QQ plot per family beside the joint one."""
+    import math
+
+    from provenance.study.summary import likelihood_ratio, one_sided, qq_plot, reasons
+
+    base = {"verdict": "inconclusive", "tests": {}}
+    got = reasons([{**base, "reason": "only 2 control lineages (need 3)"},
+                   {**base, "reason": "only 1 control lineages (need 3)"},
+                   {**base, "reason": "placebo flagged c07 at p = 1.2e-05"},
+                   {**base, "verdict": "no_evidence", "reason": "not counted"}])
+    assert got == {"only # control lineages (need #)": 2, "placebo flagged c# at p = #": 1}
+    # 400/411 detected: lower 97.5% bound t; 0 of n flagged gives 1 - 0.025^(1/n) <= t/100 from n >= ln(.025)/ln(1-t/100)
+    lr = likelihood_ratio(400, 411, 0, 360)
+    n = lr["null_cases_for_target"]["null_cases_none_flagged"]
+    t = one_sided(400, 411, 0.975, upper=False)  # 0.9526
+    assert 1 - 0.025 ** (1 / n) <= t / 100 < 1 - 0.025 ** (1 / (n - 1)) and n == 386  # 360 are not enough
+    assert likelihood_ratio(0, 411, 0, 360)["null_cases_for_target"]["null_cases_none_flagged"] is None
+    assert not math.isnan(n)
+    rows = [{"tests": {"output_agreement": {"p": p}, "weights": {"p": None}}, "p_unadjusted": p}
+            for p in (0.2, 0.5, 0.9)]
+    qq_plot(rows, tmp_path / "one.png", "t", only="output_agreement")
+    qq_plot(rows, tmp_path / "none.png", "t", only="weights")  # a family that never ran: an empty plot, no error
+    assert (tmp_path / "one.png").stat().st_size > 1000 and (tmp_path / "none.png").is_file()

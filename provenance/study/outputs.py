@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +65,18 @@ def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
     return "\n".join(lines) + "\n"
 
 
+def reasons_markdown(summary: Mapping[str, Any], budget: int, split: str = "all", top: int = 8) -> str:
+    """Why verdicts were inconclusive, null and related cases together, per access level (protocol, section 4)."""
+    lines = ["| access | reason (numbers as #) | null | related |", "|---|---|---|---|"]
+    for c in summary["cells"]:
+        if c["split"] != split or c["budget"] != budget:
+            continue
+        null, rel = c["null"].get("inconclusive_reasons", {}), c["related"].get("inconclusive_reasons", {})
+        ranked = sorted(set(null) | set(rel), key=lambda k: (-(null.get(k, 0) + rel.get(k, 0)), k))[:top]
+        lines += [f"| {c['access']} | {k.replace('|', '/')} | {null.get(k, 0)} | {rel.get(k, 0)} |" for k in ranked]
+    return "\n".join(lines) + "\n"
+
+
 def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
     cells = [c for c in summary["cells"] if c["split"] == split and c["budget"] == budget]
     kinds = sorted({k for c in cells for k in c["related"]["by_kind"]})
@@ -110,8 +123,13 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
         if null:
             qq_plot(null, out / f"qq-null-{split}.png",
                     f"null p-values, {split} cases, budget {PRIMARY_BUDGET}, full access (n={len(null)})")
+            for fam in [*sorted({n for r in null for n in r["tests"]}), "combined (unadjusted)"]:
+                slug = re.sub(r"[^a-z0-9]+", "-", fam.lower()).strip("-")
+                qq_plot(null, out / f"qq-null-{split}-{slug}.png",
+                        f"{fam}: null p-values, {split} cases, budget {PRIMARY_BUDGET}, full access", only=fam)
     md = ["## All cases\n", markdown(summary, "all"), f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
-          kinds_markdown(summary, PRIMARY_BUDGET, "all")]
+          kinds_markdown(summary, PRIMARY_BUDGET, "all"),
+          f"\n### Why verdicts were inconclusive (budget {PRIMARY_BUDGET})\n", reasons_markdown(summary, PRIMARY_BUDGET)]
     for split in ("dev", "heldout"):
         md += [f"\n## {split} cases only\n", markdown(summary, split)]
     atomic_write_text(out / "summary.md", "".join(md))

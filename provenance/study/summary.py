@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -12,6 +13,7 @@ from provenance.verdict import FLAGGED
 
 LEVELS = (0.05, 0.01)
 CONFIDENCE = 0.95
+LR_TARGET = 100  # protocol, section 5: ENFSI "strong support" starts there
 
 
 def clopper_pearson(k: int, n: int, conf: float = CONFIDENCE) -> tuple[float, float]:
@@ -58,8 +60,13 @@ def likelihood_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
              else math.inf if fpr == 0 else tpr / fpr)
     lo_t = one_sided(k1, n1, 1 - (1 - CONFIDENCE) / 2, upper=False)
     hi_f = one_sided(k0, n0, 1 - (1 - CONFIDENCE) / 2, upper=True)
+    # Protocol, section 5: how many null cases, none flagged, would bring the bound to LR_TARGET with this detection.
+    # With 0 of n flagged the upper bound is 1 - a^(1/n) (a = 2.5%): it is at most lo_t / LR_TARGET from
+    # n >= ln(a) / ln(1 - lo_t / LR_TARGET).
+    need = (math.ceil(math.log((1 - CONFIDENCE) / 2) / math.log1p(-lo_t / LR_TARGET)) if lo_t > 0 else None)
     return {"point": None if point is None or math.isinf(point) else point, "point_infinite": point == math.inf,
             "lower95": lo_t / hi_f if hi_f > 0 else None, "detection": [k1, n1], "false_positive": [k0, n0],
+            "null_cases_for_target": {"target": LR_TARGET, "null_cases_none_flagged": need},
             "method": "detection rate's one-sided 97.5% Clopper-Pearson lower bound / false-positive rate's one-sided "
                       "97.5% upper bound (Bonferroni over the two bounds)"}
 
@@ -92,6 +99,16 @@ def suspect_family(r: Mapping[str, Any]) -> str:
     return r["families"]["suspect"][0]
 
 
+def reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Why verdicts were `inconclusive` (protocol, section 4), most frequent first: each reason with its numbers
+    replaced by '#', so that one rule's reason counts once whatever values the case gave it."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r["verdict"] == "inconclusive":
+            counts[re.sub(r"\d+(?:\.\d+)?(?:e-?\d+)?", "#", str(r.get("reason") or "no reason given"))[:200]] += 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def null_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """False positives among null rows: the decision, the combined p at each level, every family's raw p."""
     fams = sorted({n for r in rows for n in r["tests"]})
@@ -106,6 +123,7 @@ def null_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "combined": {"ran": len(comb), **{str(a): rate(sum(p < a for p in comb), len(comb)) for a in LEVELS}},
         "families": {},
         "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows),
+        "inconclusive_reasons": reasons(rows),
         "errors": sum(r["verdict"] == "error" for r in rows),
     }
     for f in fams:
@@ -122,6 +140,7 @@ def related_block(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"n": len(rows), "detected": rate(sum(flagged(r) for r in rows), len(rows)),
             "label_right_when_flagged": [right, sum(flagged(r) for r in rows)],
             "inconclusive": sum(r["verdict"] == "inconclusive" for r in rows),
+            "inconclusive_reasons": reasons(rows),
             "errors": sum(r["verdict"] == "error" for r in rows),
             "by_kind": {k: rate(sum(flagged(r) for r in v), len(v)) for k, v in sorted(by_kind.items())}}
 
@@ -143,8 +162,9 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"cells": out}
 
 
-def qq_plot(rows: Sequence[Mapping[str, Any]], path: Any, title: str) -> None:
-    """Null p-values of each family against the uniform, on log axes (points below the diagonal: anticonservative)."""
+def qq_plot(rows: Sequence[Mapping[str, Any]], path: Any, title: str, only: str | None = None) -> None:
+    """Null p-values of each family against the uniform, on log axes (points below the diagonal: anticonservative);
+    `only`: that family alone (protocol, section 4: one plot per family, beside the one with every family)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,6 +174,8 @@ def qq_plot(rows: Sequence[Mapping[str, Any]], path: Any, title: str) -> None:
     series = {f: sorted(r["tests"][f]["p"] for r in rows if f in r["tests"] and r["tests"][f]["p"] is not None)
               for f in fams}
     series["combined (unadjusted)"] = sorted(r["p_unadjusted"] for r in rows if r["p_unadjusted"] is not None)
+    if only is not None:
+        series = {only: series.get(only, [])}
     fig, ax = plt.subplots(figsize=(5.5, 5))
     lo = 1.0
     for name, ps in series.items():
@@ -171,7 +193,10 @@ def qq_plot(rows: Sequence[Mapping[str, Any]], path: Any, title: str) -> None:
     ax.set_xlabel("expected -log10 p (uniform)")
     ax.set_ylabel("observed -log10 p")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    if any(series.values()):
+        ax.legend(fontsize=7, loc="upper left")
+    else:  # a family that never ran among these rows: say so rather than draw an empty square
+        ax.text(0.5, 0.5, "no p-values (the family did not run)", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
