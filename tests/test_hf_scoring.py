@@ -66,3 +66,28 @@ def test_the_backend_scores_the_same_either_way(tmp_path: Path, monkeypatch: pyt
     for a, b in zip(fast, full):
         assert (a.n_tokens, a.n_bytes) == (b.n_tokens, b.n_bytes)
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4, rel=1e-5)
+
+
+def test_threads_leave_the_cores_other_processes_are_running_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spinning torch threads beside busy processes ran 3-30x slower than one thread (BENCHMARKS.md, "Threads on a
+    busy machine"): the default thread count leaves out the cores other processes are running on right now."""
+    import subprocess
+    import sys
+    import time
+
+    from provenance.models import hf
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert hf.busy_elsewhere() >= 1  # the busy child (other tests' workers may add more)
+    finally:
+        busy.kill()
+        busy.wait()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(hf, "busy_elsewhere", lambda: 64)
+    assert hf.cpu_threads() == 1  # never fewer than one
+    monkeypatch.setattr(hf, "busy_elsewhere", lambda: 0)
+    assert hf.cpu_threads() >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+    assert hf.cpu_threads() == 3

@@ -103,7 +103,8 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
 
 
 def cpu_threads() -> int:
-    """Intra-op threads for CPU inference: OMP_NUM_THREADS when the user set it, else the CPUs this process may use.
+    """Intra-op threads for CPU inference: OMP_NUM_THREADS when the user set it, else the CPUs this process may use
+    that no other process is running on at the moment of the call (at least 1).
 
     os.cpu_count() is the host's count, not the affinity mask or a container's CPU quota; more threads than usable
     cores make every parallel op wait for a descheduled thread (on 2 cores shared with one other busy process, greedy
@@ -122,7 +123,36 @@ def cpu_threads() -> int:
             n = min(n, -(-int(quota) // int(period)))  # a quota of 1.5 CPUs still leaves 2 cores to run on
     except (OSError, ValueError):
         pass
-    return max(1, n)
+    # Cores other processes are running on now are not ours: torch's threads spin while they wait, and 2 threads on 2
+    # cores beside two busy processes ran 3-30x slower than 1 (BENCHMARKS.md, "Threads on a busy machine").
+    return max(1, n - busy_elsewhere())
+
+
+def busy_elsewhere(samples: int = 3, gap_s: float = 0.05) -> int:
+    """Threads of other processes running right now (state R in /proc/PID/task/TID/stat), the fewest of a few readings:
+    a momentary process (a shell command) should not cost an audit its threads. Only the processes this one can see,
+    so in a container its own, not the host's (/proc/loadavg would count the whole host's)."""
+    import time
+
+    me = str(os.getpid())
+    proc = Path("/proc")
+    if not (proc / me / "task").is_dir():  # not Linux: assume an idle machine
+        return 0
+    seen = []
+    for i in range(samples):
+        running = 0
+        for stat in proc.glob("[0-9]*/task/[0-9]*/stat"):
+            if stat.parts[2] == me:
+                continue
+            try:
+                # "pid (comm) S ...": the state follows the last ')' (comm may itself hold spaces or parentheses)
+                running += stat.read_text().rpartition(")")[2].split()[0] == "R"
+            except (OSError, IndexError):  # the thread ended while we looked
+                continue
+        seen.append(running)
+        if i + 1 < samples:
+            time.sleep(gap_s)
+    return min(seen)
 
 
 class HFBackend(Backend):
