@@ -19,8 +19,6 @@ DEFAULT = Path.home() / ".cache/provenance/zoo/lineages-v1/families/c28/logit"
 def main() -> None:
     # One thread, set before the backend's load resets the count from the environment (models/hf.py cpu_threads).
     os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
     from provenance.models.base import ScoreRequest
     from provenance.models.hf import ClosedVocabulary, HFBackend
     from provenance.probeset import load

@@ -13,10 +13,10 @@ SHARED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pro
 # Parallel workers (pytest-xdist, `-n auto` in setup.cfg) share the cores: each takes its share of torch threads, set
 # before torch is imported and inherited by the CLI subprocesses, since more threads than free cores make every
 # parallel op wait for a descheduled thread (BENCHMARKS.md, "Collection throughput": 6x slower).
+# (From the affinity mask, before numpy or torch is imported: cpu_threads() would also subtract the other workers.)
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT") and not os.environ.get("OMP_NUM_THREADS"):
-    from provenance.models.hf import cpu_threads
-
-    os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_threads() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 @pytest.fixture(scope="session", autouse=True)

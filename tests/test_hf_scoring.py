@@ -38,11 +38,13 @@ def test_closed_vocabulary_equals_the_full_softmax(softcap: float | None) -> Non
     with torch.inference_mode():
         full = _target_logprobs(head, hidden, targets, softcap)
         fast = closed.target_logprobs(hidden, targets, softcap)
-    assert torch.allclose(full, fast, atol=1e-5, rtol=1e-5), (full - fast).abs().max()
+    assert torch.allclose(full, fast, atol=2e-5, rtol=0), (full - fast).abs().max()  # observed: 4e-6
 
 
 def test_a_dense_or_biased_layer_is_left_alone() -> None:
     assert ClosedVocabulary.of(_head(vocab=100, hidden=8, live=80)) is None  # 20% dead: nothing to gain
+    assert ClosedVocabulary.of(_head(vocab=100, hidden=8, live=0)) is None  # all zero: the full layer's -log(vocab)
+    assert ClosedVocabulary.of(torch.nn.Linear(8, 100, bias=False, device="meta")) is None  # offloaded: no values
     biased = _head(vocab=100, hidden=8, live=10)
     biased.bias = torch.nn.Parameter(torch.zeros(100))
     assert ClosedVocabulary.of(biased) is None  # a bias makes a zero row's logit non-zero in general
@@ -65,7 +67,7 @@ def test_the_backend_scores_the_same_either_way(tmp_path: Path, monkeypatch: pyt
     assert not be._closed
     for a, b in zip(fast, full):
         assert (a.n_tokens, a.n_bytes) == (b.n_tokens, b.n_bytes)
-        assert a.logprob == pytest.approx(b.logprob, abs=1e-4, rel=1e-5)
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4, rel=0)
 
 
 def test_threads_leave_the_cores_other_processes_are_running_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +90,8 @@ def test_threads_leave_the_cores_other_processes_are_running_on(monkeypatch: pyt
     monkeypatch.setattr(hf, "busy_elsewhere", lambda: 64)
     assert hf.cpu_threads() == 1  # never fewer than one
     monkeypatch.setattr(hf, "busy_elsewhere", lambda: 0)
-    assert hf.cpu_threads() >= 1
+    idle = hf.cpu_threads()
+    monkeypatch.setattr(hf, "busy_elsewhere", lambda: 1)
+    assert hf.cpu_threads() == max(1, idle - 1)  # one busy thread elsewhere: one core fewer
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
     assert hf.cpu_threads() == 3

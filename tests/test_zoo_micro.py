@@ -24,7 +24,7 @@ from tests.conftest import requires_models
 # Heavy (outside the default suite, `pytest -m heavy`): about 550 s on 2 cores, and its detection claims are now the
 # validation study's (771 cases of the lineage zoo, docs/study-protocol.md). The plumbing it also covers runs on fakes
 # and tiny models in the default suite: matrix and fleet (test_matrix_unit, test_cache), sequential audits
-# (test_scaleout), attribution (test_gpt2_audit), bundles with the likelihood family (test_serve_scoring).
+# (test_scaleout), attribution (test_matrix_unit), bundles with the likelihood family (test_serve_scoring).
 pytestmark = [requires_models, pytest.mark.slow, pytest.mark.heavy]
 
 

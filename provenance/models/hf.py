@@ -92,11 +92,13 @@ def converted_gguf_dir(gguf: Path, digest: str) -> Path:
     try:
         os.replace(tmp, out)
     except OSError:
-        # Another process finished the same conversion first (parallel test workers, two audits): its copy is the same
-        # bytes and may be loading right now, so it is kept, never removed under its reader.
-        shutil.rmtree(tmp, ignore_errors=True)
-        if converted_if_ready(digest) is None:
-            raise
+        if converted_if_ready(digest) is not None:
+            # Another process finished the same conversion first (parallel test workers, two audits): its copy is the
+            # same bytes and may be loading right now, so it is kept, never removed under its reader.
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:  # an unfinished directory left by an older release: nobody reads it (no .complete), so replace it
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
     del quantised, plain
     gc.collect()
     return out
@@ -129,26 +131,37 @@ def cpu_threads() -> int:
 
 
 def busy_elsewhere(samples: int = 3, gap_s: float = 0.05) -> int:
-    """Threads of other processes running right now (state R in /proc/PID/task/TID/stat), the fewest of a few readings:
-    a momentary process (a shell command) should not cost an audit its threads. Only the processes this one can see,
-    so in a container its own, not the host's (/proc/loadavg would count the whole host's)."""
-    import time
+    """Threads of other processes running right now on the CPUs this process may use (state R in
+    /proc/PID/task/TID/stat, on a CPU of our affinity mask), the fewest of a few readings: a momentary process (a shell
+    command) should not cost an audit its threads. Only processes this one can see (a PID namespace hides the
+    host's)."""
+    import time  # here, like torch: the CLI's import time stays small
 
     me = str(os.getpid())
-    proc = Path("/proc")
-    if not (proc / me / "task").is_dir():  # not Linux: assume an idle machine
+    try:
+        ours = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux: assume an idle machine
         return 0
     seen = []
     for i in range(samples):
         running = 0
-        for stat in proc.glob("[0-9]*/task/[0-9]*/stat"):
-            if stat.parts[2] == me:
-                continue
+        try:
+            pids = [e.name for e in os.scandir("/proc") if e.name.isdigit() and e.name != me]
+        except OSError:
+            return 0
+        for pid in pids:
             try:
-                # "pid (comm) S ...": the state follows the last ')' (comm may itself hold spaces or parentheses)
-                running += stat.read_text().rpartition(")")[2].split()[0] == "R"
-            except (OSError, IndexError):  # the thread ended while we looked
+                tids = [e.name for e in os.scandir(f"/proc/{pid}/task")]
+            except OSError:  # the process ended while we looked
                 continue
+            for tid in tids:
+                try:
+                    # "pid (comm) S ...": fields after the last ')' (comm may hold spaces); field 39 is the CPU it
+                    # last ran on, the 37th after the state.
+                    rest = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
+                    running += rest[0] == "R" and int(rest[36]) in ours
+                except (OSError, IndexError, ValueError):
+                    continue
         seen.append(running)
         if i + 1 < samples:
             time.sleep(gap_s)
@@ -392,7 +405,8 @@ class ClosedVocabulary:
 
     A zero row with no bias gives the logit 0 (and soft-capping keeps 0 at 0), so the softmax normaliser is
     logaddexp(logsumexp(live logits), log(dead rows)) and a dead target's logit is 0: the same numbers as the full
-    layer (tests/test_hf_scoring.py checks it to 1e-5), about vocab/live times less work for the output layer.
+    layer up to float rounding (3e-5 nats over a text measured by bench/closed_vocab.py; tests/test_hf_scoring.py),
+    about vocab/live times less work for the output layer.
     """
 
     weight: Any  # live rows x hidden
@@ -408,15 +422,22 @@ class ClosedVocabulary:
 
         if getattr(head, "bias", None) is not None or not hasattr(head, "weight") or head.weight.dim() != 2:
             return None
+        # An offloaded layer (accelerate's hooks move its weight in only for head(...); on "meta" it has no values)
+        # keeps the full path, which runs those hooks.
+        if head.weight.device.type == "meta" or hasattr(head, "_hf_hook"):
+            return None
+        w = head.weight
         with torch.inference_mode():
-            live = (head.weight != 0).any(dim=1)
+            # Row by row in slices: (w != 0) at once would be a vocab x hidden boolean copy (590 MB for Gemma-2).
+            live = torch.cat([(w[i : i + 8192] != 0).any(dim=1) for i in range(0, w.shape[0], 8192)])
             n_dead = int((~live).sum())
-            if n_dead < cls.MIN_DEAD_SHARE * head.weight.shape[0]:
+            # Every row zero (a broken or hostile checkpoint): the full layer gives -log(vocab) for every token.
+            if n_dead < cls.MIN_DEAD_SHARE * w.shape[0] or n_dead == w.shape[0]:
                 return None
             ids = live.nonzero().squeeze(-1)
-            position = torch.full((head.weight.shape[0],), -1, dtype=torch.long, device=head.weight.device)
-            position[ids] = torch.arange(ids.numel(), device=head.weight.device)
-            return cls(head.weight[ids].clone(), position, math.log(n_dead))
+            position = torch.full((w.shape[0],), -1, dtype=torch.long, device=w.device)
+            position[ids] = torch.arange(ids.numel(), device=w.device)
+            return cls(w[ids].clone(), position, math.log(n_dead))
 
     def target_logprobs(self, hidden: Any, targets: Any, softcap: float | None) -> Any:
         import torch

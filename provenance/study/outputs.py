@@ -47,7 +47,8 @@ def first_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
 
 def _pct(r: Mapping[str, Any]) -> str:
     lo, hi = r["ci95"]
-    return f"{r['k']}/{r['n']} ({lo:.1%}-{hi:.1%})" if r["n"] else "-"
+    # Interval ends cut outwards (0/360's upper 1.02% is not "1.0%", Primary 1's goal): never narrower than measured.
+    return f"{r['k']}/{r['n']} ({round_down(lo * 100, 1):.1f}%-{-round_down(-hi * 100, 1):.1f}%)" if r["n"] else "-"
 
 
 def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
@@ -143,7 +144,7 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                 "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows),
                 "duplicate_rows_left_out": duplicates,
                 # Rows written before rows named their commit came from e0a4259 (protocol amendment 1).
-                "row_commits": dict(Counter(r.get("commit") or "e0a4259 (before rows named their commit)"
+                "row_commits": dict(Counter(r["commit"] if "commit" in r else "e0a4259 (before rows named their commit)"
                                             for r in rows))}
         rec = build_record(summary, conditions(rows, zoo), info)
         path = record_path(int(info["analysis_version"] or 0), record_root)

@@ -142,7 +142,8 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
         "reason": entry.get("reason"),
         "seconds": dict(seconds),
-        "commit": _git_commit()["commit"],  # the code that wrote the row (protocol amendment 1: it changed mid-study)
+        # The code that wrote the row (protocol amendment 1: it changed mid-study); cached from the run's start.
+        "commit": _git_commit()["commit"] or "unknown",
     }
 
 
@@ -196,6 +197,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
              "instructions": "instructions", "yardstick": "yardstick"}
     sets = {k: load_probes(v) for k, v in names.items()}
     cfg.cache = cfg.cache or EvidenceCache()
+    _git_commit()  # now, at the start: rows name the code this process loaded, whatever is committed while it runs
     want = {(b, a) for b in cfg.budgets for a in cfg.access}
     pending, ran, skipped, errors = 0, 0, 0, 0
     from provenance.progress import bar

@@ -41,7 +41,8 @@ def one_sided(k: int, n: int, conf: float, upper: bool) -> float:
 
 def round_down(x: float, digits: int) -> float:
     """A lower bound shown to `digits` decimals: cut, never rounded up (99.96 is not shown as 100.0, a target)."""
-    return math.floor(x * 10**digits) / 10**digits
+    # round(..., 9) first: 0.29 * 100 is 28.999999999999996 in binary, which must still read 0.29.
+    return math.floor(round(x * 10**digits, 9)) / 10**digits
 
 
 def rate(k: int, n: int) -> dict[str, Any]:
