@@ -17,8 +17,9 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated with the evaluation-first report (propositions, likelihood ratio or why none, screening "
-       "classification), custody per collection, print headers and a signature; analysis version 2 as before")
+WHY = ("regenerated from a clean tree in evidentiary mode (the exact code is named by its commit): probe sets listed "
+       "with the file's and the content's SHA-256, the tool's diff hash or 'commit unknown' in the header, bounds cut "
+       "towards the safe side, and the combination sentence fixed when no behavioural family ran; analysis version 2")
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
@@ -58,7 +59,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         controls = [c for c in labels["controls"] if c != pair["suspect"]]
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
-                                    out=tmp, budget=100, progress=False, lineages=lineages,
+                                    out=tmp, budget=100, progress=False, lineages=lineages, evidentiary=True,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}; {WHY}",
                                                   replaces=replaces, examiner="provenance maintainers (demo)",
                                                   questions=["Was the suspect trained on the reference's outputs, or "

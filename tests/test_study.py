@@ -220,13 +220,18 @@ def test_combined_p_rates_leave_out_rows_without_a_p() -> None:
 
 def test_stated_bounds_are_never_rounded_past_what_was_measured() -> None:
     """A likelihood-ratio lower bound of 99.96 is not stated as 100.0 (the protocol's target, and ENFSI's next band),
-    nor a false-positive upper bound of 1.0049% as 1.00% (Primary 1's target). (The report's own sentence,
-    report/evaluation.py, gets the same cut with the next regeneration of the committed examples: it is part of the
-    rendering hash, and no record ships yet, so the sentence is not written by any audit today.)"""
+    nor a false-positive upper bound of 1.0049% as 1.00% (Primary 1's target): in the report's sentence and the
+    record's summary."""
+    from provenance.report.evaluation import evaluation
+
     entry = {"split": "all", "budget": 200, "access": "weights",
              "related": {"detected": {"k": 400, "n": 411}},
              "null": {"decision": {"k": 0, "n": 360, "upper95_one_sided": 0.010049}},
              "likelihood_ratio": {"lower95": 99.96}}
+    ev = evaluation({"propositions": {}, "references": [{"verdict": "derived"}],
+                     "validation": {"matched": True, "entry": entry}})
+    assert "at least 99 times" in ev["statement"] and ev["band"] == "moderate support"
+    assert "flagged in 400 of 411 related and 0 of 360 independent cases" in ev["statement"]
     rec = {"analysis_version": 2, "conditions": {"control_lineages": [4]}, "entries": [entry]}
     m = match(rec, "0" * 64, 2, "weights", 250, 4)
     assert m["matched"] and m["entry"]["budget"] == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from provenance.study.summary import CONFIDENCE, one_sided
+from provenance.study.summary import CONFIDENCE, one_sided, round_down
 
 # ENFSI guideline for evaluative reporting (2015), verbal equivalents of a likelihood ratio.
 BANDS = ((1_000_000, "extremely strong support"), (10_000, "very strong support"), (1_000, "strong support"),
@@ -42,11 +42,12 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
         if lr is None:
             out["reason"] = "the validation record gives no bound for a flag under these conditions"
             return out
+        # The bound is cut, not rounded: "at least 100" from a bound of 99.6 would claim more than was measured.
         out.update(available=True, lr=lr, band=band(lr), favours="H1", statement=(
-            f"The tool's finding (a flag) is at least {lr:,.0f} times more probable if the suspect descends from the "
-            f"reference than if it was developed independently (one-sided {CONFIDENCE:.0%} bound from the validation "
-            f"study: flagged in {k1} of {n1} related and {k0} of {n0} independent cases). This is {band(lr)} for "
-            f"H1 over H0."))
+            f"The tool's finding (a flag) is at least {round_down(lr, 0):,.0f} times more probable if the suspect "
+            f"descends from the reference than if it was developed independently (one-sided {CONFIDENCE:.0%} bound "
+            f"from the validation study: flagged in {k1} of {n1} related and {k0} of {n0} independent cases). This is "
+            f"{band(lr)} for H1 over H0."))
     elif verdicts == {"no_evidence"}:
         # A non-flag: P(no flag | H1) / P(no flag | H0); conservative support for H0 uses detection's lower bound.
         miss_hi = 1 - one_sided(k1, n1, 1 - (1 - CONFIDENCE) / 2, upper=False)
@@ -56,10 +57,11 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
             out["reason"] = "the record's detection rate leaves no bound for a non-flag"
             return out
         out.update(available=True, lr=1 / support, band=band(support), favours="H0", statement=(
-            f"The tool's finding (no flag) is at least {support:,.1f} times more probable if the suspect was developed "
-            f"independently than if it descends from the reference (one-sided {CONFIDENCE:.0%} bound: missed in "
-            f"{n1 - k1} of {n1} related cases, not flagged in {n0 - k0} of {n0} independent cases). This is "
-            f"{band(support)} for H0 over H1; it cannot exclude a descendant the study's kinds did not include."))
+            f"The tool's finding (no flag) is at least {round_down(support, 1):,.1f} times more probable if the "
+            f"suspect was developed independently than if it descends from the reference (one-sided "
+            f"{CONFIDENCE:.0%} bound: missed in {n1 - k1} of {n1} related cases, not flagged in {n0 - k0} of {n0} "
+            f"independent cases). This is {band(support)} for H0 over H1; it cannot exclude a descendant the study's "
+            f"kinds did not include."))
     else:
         out["reason"] = ("the tool declined to classify (inconclusive): the controls or access could not support a "
                          "verdict, so no strength of evidence is stated")
