@@ -33,7 +33,9 @@ def demo_key(tmp: Path) -> Path:
     path = tmp / "examiner-demo"
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                        serialization.NoEncryption()))
-    (EXAMPLES / "examiner-demo.pub").write_bytes(
+    # Written beside the private half for now; copied into reports/example only after the audits, which run in
+    # evidentiary mode and refuse a tree that differs from its commit.
+    (tmp / "examiner-demo.pub").write_bytes(
         key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
     return path
 
@@ -71,6 +73,7 @@ def main() -> None:
         print(f"{name}: {ref['verdict']} (p = {ref['p_value']}) {ref['reason']}; replaces {replaces}", file=sys.stderr)
 
 
+    shutil.copyfile(keydir / "examiner-demo.pub", EXAMPLES / "examiner-demo.pub")
     shutil.rmtree(keydir, ignore_errors=True)  # the private half is never kept
     print(KEY_NOTE, file=sys.stderr)
 
