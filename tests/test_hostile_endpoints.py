@@ -217,6 +217,29 @@ def test_a_bad_environment_variable_is_bad_input() -> None:
 
 # -- the retry and concurrency contract -----------------------------------------------------------------------------
 
+
+def test_a_batch_reports_the_failure_not_a_request_abandoned_because_of_it() -> None:
+    """A request abandoned after another failed can finish first and come first in order: the error shown is the cause."""
+    import threading
+    from types import SimpleNamespace
+
+    from provenance.models.http import HTTPBackend, _Abandoned
+
+    host = SimpleNamespace(_abort=threading.Event(), concurrency=2)
+    abandoned = threading.Event()
+
+    def fn(i: int) -> int:
+        if i == 0:  # the first request waits for the abort and is abandoned
+            host._abort.wait(5)
+            abandoned.set()
+            raise _Abandoned("abandoned after another request to this endpoint failed")
+        host._abort.set()  # the second fails for good, but only after the first has finished
+        abandoned.wait(5)
+        raise EndpointError("HTTP 500 from the server")
+
+    with pytest.raises(EndpointError, match="HTTP 500"):
+        HTTPBackend._batch(host, fn, [0, 1])  # type: ignore[arg-type]
+
 @pytest.mark.parametrize("trial", range(3))
 def test_a_dead_endpoint_costs_at_most_concurrency_times_attempts(trial: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bound follows from the code, not from timing: no request starts after the first one fails for good."""

@@ -25,6 +25,10 @@ MAX_RESPONSE_BYTES = 8 << 20  # no OpenAI-compatible answer to our requests come
 _deadline = threading.local()
 
 
+class _Abandoned(EndpointError):
+    """A request not sent because another request of its batch failed for good; never the error a user is shown."""
+
+
 def _remaining() -> float | None:
     end = getattr(_deadline, "end", None)
     return None if end is None else end - time.monotonic()
@@ -172,7 +176,7 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
 
     def once() -> tuple[dict[str, Any], dict[str, Any]]:
         if abort is not None and abort.is_set():
-            raise EndpointError(f"{url}: abandoned after another request to this endpoint failed")
+            raise _Abandoned(f"{url}: abandoned after another request to this endpoint failed")
         sent = time.time()
         _deadline.end = time.monotonic() + deadline_s
         try:
@@ -397,10 +401,14 @@ class HTTPBackend(Backend):
 
     def _batch(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """`fn` over `items` on `concurrency` threads, in order; the batch fails on its first permanent error."""
+        causes: list[BaseException] = []  # permanent failures in the order they happened (list.append is atomic)
+
         def guarded(item: Any) -> T:
             try:
                 return fn(item)
-            except BaseException:
+            except BaseException as exc:
+                if not isinstance(exc, _Abandoned):
+                    causes.append(exc)
                 # Set here, in the failing request's own thread, before this worker can take the next queued request:
                 # no request starts after the first permanent failure, so a dead endpoint costs at most
                 # concurrency x attempts requests, however the threads interleave.
@@ -416,7 +424,8 @@ class HTTPBackend(Backend):
                 # Fail the batch on its first permanent error instead of retrying every queued request to exhaustion
                 # (with a dead endpoint that would be batch x attempts x timeout before the user hears anything).
                 self._abort.set()
-                raise failed.exception()  # type: ignore[misc]
+                # The cause, not a request abandoned because of it (that one can finish first, or come first in order).
+                raise causes[0] if causes else failed.exception()  # type: ignore[misc]
             return [f.result() for f in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
