@@ -98,3 +98,10 @@ def _own_credentials() -> Iterator[None]:
     with secrets._lock:
         secrets._secrets.clear()
         secrets._secrets.update(before)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A heavy test is also slow: `pytest -m "not slow"` replaces the default `-m "not heavy"`, and must not run it."""
+    for item in items:
+        if item.get_closest_marker("heavy") is not None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import subprocess
-import sys
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -93,9 +91,10 @@ def audit_args(servers: dict[str, FaultServer], out: Path, *extra: str, budget: 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "PROVENANCE_RETRY_BASE_DELAY": "0.01", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=timeout,
-                          env=full, cwd=cwd)
+    from tests.clirun import run_cli as run
+
+    return run(*args, env={"PYTHONPATH": str(ROOT), "PROVENANCE_RETRY_BASE_DELAY": "0.01", **(env or {})}, cwd=cwd,
+               timeout=timeout)
 
 
 def run_audit_api(servers: dict[str, FaultServer], out: Path | None, budget: int = 12, **kw: Any) -> dict[str, Any]:

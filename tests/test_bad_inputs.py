@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import clirun
 from tests.test_cli import assert_input_error
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example" / "distilled-seq-smollm2-135m-instruct-0"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **(env or {})})
+    return clirun.run_cli(*args, env=env, timeout=180)
 
 
 @pytest.fixture(scope="module")

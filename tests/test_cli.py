@@ -6,12 +6,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from tests import clirun
 from tests.conftest import error_lines
 
 
-
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return clirun.run_cli(*args, cwd=cwd, timeout=120)
 
 
 def assert_input_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
@@ -78,3 +79,15 @@ def test_endpoint_refusing_connections() -> None:
 def test_usage_error_exit_code() -> None:
     proc = run_cli("audit", "--suspect", "x")
     assert proc.returncode == 2
+
+
+def test_the_forked_cli_answers_as_a_fresh_interpreter(tmp_path: Path) -> None:
+    """tests/clirun.py forks a warm interpreter to save the imports: the same commands give the same exit code and the
+    same streams from a fresh `python -m provenance`."""
+    commands = (["--help"], ["verify", str(tmp_path / "missing")],
+                ["audit", "-s", "fake:s1", "-r", "fake:t1", "-c", "fake:c1", "--budget", "4", "--dry-run", "--json"],
+                ["audit", "-s", "fake:s1", "-r", "fake:t1", "--budget", "-3"])
+    for args in commands:
+        warm, fresh = clirun.run_cli(*args), clirun.run_cli(*args, fresh=True)
+        assert (warm.returncode, warm.stdout, warm.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr), args
+    assert clirun.run_cli("audit", "-s", "fake:s1", "-r", "fake:t1", "--budget", "-3").returncode == 2

@@ -375,6 +375,7 @@ def test_chat_only_suspect_is_audited_end_to_end(tmp_path: Path, text_only: bool
     assert verify(tmp_path / "b").ok
 
 
+@pytest.mark.slow
 def test_created_now_shares_one_fingerprint_and_the_second_run_is_cached(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Every server's model list says `created` = now (vLLM, llama.cpp): the second audit has the same fingerprints and
@@ -401,6 +402,7 @@ def test_created_now_shares_one_fingerprint_and_the_second_run_is_cached(tmp_pat
     assert first["references"][0]["p_value"] == second["references"][0]["p_value"] == fresh["references"][0]["p_value"]
 
 
+@pytest.mark.slow
 def test_fresh_flag_through_the_cli(tmp_path: Path) -> None:
     """`provenance audit --fresh`: exit 0, every endpoint asked again, the notes say so."""
     from tests.hostile_fakes import audit_args, run_cli

@@ -7,13 +7,24 @@ BENCHMARKS.md). The null simulation checks that the analysis keeps its level whe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from tests import clirun
 from tests.conftest import FAKE_CONTROLS, FAKE_REFERENCE, FAKE_SUSPECT
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+         **_: object) -> subprocess.CompletedProcess[str]:
+    """`python -m provenance ...`, forked from the warm interpreter (tests/clirun.py); `env` is a whole environment."""
+    assert argv[:3] == [sys.executable, "-m", "provenance"], argv
+    extra = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+    return clirun.run_cli(*argv[3:], env=extra, timeout=timeout)
 
 
 def test_fake_audit_bundle_verifies_and_rerenders(fake_bundle: Path) -> None:
@@ -46,6 +57,7 @@ def test_suspect_related_control_is_left_out(tmp_path: Path) -> None:
     assert ex == [{"spec": "fake:t1b?teacher=t1&q=0.9", "reason": "shares the reference's lineage (t1)"}]
 
 
+@pytest.mark.slow
 def test_the_same_model_under_two_specs_counts_once_and_verifies(tmp_path: Path) -> None:
     """Two paths to one checkpoint are one model: a copy of a control joins its unit, a copy of the suspect is left
     out, and the bundle names every spec it was given (it failed `verify` with a KeyError before)."""
@@ -85,14 +97,14 @@ def test_cli_audit_json_and_verify_exit_codes(tmp_path: Path) -> None:
             "--out", str(out), "--json", "--no-progress"]
     for c in FAKE_CONTROLS:
         args += ["-c", c]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    r = _run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["references"][0]["verdict"] in ("derived", "distilled", "inconclusive", "no_evidence")
-    v = subprocess.run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
+    v = _run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
                        timeout=300)
     assert v.returncode == 0, v.stdout + v.stderr
     (out / "results.json").write_text((out / "results.json").read_text().replace('"budget": 40', '"budget": 41'))
-    v = subprocess.run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
+    v = _run([sys.executable, "-m", "provenance", "verify", str(out)], capture_output=True, text=True,
                        timeout=300)
     assert v.returncode == 3 and "modified: results.json" in v.stdout
 
@@ -107,13 +119,18 @@ def test_fake_matrix_runs_every_family(tmp_path: Path) -> None:
     assert (tmp_path / "m" / "matrix.html").is_file()
 
 
+@pytest.mark.slow
 def test_null_level_across_fake_lineages_of_different_kinds() -> None:
     """Independent fake models of two kinds (competent ones that share a canonical answer, and others): a suspect
     and reference of the competent kind judged against mixed controls must not be flagged more than alpha allows."""
-    from provenance.analysis import evaluate
+    from provenance.analysis import (
+        evaluate,
+        identity_plan,
+        likelihood_plan,
+        plan_probes,
+    )
     from provenance.models import LoadOptions
     from provenance.pipeline import gather, resolve_all
-    from provenance.analysis import identity_plan, likelihood_plan, plan_probes
     from provenance.probeset import load
 
     specs = [f"fake:f{i}?skill={0.5 if i % 2 else 0.0}&seed={i}" for i in range(12)]
@@ -148,6 +165,7 @@ def test_preflight_counts_lineages_before_any_query() -> None:
     assert hopeless == [] and warn[0].endswith("only the weights test can decide")
 
 
+@pytest.mark.slow
 def test_rehashed_edit_of_report_or_tables_fails_verify(fake_bundle: Path, tmp_path: Path) -> None:
     """An edited report.html or table, with SHA256SUMS regenerated, passes the hashes but not the re-rendering."""
     import shutil
@@ -203,6 +221,7 @@ def _keypair(d: Path, name: str) -> tuple[Path, Path]:
     return priv, pub
 
 
+@pytest.mark.slow
 def test_signed_bundle_verifies_and_a_rehashed_edit_breaks_the_signature(fake_bundle: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -214,7 +233,7 @@ def test_signed_bundle_verifies_and_a_rehashed_edit_breaks_the_signature(fake_bu
     b = tmp_path / "b"
     shutil.copytree(fake_bundle, b)
     assert not verify(b, pub).ok  # a trusted key was given, but nothing is signed
-    r = subprocess.run([sys.executable, "-m", "provenance", "sign", str(b), "--key", str(priv), "--signer", "examiner"],
+    r = _run([sys.executable, "-m", "provenance", "sign", str(b), "--key", str(priv), "--signer", "examiner"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "signed:" in r.stdout, r.stderr
     good = verify(b, pub)
@@ -246,7 +265,7 @@ def test_dry_run_identifies_and_plans_without_querying_or_writing(tmp_path: Path
     out = tmp_path / "never"
     args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "-c", "fake:c1",
             "-c", "fake:c2", "--out", str(out), "--dry-run", "--json"]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    r = _run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["dry_run"] and not out.exists()
@@ -255,6 +274,7 @@ def test_dry_run_identifies_and_plans_without_querying_or_writing(tmp_path: Path
     assert "only the weights test can decide" in r.stderr and plan["warnings"]
 
 
+@pytest.mark.slow
 def test_audit_signs_its_bundle_with_sign_key(tmp_path: Path) -> None:
     from provenance.report.verify import verify
 
@@ -262,12 +282,12 @@ def test_audit_signs_its_bundle_with_sign_key(tmp_path: Path) -> None:
     out = tmp_path / "b"
     args = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "40",
             "--out", str(out), "--no-progress", "--sign-key", str(priv), *[x for c in FAKE_CONTROLS for x in ("-c", c)]]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    r = _run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert verify(out, pub).ok
     bad = tmp_path / "not-a-key"
     bad.write_text("nope")
-    r = subprocess.run([*args[:-len(FAKE_CONTROLS) * 2 - 2], "--sign-key", str(bad), "--out", str(tmp_path / "c")],
+    r = _run([*args[:-len(FAKE_CONTROLS) * 2 - 2], "--sign-key", str(bad), "--out", str(tmp_path / "c")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not an Ed25519 private key" in r.stderr and not (tmp_path / "c").exists()
 
@@ -278,17 +298,17 @@ def test_config_file_with_a_panel_flags_override_it(tmp_path: Path) -> None:
                    f'out = "{tmp_path / "out"}"\n' +
                    "".join(f'[[control]]\nspec = "fake:c{i}"\nlineage = "c{i}"\n' for i in range(1, 5)))
     base = [sys.executable, "-m", "provenance", "audit", "--config", str(cfg), "--no-progress"]
-    r = subprocess.run([*base, "--budget", "60", "--dry-run", "--json"], capture_output=True, text=True, timeout=300)
+    r = _run([*base, "--budget", "60", "--dry-run", "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["budget"] == 60 and sorted(plan["references"][0]["control_lineages"]) == ["c1", "c2", "c3", "c4"]
     assert plan["requests"][FAKE_SUSPECT]["generate"] > 0
-    r = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    r = _run(base, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["case"]["case_id"] == "CFG-1"
     bad = tmp_path / "bad.toml"
     bad.write_text("bogus = 1\n")
-    r = subprocess.run([sys.executable, "-m", "provenance", "audit", "--config", str(bad)], capture_output=True,
+    r = _run([sys.executable, "-m", "provenance", "audit", "--config", str(bad)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and "unknown setting 'bogus'" in r.stderr
 
@@ -320,13 +340,11 @@ def test_quiet_hides_warnings_and_verbose_shows_model_loads(tmp_path: Path) -> N
     base = [sys.executable, "-m", "provenance"]
     audit = ["audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "-c", "fake:c1", "-c", "fake:c2", "--budget", "20",
              "--no-progress"]
-    r = subprocess.run([*base, "-q", *audit, "--out", str(tmp_path / "q"), "--dry-run"], capture_output=True, text=True,
+    r = _run([*base, "-q", *audit, "--out", str(tmp_path / "q"), "--dry-run"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and "warning:" not in r.stderr, r.stderr
-    import os
-
     fresh = {**os.environ, "PROVENANCE_CACHE": str(tmp_path / "cache")}  # nothing cached: every model is loaded
-    r = subprocess.run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300,
+    r = _run([*base, "-v", *audit, "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=300,
                        env=fresh)
     assert r.returncode == 0 and "warning:" in r.stderr and "loaded fake:c1" in r.stderr, r.stderr
 
@@ -334,22 +352,21 @@ def test_quiet_hides_warnings_and_verbose_shows_model_loads(tmp_path: Path) -> N
 def test_index_page_over_many_bundles(fake_bundle: Path, tmp_path: Path) -> None:
     examples = Path(__file__).resolve().parent.parent / "reports" / "example"
     out = tmp_path / "index.html"
-    r = subprocess.run([sys.executable, "-m", "provenance", "index", str(fake_bundle), str(examples), "-o", str(out)],
+    r = _run([sys.executable, "-m", "provenance", "index", str(fake_bundle), str(examples), "-o", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "4 suspect x reference pairs" in r.stdout, r.stderr
     page = out.read_text()
     assert page.count("report</a>") == 4 and "inconclusive" in page and "derived" in page
 
 
+@pytest.mark.slow
 def test_a_rerun_from_the_cache_never_calls_earlier_records_collected(tmp_path: Path) -> None:
     """Custody: every record a run did not collect itself (answers and scores alike) is 'replayed from cache'."""
-    import os
-
     env = {**os.environ, "PROVENANCE_CACHE": str(tmp_path / "cache")}
     base = [sys.executable, "-m", "provenance", "audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "30",
             "--no-progress", *[x for c in FAKE_CONTROLS[:4] for x in ("-c", c)]]
     for out in ("first", "second"):
-        r = subprocess.run([*base, "--out", str(tmp_path / out)], capture_output=True, text=True, timeout=300, env=env)
+        r = _run([*base, "--out", str(tmp_path / out)], capture_output=True, text=True, timeout=300, env=env)
         assert r.returncode == 0, r.stderr
     manifest = json.loads((tmp_path / "second" / "manifest.json").read_text())
     rows = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -18,6 +17,7 @@ import pytest
 from provenance.audit import AuditConfig, run_audit
 from provenance.errors import EndpointError
 from provenance.models import Backend, Completion, LoadOptions, Request, resolve
+from tests import clirun
 from tests.faultserver import TRANSIENT, FaultPlan, serving
 from tests.test_cli import assert_input_error
 
@@ -218,8 +218,7 @@ def test_permanent_fault_on_completions_is_one_error(fault: str, match: str, lin
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAST_RETRIES}
-    return subprocess.run([sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=120, env=env)
+    return clirun.run_cli(*args, env=dict(FAST_RETRIES), timeout=120)
 
 
 @pytest.mark.parametrize("fault, needle", [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import requires_models, tiny_llama
 
-pytestmark = requires_models
+pytestmark = [requires_models, pytest.mark.slow]
 
 
 def test_gpt2_suspect_is_scored_by_the_likelihood_family(tmp_path: Path, isolated_cache: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import requires_models
 
-pytestmark = requires_models
+pytestmark = [requires_models, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ def test_a_file_with_a_bundle_name_does_not_make_a_bundle(tmp_path: Path, marker
     assert (out / "thesis.docx").read_text() == "do not delete"
 
 
+@pytest.mark.slow
 def test_an_existing_bundle_is_kept(tmp_path: Path) -> None:
     """Another case's bundle was replaced silently: now refused without --replace, and kept beside it with it."""
     out = tmp_path / "case"
@@ -108,6 +109,7 @@ def test_a_second_run_on_the_same_out_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / ".busy.lock").exists()
 
 
+@pytest.mark.slow
 def test_replaced_outputs_through_the_python_api(tmp_path: Path) -> None:
     """The API does what the CLI does: refused by default, kept with prepare_out(replace=True)."""
     from provenance.errors import InputError

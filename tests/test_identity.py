@@ -58,6 +58,7 @@ def test_skipped_when_the_reference_has_no_stable_identity() -> None:
     assert r.p_value is None and "no consistent identity" in (r.skipped or "")
 
 
+@pytest.mark.slow
 @pytest.mark.heavy
 def test_real_derived_model_names_its_origin(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A noised copy of Qwen2.5 still says it is Qwen, made by Alibaba Cloud; SmolLM2 and Gemma never do.

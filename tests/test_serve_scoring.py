@@ -13,7 +13,7 @@ from provenance.models import Capability, resolve
 from provenance.models.base import ScoreRequest
 from tests.conftest import requires_models
 
-pytestmark = requires_models
+pytestmark = [requires_models, pytest.mark.slow]
 
 # Through HTTP the prompt and continuation are tokenized together, by HFBackend separately; where both give the same
 # tokens (a continuation starting with a space or a new word, after a chat template's newline) the two sums differ only

@@ -139,6 +139,7 @@ def test_real_tiny_zoo_noised_copy_found_through_the_runner(tmp_path: Path, isol
     assert rows["text"]["tests"]["weight_alignment"]["p"] is None and rows["text"]["verdict"] != "derived"
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_rows_as_one(fake_zoo: Path, tmp_path: Path) -> None:
     from provenance.study.run import StudyConfig, run_study
 
@@ -171,6 +172,7 @@ def _threads_after_a_load(path: str) -> int:
     return torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_a_study_worker_keeps_one_thread_after_loading_a_model(tmp_path: Path) -> None:
     """Two workers with two torch threads each on two cores: every process ran many times slower (the study's first
     hours). A worker must still have one thread after the backend loaded a model."""

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests import clirun
 from tests.conftest import FAKE_CONTROLS, FAKE_REFERENCE, FAKE_SUSPECT
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
@@ -85,11 +86,10 @@ def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "provenance", *args], capture_output=True, text=True, timeout=600)
+    return clirun.run_cli(*args, timeout=600)
 
 
+@pytest.mark.slow
 def test_an_audit_timestamped_by_an_authority_verifies_and_an_edit_fails(tsa: tuple[str, Path], tmp_path: Path) -> None:
     from provenance.report.timestamp import TIMESTAMP_FILE, parse_reply
     from provenance.report.verify import verify
@@ -117,6 +117,7 @@ def test_an_audit_timestamped_by_an_authority_verifies_and_an_edit_fails(tsa: tu
     assert not rep.ok
 
 
+@pytest.mark.slow
 def test_a_stamp_is_requested_for_an_existing_bundle_and_bad_urls_are_one_line(tsa: tuple[str, Path],
                                                                                fake_bundle: Path, tmp_path: Path) -> None:
     from provenance.errors import InputError

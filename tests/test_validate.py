@@ -196,6 +196,7 @@ def test_packaged_smollm2_gguf_passes() -> None:
     assert time.perf_counter() - t0 < 5.0  # headers only: ~50 ms warm, never proportional to the 98 MB of weights
 
 
+@pytest.mark.slow
 def test_hostile_directory_refused_by_cli(tmp_path: Path) -> None:
     """Through the CLI: a directory whose weights claim 100 GB fails at resolve time, one line, exit 2."""
     d = tmp_path / "evil-model"

@@ -125,6 +125,7 @@ def test_device_and_dtype_are_part_of_the_cache_key() -> None:
 
 
 @requires_models
+@pytest.mark.slow
 def test_a_bfloat16_run_is_recorded_and_loaded_as_asked(tmp_path: Path) -> None:
     """The same tiny model at two dtypes: the same fingerprint, each recorded as run, the backend in the asked dtype."""
     from provenance.zoo.build import _tokenizer
@@ -153,6 +154,7 @@ def test_a_bfloat16_run_is_recorded_and_loaded_as_asked(tmp_path: Path) -> None:
 
 # -- endpoint limits, connections, dry-run cost ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_max_requests_stops_before_the_limit_and_a_rerun_goes_on(tmp_path: Path) -> None:
     with endpoints() as servers:
         r = run_cli(*audit_args(servers, tmp_path / "b", "--max-requests", "20", budget=40))

@@ -126,6 +126,7 @@ def test_full_case_list_meets_the_study_requirements() -> None:
 # ------------------------------------------------------------------------------ the closed-vocabulary training
 
 
+@pytest.mark.slow
 def test_closed_vocab_loss_is_the_full_softmax_and_dead_rows_stay_zero() -> None:
     import torch
 
@@ -172,6 +173,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
 
 
 @requires_models
+@pytest.mark.slow
 def test_tiny_build_labels_complete(tiny: tuple[Path, dict[str, Any]]) -> None:
     out, res = tiny
     labels = json.loads((out / "labels.json").read_text())
@@ -197,6 +199,7 @@ def test_tiny_build_labels_complete(tiny: tuple[Path, dict[str, Any]]) -> None:
 
 
 @requires_models
+@pytest.mark.slow
 def test_tiny_cases_disjoint_related_and_deterministic(tiny: tuple[Path, dict[str, Any]]) -> None:
     out, _ = tiny
     labels = json.loads((out / "labels.json").read_text())
@@ -209,6 +212,7 @@ def test_tiny_cases_disjoint_related_and_deterministic(tiny: tuple[Path, dict[st
 
 
 @requires_models
+@pytest.mark.slow
 def test_tiny_rebuild_trains_nothing(tiny: tuple[Path, dict[str, Any]]) -> None:
     out, _ = tiny
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob(".complete")}
@@ -234,6 +238,7 @@ def test_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
     assert not (tmp_path / "z").exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow
 def test_only_builds_the_named_families(tiny: tuple[Path, dict[str, Any]]) -> None:
     """One builder per core: `only` restricts the run (here to finished families: nothing to do) and draws no cases."""
     out, _ = tiny
