@@ -58,16 +58,15 @@ def _usable_cores() -> int:
 
 def _worker_init(threads: int, gpu_slots: Any = None, n_gpus: int = 0) -> None:
     """Runs once per worker process before any job: thread count and, on a multi-GPU machine, one GPU per worker."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["PROVENANCE_NO_PROGRESS"] = "1"  # bars from several processes would interleave; the driver shows one
     if gpu_slots is not None and n_gpus:
         with gpu_slots.get_lock():
             slot = gpu_slots.value
             gpu_slots.value += 1
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % n_gpus)  # before torch initialises CUDA in this process
-    import torch
+    from provenance.models.hf import pin_threads
 
-    torch.set_num_threads(threads)
+    pin_threads(threads)
 
 
 def collect_job(model: ResolvedModel, plans: Sequence[Any], cache_root: str, batch: int,

@@ -130,6 +130,19 @@ def cpu_threads() -> int:
     return max(1, n - busy_elsewhere())
 
 
+def pin_threads(n: int) -> None:
+    """Use `n` intra-op threads in this process from now on, model loads included.
+
+    Through the environment, which `cpu_threads` reads at every model load: torch.set_num_threads alone was overridden
+    at the next load, so two study workers ran four spinning threads on two cores (a process beside one such worker
+    ran about 40x slower than alone; BENCHMARKS.md, "Validation study").
+    """
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def busy_elsewhere(samples: int = 3, gap_s: float = 0.05) -> int:
     """Threads of other processes running right now on the CPUs this process may use (state R in
     /proc/PID/task/TID/stat, on a CPU of our affinity mask), the fewest of a few readings: a momentary process (a shell

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -153,16 +152,10 @@ def error_row(case: Mapping[str, Any], budget: int, access: str, message: str) -
 
 
 def one_thread() -> None:
-    """One thread per worker process: small models gain little from threads, processes use the cores better.
+    """One thread per worker process: small models gain little from threads, processes use the cores better."""
+    from provenance.models.hf import pin_threads
 
-    Through the environment, which the backend reads whenever it loads a model (models/hf.py `cpu_threads`):
-    torch.set_num_threads(1) alone was overridden at every load, so two workers ran four spinning threads on two
-    cores (a process beside one such worker ran about 40x slower than alone; BENCHMARKS.md, "Validation study").
-    """
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
+    pin_threads(1)
 
 
 def _worker(cfg: StudyConfig) -> dict[str, Any]:
