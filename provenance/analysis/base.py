@@ -48,6 +48,7 @@ class TestFamily:
     description: str
     placebo: bool = True  # run with a control lineage in the suspect's seat (behavioural families)
     commands: frozenset[str] = field(default=COMMANDS)  # where it runs; the report names the others
+    references: tuple[str, ...] = ()  # the published methods it follows (the report's "Scientific basis")
 
     @property
     def decides(self) -> bool:

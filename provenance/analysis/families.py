@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from provenance.analysis.base import PairContext, TestFamily, register
 from provenance.stats.base import TestResult
+from provenance.stats import behaviour, identity, likelihood, weights
 from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
 from provenance.stats.identity import identity_claims
 from provenance.stats.likelihood import reference_likelihood
@@ -63,14 +64,17 @@ def _weights(ctx: PairContext) -> TestResult:
 
 
 register(TestFamily("output_agreement", _output, "behaviour", "output", "text",
-                    "greedy continuations: does the suspect agree with the reference beyond its kind?"))
+                    "greedy continuations: does the suspect agree with the reference beyond its kind?",
+                    references=behaviour.REFERENCES))
 register(TestFamily("next_token_divergence", _next_token, "behaviour", "next_token", "top_logprobs",
-                    "first-token distributions: does the suspect's match the reference's beyond its kind?"))
+                    "first-token distributions: does the suspect's match the reference's beyond its kind?",
+                    references=behaviour.REFERENCES))
 register(TestFamily("reference_likelihood", _likelihood, "behaviour", "likelihood", "logits",
                     "does the suspect find the reference's sampled answers unusually likely (sequence-level "
-                    "distillation)?"))
+                    "distillation)?", references=likelihood.REFERENCES))
 register(TestFamily("identity_claims", _identity, "corroboration", "identity", "text",
-                    "does the suspect name itself as the reference does, more than its kind does? (corroboration)"))
+                    "does the suspect name itself as the reference does, more than its kind does? (corroboration)",
+                    references=identity.REFERENCES))
 register(TestFamily("weight_alignment", _weights, "weights", None, "weights",
                     "are the suspect's MLP units aligned with the reference's beyond every permutation?",
-                    placebo=False))
+                    placebo=False, references=weights.REFERENCES))

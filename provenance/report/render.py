@@ -95,6 +95,27 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     return out
 
 
+EXHIBIT_TESTS = ("output_agreement", "reference_likelihood", "identity_claims")  # the tests that quote answers
+
+
+def exhibit_tests_ran(results: dict[str, Any]) -> bool:
+    """Whether any test that quotes answers ran, so "no probe favoured the reference" is a finding, not a silence."""
+    return any(t["name"] in EXHIBIT_TESTS and not t.get("skipped") for ref in results["references"] for t in ref["tests"])
+
+
+def scientific_basis(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every registered test family's published methods, whether it ran here, and each citation's status as the citation
+    itself shows it (an arXiv number: a preprint, not known to this tool to be peer reviewed; a journal or conference:
+    published there). A family that did not run is listed too: the method is the tool's, whichever tests ran."""
+    from provenance.analysis import FAMILIES
+
+    ran = {t["name"] for ref in results["references"] for t in ref["tests"] if not t.get("skipped")}
+    return [{"family": f.name, "ran": f.name in ran,
+             "references": [{"text": r, "status": "preprint (arXiv); peer review not known" if "arxiv" in r.lower()
+                             else "peer-reviewed venue"} for r in f.references]}
+            for f in FAMILIES.values()]
+
+
 def evidence_digest(bundle: Path) -> str:
     """SHA-256 over the evidence files' names and hashes (everything but the derived files, SHA256SUMS and its
     signature): printed on every page, since the bundle hash cannot appear inside a file it covers."""
@@ -139,6 +160,7 @@ def render_derived(bundle: Path) -> None:
         results=results, manifest=manifest, figures=figures, exhibits=exhibits(results, transcripts),
         verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
         models=_model_rows(results, manifest), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
+        exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
     )
     atomic_write_text(bundle / "report.html", html)
 
