@@ -394,3 +394,14 @@ def test_scientific_basis_lists_every_family_and_exhibits_say_when_no_test_ran(f
             t["skipped"] = "not run in this test"
     assert not exhibit_tests_ran(results)
     assert not any(b["ran"] for b in scientific_basis(results))
+
+
+def test_the_manifest_lists_every_installed_distribution(fake_bundle: Path) -> None:
+    """Checklist gap 12: the whole environment (what `pip freeze` lists), not only the packages the tool names."""
+    from importlib.metadata import version
+
+    env = json.loads((fake_bundle / "manifest.json").read_text())["environment"]
+    dists = env["distributions"]
+    assert dists == sorted(dists, key=lambda d: d.split("==")[0]) and len(dists) >= len(env["packages"])
+    for name in ("numpy", "tokenizers", "jinja2"):
+        assert f"{name}=={version(name)}" in dists

@@ -74,6 +74,15 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(), "packages": pkgs}
 
 
+def installed_distributions() -> list[str]:
+    """Every distribution installed in this interpreter as `name==version`, sorted: what `pip freeze` lists, so the
+    environment can be rebuilt, not only the packages the tool names (a dependency of a dependency can change numbers)."""
+    from importlib.metadata import distributions
+
+    found = {(d.metadata["Name"] or "").lower(): d.version for d in distributions() if d.metadata["Name"]}
+    return [f"{name}=={version}" for name, version in sorted(found.items())]
+
+
 def weights_compared(evidence: Mapping[str, ModelEvidence], suspect: str, refs: Sequence[str]) -> set[str]:
     """Fingerprints whose weight evidence a weights test compared: `verify` must reach the same outcome, skips too."""
     out: set[str] = set()
@@ -115,7 +124,8 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
         "case": case.to_json(),
         # The template report.html is rendered with: `verify` re-renders and compares only under the same one.
         "tool": {**env["tool"], "report_template_sha256": template_sha256()},
-        "environment": {k: env[k] for k in ("python", "platform", "packages")},
+        "environment": {**{k: env[k] for k in ("python", "platform", "packages")},
+                        "distributions": installed_distributions()},
         "started_utc": results["started_utc"],
         "finished_utc": results["finished_utc"],
         "models": models,
