@@ -17,9 +17,10 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated from a clean tree in evidentiary mode (the exact code is named by its commit): probe sets listed "
-       "with the file's and the content's SHA-256, the tool's diff hash or 'commit unknown' in the header, bounds cut "
-       "towards the safe side, and the combination sentence fixed when no behavioural family ran; analysis version 2")
+WHY = ("regenerated for the report's wording (models 'fingerprinted', every family's methods in the peer-review row "
+       "with preprints marked, base rates or their absence beside each verdict, no exhibit sentence when no quoting "
+       "test ran), the manifest's full list of installed distributions, and the case's requester and examiner role; "
+       "analysis version 2")
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
@@ -64,6 +65,9 @@ def main() -> None:
                                     out=tmp, budget=100, progress=False, lineages=lineages, evidentiary=True,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}; {WHY}",
                                                   replaces=replaces, examiner="provenance maintainers (demo)",
+                                                  examiner_role="maintainers of the tool, running its demonstration",
+                                                  requested_by="the provenance project (a demonstration, no legal "
+                                                               "matter)",
                                                   questions=["Was the suspect trained on the reference's outputs, or "
                                                              "derived from its weights?"])))
         shutil.rmtree(target, ignore_errors=True)
