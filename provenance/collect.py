@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -194,6 +194,11 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                         f"{access.summary()}")
         ev.notes.extend(f"{model.label}: {r}" for r in access.reasons)
     ev.notes.extend(fresh_notes)
+    refused = refusals(ev.records)
+    if refused:
+        ev.notes.append(f"{model.label}: {len(refused)} answer(s) were refusals or stopped by a content filter "
+                        f"({', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}); they enter the tests as "
+                        "the text the endpoint returned")
     ev.endpoint = meta.get("endpoint")
     if ev.endpoint and len(ev.endpoint["system_fingerprints"]) > 1:
         ev.notes.append(f"{model.label}: the endpoint's system_fingerprint changed during collection "
@@ -226,6 +231,17 @@ def max_concurrent_endpoints() -> int:
     if MAX_CONCURRENT_ENDPOINTS is not None:
         return MAX_CONCURRENT_ENDPOINTS
     return env_int("PROVENANCE_MAX_ENDPOINTS", 8, 1, 256)
+
+
+def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Probe ids of the answers an endpoint marked as a refusal (chat `message.refusal`) or cut by a content filter
+    (`finish_reason` "content_filter"), in transcript order."""
+    out = []
+    for rec in records:
+        raw = (rec.get("response") or {}).get("raw") or {}
+        if raw.get("refusal") or raw.get("finish_reason") == "content_filter":
+            out.append(str(rec.get("probe_id")))
+    return out
 
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,

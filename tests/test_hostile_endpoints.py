@@ -255,3 +255,30 @@ def test_a_dead_endpoint_costs_at_most_concurrency_times_attempts(trial: int, mo
             backend.close()
         posts = sum(n for k, n in plan.attempts.items() if k.startswith("POST"))
     assert posts <= backend.concurrency * backend.policy.attempts, plan.attempts
+
+
+def test_an_answer_keeps_finish_reason_tries_headers_and_bytes_the_text_cannot_hold() -> None:
+    """Checklist gap 8: finish_reason and the attempts are on the record, rate-limit, date and version headers are kept,
+    a body that is not UTF-8 survives as bytes, and a content-filtered answer is found for the notes."""
+    import base64
+
+    from provenance.collect import refusals
+
+    # UTF-16 JSON is JSON (RFC 8259 readers detect it), but its bytes are not the UTF-8 text kept beside them.
+    body = '{"choices": [{"text": " a", "finish_reason": "content_filter"}], "usage": {"completion_tokens": 1}}'.encode(
+        "utf-16")
+    headers = {"anthropic-ratelimit-requests-remaining": "9", "api-version": "2024-06-01", "cf-ray": "abc",
+               "x-secret-thing": "dropped"}
+    with ScriptedServer({"/models": models_reply(), "/completions": lambda h: reply(h, 200, body, headers)}) as srv:
+        backend = backend_for(srv.url)
+        try:
+            (got,) = backend.generate([Request("hi", max_new_tokens=2)])
+        finally:
+            backend.close()
+    http = got.raw["http"]
+    assert got.raw["finish_reason"] == "content_filter" and http["attempts"] == 1 and http["tries"][0]["status"] == 200
+    kept = {k.lower() for k in http["headers"]}
+    assert {"anthropic-ratelimit-requests-remaining", "api-version", "cf-ray", "date"} <= kept
+    assert "x-secret-thing" not in kept
+    assert base64.b64decode(http["body_base64"]) == body
+    assert refusals([{"probe_id": "p1", "response": got.to_json()}]) == ["p1"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from provenance.errors import CapabilityError, EndpointError, InputError
 from provenance.models.access import (MAX_TOP_LOGPROBS, EndpointAccess, discover, read_score, render, render_score,
@@ -27,6 +28,11 @@ _deadline = threading.local()
 
 class _Abandoned(EndpointError):
     """A request not sent because another request of its batch failed for good; never the error a user is shown."""
+
+
+def _short(value: Any) -> str | None:
+    """A short server string (finish_reason) as recorded: bounded and printable, or None."""
+    return printable(value, 40) if isinstance(value, str) else None
 
 
 def _remaining() -> float | None:
@@ -195,8 +201,7 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
             "sent": sent,
             "received": time.time(),
             # Only these headers are kept, each value redacted (a server may echo the Authorization header back).
-            "headers": {k: redact(v) for k, v in resp.headers.items()
-                        if k.lower().startswith(("x-request", "x-ratelimit", "retry-after", "openai-"))},
+            "headers": {k: redact(v) for k, v in resp.headers.items() if kept_header(k)},
             "body_sha256": hashlib.sha256(content).hexdigest(),
         }
         attempts.append(capture)
@@ -222,7 +227,12 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
         listed = accept_list and isinstance(data, list) and all(isinstance(x, dict) for x in data)
         if not isinstance(data, dict) and not listed:
             raise RetryableError(f"unexpected JSON from {url}")
-        capture["body"] = redact(content.decode("utf-8", "replace"))
+        text = content.decode("utf-8", "replace")
+        capture["body"] = redact(text)
+        if capture["body"] == text and text.encode("utf-8") != content:
+            # Bytes the text cannot hold (invalid UTF-8) are kept exactly, unless redaction touched the body: a secret
+            # echoed back must not survive in the raw copy.
+            capture["body_base64"] = base64.b64encode(content).decode("ascii")
         return data, capture
 
     try:
@@ -233,7 +243,22 @@ def _call(client: Any, method: str, url: str, policy: RetryPolicy, body: dict[st
         exc.capture["attempts"] = len(attempts)
         raise
     capture["attempts"] = len(attempts)
+    capture["tries"] = [_try(a) for a in attempts]  # each attempt: its status or error and its times
     return data, capture
+
+
+def _try(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: attempt[k] for k in ("status", "error", "sent", "received") if k in attempt}
+
+
+# Response headers kept in the transcript: request ids, rate limits, dates, API versions and the serving software.
+KEPT_HEADERS = ("x-request", "request-id", "retry-after", "openai-", "anthropic-", "date", "cf-ray", "server",
+                "api-version", "x-api-version", "x-ms-", "apim-request-id")
+
+
+def kept_header(name: str) -> bool:
+    low = name.lower()
+    return low.startswith(KEPT_HEADERS) or "ratelimit" in low
 
 
 # What identifies a served model in its `/v1/models` card. `created` is not among them: vLLM (`ModelCard.created =
@@ -346,7 +371,11 @@ class HTTPBackend(Backend):
         system_fp, returned = self._seen(data)
         if req.max_new_tokens == 0:
             text = ""
-        raw: dict[str, Any] = {"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp}
+        raw: dict[str, Any] = {"request": body, "http": cap, "model": returned, "system_fingerprint": system_fp,
+                               "finish_reason": _short(choice.get("finish_reason"))}
+        refusal = (choice.get("message") or {}).get("refusal") if chat and isinstance(choice.get("message"), dict) else None
+        if isinstance(refusal, str) and refusal:
+            raw["refusal"] = printable(refusal, 500)
         if how is not None:
             raw["rendered"] = how
         return Completion(text=text, top=top, n_tokens=_token_count(data.get("usage")), raw=raw)
