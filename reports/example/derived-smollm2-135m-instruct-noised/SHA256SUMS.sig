@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIta1a1cBvuBcwN8zpgCqBKU+KGpw2MCmDbynk6xr+GW",
-  "public_key_fingerprint": "SHA256:G49cCJSMpF6ftryCv4hNCvPP/cgKUGdQl8G4nsCpOSI",
-  "signature": "onXv7iIv0pTC8o8zwIA5V9dvcMr5dETRb+sAZU3MDAnB3r0WY59W6L7PhftuMij1iUvJltQV0ywoC90AYVHPBg==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILJCWt6rTl8w3c28579JdHucfGevM8vXb1J9EEEx6ji8",
+  "public_key_fingerprint": "SHA256:hcV1ktNOziStf4a+euXKcWrFq4fetkVLyuTCjW22rLw",
+  "signature": "5bqxO7bYZx6uWr9S3Ki3z/vJTAQMqtSzHtuDzFMQ8xsSZX86GtFuQlqNOscTfEWjdy+hYJpnmcZCcmRfrv9SBw==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "47031bdf0febfa335fc2613341fe029c65223baaccc0be5a861bfffaf43ed1ed",
-  "signed_utc": "2026-11-29T23:54:44+00:00",
+  "signed_file_sha256": "0e81299ddebf651a7ae771199571b78287b51a802226dded0ad2b762b1bde888",
+  "signed_utc": "2026-11-30T01:56:49+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
