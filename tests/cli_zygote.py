@@ -37,6 +37,7 @@ def _child(req: dict) -> None:
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(req["cwd"])
+        sys.path[0] = req["cwd"]  # as `python -m` puts the working directory first
         os.environ.clear()
         os.environ.update(req["env"])
         for fd, path, mode in ((0, req["stdin"], os.O_RDONLY), (1, req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
@@ -82,7 +83,8 @@ def _child(req: dict) -> None:
 
 
 def main() -> None:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # sys.path[0] is this script's folder (tests/); the repository root takes its place, as for the tests themselves.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     _warm()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
