@@ -242,6 +242,9 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="A question the audit was asked to answer (repeatable; printed in the report)."),
         click.option("--replaces", default=None, metavar="BUNDLE_SHA256",
                      help="This bundle amends an earlier one: its bundle hash (SHA-256 of its SHA256SUMS)."),
+        click.option("--revision", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="This bundle's revision, printed on every page (default 1; with --replaces, required: the "
+                          "replaced bundle's revision plus one)."),
         click.option("--zip", "zip_bundle", is_flag=True, help="Also write OUT.zip."),
         click.option("--replace", is_flag=True,
                      help="Replace an evidence bundle already in OUT (it is kept beside it as OUT.replaced-N)."),
@@ -281,7 +284,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        questions: tuple[str, ...] = (), replaces: str | None = None,
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
                        evidentiary: bool = False, tsa_url: str | None = None,
-                       examiner_role: str | None = None) -> dict[str, Any]:
+                       examiner_role: str | None = None, revision: int | None = None) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
 
     from provenance.panel import apply_settings, load_panel
@@ -303,6 +306,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
         load_private_key(sign_key)  # a bad key is refused before any work, not after an hour of queries
     if replaces is not None and not re.fullmatch(r"[0-9a-f]{64}", replaces.lower()):
         raise InputError("--replaces takes the replaced bundle's hash: 64 hex digits (the SHA-256 of its SHA256SUMS)")
+    if replaces is not None and revision is None:
+        raise InputError("--replaces needs --revision N: this bundle's revision, the replaced bundle's plus one")
     panel = load_panel(controls_panel) if controls_panel is not None else None
     raw = [suspect, *references, *controls, *(panel.specs if panel else [])]
     # Per-model settings of the panel or audit file: a revision pins the spec, a key variable names its endpoint.
@@ -328,7 +333,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                       identity_set=None if identity_probes.lower() == "none" else identity_probes,
                       case=CaseInfo(case_id=case_id, examiner=examiner, examiner_role=examiner_role,
                                     requested_by=requested_by, note=note,
-                                    questions=list(questions), replaces=replaces.lower() if replaces else None),
+                                    questions=list(questions), replaces=replaces.lower() if replaces else None,
+                                    revision=revision or 1),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
                       model_options=per_model, evidentiary=evidentiary, price=_stored("price"),
                       seconds_per_request=float(_stored("seconds_per_request", 1.0)))

@@ -17,12 +17,18 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated for the report's wording (models 'fingerprinted', every family's methods in the peer-review row "
-       "with preprints marked, base rates or their absence beside each verdict, no exhibit sentence when no quoting "
-       "test ran), the manifest's full list of installed distributions, and the case's requester and examiner role; "
-       "analysis version 2")
+WHY = ("regenerated to carry a revision number (counted from this example's committed versions) on every page, the "
+       "amended bundle's hash and the examiner's role in the header; analysis version 2")
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
+
+
+def versions(sums: Path) -> int:
+    """How many versions of this example were committed: the revision of the one being replaced."""
+    import subprocess
+
+    log = subprocess.run(["git", "log", "--format=%H", "--", str(sums)], capture_output=True, text=True, check=True)
+    return max(1, len(log.stdout.split()))
 
 
 def demo_key(tmp: Path) -> Path:
@@ -58,13 +64,15 @@ def main() -> None:
         target = EXAMPLES / name
         old = target / "SHA256SUMS"
         replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old.is_file() else None
+        revision = versions(old) + 1 if old.is_file() else 1
         tmp = EXAMPLES.parent / f".{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
         controls = [c for c in labels["controls"] if c != pair["suspect"]]
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
                                     out=tmp, budget=100, progress=False, lineages=lineages, evidentiary=True,
                                     case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}; {WHY}",
-                                                  replaces=replaces, examiner="provenance maintainers (demo)",
+                                                  replaces=replaces, revision=revision,
+                                                  examiner="provenance maintainers (demo)",
                                                   examiner_role="maintainers of the tool, running its demonstration",
                                                   requested_by="the provenance project (a demonstration, no legal "
                                                                "matter)",

@@ -405,3 +405,16 @@ def test_the_manifest_lists_every_installed_distribution(fake_bundle: Path) -> N
     assert dists == sorted(dists, key=lambda d: d.split("==")[0]) and len(dists) >= len(env["packages"])
     for name in ("numpy", "tokenizers", "jinja2"):
         assert f"{name}=={version(name)}" in dists
+
+
+def test_every_page_names_the_revision_and_an_amendment_must_give_one(fake_bundle: Path, tmp_path: Path) -> None:
+    """Checklist gap 9: a revision number on every printed page; --replaces without --revision is one line, exit 2."""
+    html = (fake_bundle / "report.html").read_text()
+    assert "· revision 1\";" in html and "revision 1 · bundle schema" in html
+    assert json.loads((fake_bundle / "manifest.json").read_text())["case"]["revision"] == 1
+    old = "0" * 64
+    out = str(tmp_path / "b")
+    r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--replaces", old, "--dry-run", "-o", out)
+    assert r.returncode == 2 and "--replaces needs --revision N" in r.stderr, r.stderr
+    r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--replaces", old, "--revision", "0", "-o", out)
+    assert r.returncode == 2 and "--revision" in r.stderr

@@ -37,12 +37,13 @@ class CaseInfo:
     note: str | None = None
     questions: list[str] = field(default_factory=list)
     replaces: str | None = None  # SHA-256 of the SHA256SUMS of a bundle this one amends
+    revision: int = 1  # 1 for a first bundle; an amendment's is the replaced bundle's plus one
 
     def to_json(self) -> dict[str, Any]:
         return {"case_id": self.case_id, "examiner": self.examiner, "examiner_role": self.examiner_role,
                 "requested_by": self.requested_by, "note": self.note,
                 "questions": self.questions or ["Was the suspect model distilled or derived from the reference model(s)?"],
-                "replaces": self.replaces}
+                "replaces": self.replaces, "revision": self.revision}
 
 
 def custody_entry(action: str, detail: str, actor: str | None = None, purpose: str | None = None) -> dict[str, Any]:
