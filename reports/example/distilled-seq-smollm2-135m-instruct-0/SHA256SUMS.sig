@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILJCWt6rTl8w3c28579JdHucfGevM8vXb1J9EEEx6ji8",
-  "public_key_fingerprint": "SHA256:hcV1ktNOziStf4a+euXKcWrFq4fetkVLyuTCjW22rLw",
-  "signature": "Fu+rxnj+LncQLnG2ZUJ2hBFV+T3+d2oWJJqs9hTEvFWH89nDdyyinBQK1rVLjynAJF6wi8mO+XjnvxWtKweSCQ==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0agJ3jgKIswfAM7P9b/IDgZKnAjGJrDSnauRMe/oE7",
+  "public_key_fingerprint": "SHA256:gFeL9eTaBzzUJBKLoVug9lf2JueJzgY/7HqOrDsYlE8",
+  "signature": "cEzoyXILlfJTPgScOwQW5QzoUo8sSMaUV5YgqR9gCKMmJRYxaFe6orq+yaVZSuKAoK4E1iQ1PvPcVOq0Yc3AAA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "62b6a99ccd41de0651c5f2426a8d6c061e1a67bcb8acc3fa3943717fe7c23fab",
-  "signed_utc": "2026-11-30T01:56:44+00:00",
+  "signed_file_sha256": "dfae16668b39781bdaf154afa70fbb9f2844c3eb39594d5529cf1a96a7dc533b",
+  "signed_utc": "2026-11-30T02:26:12+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
