@@ -139,8 +139,13 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "schema_version": RESULTS_SCHEMA_VERSION,
         "analysis_version": ANALYSIS_VERSION,
         "propositions": {
-            "H1": "the suspect was distilled from, or derived from, the reference",
-            "H0": "the suspect was built independently of the reference (it may share public data, architecture or tokenizer)",
+            "H1": "the suspect was distilled from the reference (trained on its outputs or logits) or derived from its "
+                  "weights (fine-tuned, merged, pruned, quantized or noised), directly or through intermediate models",
+            # A shared base model is placed explicitly: two fine-tunes of one base satisfy neither "derived from the
+            # reference" nor "independent", and the weight test cannot tell them from a direct derivation.
+            "H0": "the suspect was built independently of the reference and of every model the reference was built from "
+                  "(it may share public data, architecture or tokenizer); a suspect sharing a base model with the "
+                  "reference is not covered by H0, and the weight test would flag it as derived",
         },
         "suspect": evidence[cfg.suspect].model.to_json(),
         "references": entries,

@@ -15,7 +15,7 @@ from provenance.report.evaluation import evaluation
 from provenance.report.figures import null_figure, per_probe_figure
 
 VERDICT_WORDS = {
-    "derived": "shares weights with",
+    "derived": "shares weights (directly, or through a common base model) with",
     "distilled": "shows behaviour inherited from",
     "no_evidence": "shows no evidence, at the tested power, of descent from",
     "independent": "shows no evidence of descent from",  # bundles written before analysis version 2
