@@ -17,8 +17,8 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated to carry a revision number (counted from this example's committed versions) on every page, the "
-       "amended bundle's hash and the examiner's role in the header; analysis version 2")
+WHY = ("regenerated for the propositions, which now place a shared base model outside H0, and the 'derived' sentence, "
+       "which names a common base model; analysis version 2")
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
