@@ -67,7 +67,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | str | Non
         out, err, inp = Path(tmp, "out"), Path(tmp, "err"), Path(tmp, "in")
         inp.write_text(input or "")
         z = _start()
-        request = {"argv": list(args), "env": full, "cwd": str(cwd) if cwd is not None else os.getcwd(),
+        request = {"argv": list(args), "env": full, "cwd": os.path.abspath(cwd) if cwd is not None else os.getcwd(),
                    "stdout": str(out), "stderr": str(err), "stdin": str(inp)}
         z.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
         z.stdin.flush()  # type: ignore[union-attr]
