@@ -138,6 +138,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "analysis_version": ANALYSIS_VERSION,
+        "case_id": cfg.case.case_id,
         "propositions": {
             "H1": "the suspect was distilled from the reference (trained on its outputs or logits) or derived from its "
                   "weights (fine-tuned, merged, pruned, quantized or noised), directly or through intermediate models",

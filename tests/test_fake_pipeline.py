@@ -408,10 +408,15 @@ def test_the_manifest_lists_every_installed_distribution(fake_bundle: Path) -> N
 
 
 def test_every_page_names_the_revision_and_an_amendment_must_give_one(fake_bundle: Path, tmp_path: Path) -> None:
-    """Checklist gap 9: a revision number on every printed page; --replaces without --revision is one line, exit 2."""
+    """Checklist gap 9: a revision number on every printed page, the case id in results.json and on every transcript
+    line; --replaces without --revision is one line, exit 2."""
     html = (fake_bundle / "report.html").read_text()
     assert "· revision 1\";" in html and "revision 1 · bundle schema" in html
-    assert json.loads((fake_bundle / "manifest.json").read_text())["case"]["revision"] == 1
+    case = json.loads((fake_bundle / "manifest.json").read_text())["case"]
+    assert case["revision"] == 1
+    assert json.loads((fake_bundle / "results.json").read_text())["case_id"] == case["case_id"]
+    lines = (fake_bundle / "transcripts.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line)["case_id"] == case["case_id"] for line in lines)
     old = "0" * 64
     out = str(tmp_path / "b")
     r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--replaces", old, "--dry-run", "-o", out)

@@ -117,9 +117,12 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    # Every transcript line names its case, so a line quoted on its own still says which audit it belongs to.
+    case_id = (manifest.get("case") or {}).get("case_id")
     try:
         atomic_write_bytes(tmp / "transcripts.jsonl",
-                           "".join(json.dumps(_redact_record(r), sort_keys=True, ensure_ascii=False) + "\n"
+                           "".join(json.dumps(_redact_record({**r, "case_id": case_id} if case_id else r),
+                                              sort_keys=True, ensure_ascii=False) + "\n"
                                    for r in transcripts).encode())
         for rel, f in probe_files.items():
             atomic_write_bytes(tmp / rel, read_capped(Path(f), 256 << 20, what="probe file"))
