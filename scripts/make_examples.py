@@ -17,8 +17,7 @@ from provenance.zoo.bench import zoo_lineages
 from provenance.zoo.build import build_zoo
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated for the propositions, which now place a shared base model outside H0, and the 'derived' sentence, "
-       "which names a common base model; analysis version 2")
+WHY = ("regenerated to carry the case id in results.json and on every transcript line; analysis version 2")
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
