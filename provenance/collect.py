@@ -194,6 +194,9 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                         f"{access.summary()}")
         ev.notes.extend(f"{model.label}: {r}" for r in access.reasons)
     ev.notes.extend(fresh_notes)
+    if model.source.get("name_kind") == "alias":
+        ev.notes.append(f"{model.label}: '{model.source.get('model')}' names no dated snapshot: the provider may serve "
+                        "another model under it later (the fingerprint records what the server reported now)")
     refused = refusals(ev.records)
     if refused:
         ev.notes.append(f"{model.label}: {len(refused)} answer(s) were refusals or stopped by a content filter "

@@ -270,6 +270,7 @@ def test_an_answer_keeps_finish_reason_tries_headers_and_bytes_the_text_cannot_h
     headers = {"anthropic-ratelimit-requests-remaining": "9", "api-version": "2024-06-01", "cf-ray": "abc",
                "x-secret-thing": "dropped"}
     with ScriptedServer({"/models": models_reply(), "/completions": lambda h: reply(h, 200, body, headers)}) as srv:
+        assert resolve(f"{srv.url}#m", LoadOptions(http_timeout=5.0)).source["name_kind"] == "alias"
         backend = backend_for(srv.url)
         try:
             (got,) = backend.generate([Request("hi", max_new_tokens=2)])

@@ -52,3 +52,13 @@ def test_parser_never_crashes(raw: str) -> None:
         parse_spec(raw)
     except InputError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_served_name_is_a_dated_snapshot_or_an_alias() -> None:
+    """Checklist gap 8: the manifest says whether the provider promised a fixed model (a dated name) or an alias."""
+    from provenance.models.registry import model_name_kind
+
+    for name in ("gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "gpt-4-0613", "gpt-3.5-turbo-1106"):
+        assert model_name_kind(name) == "dated snapshot", name
+    for name in ("gpt-4o", "m", "llama-3-8b", "qwen2.5-coder-0.5b-instruct", "model-1300", "x-20241301"):
+        assert model_name_kind(name) == "alias", name

@@ -55,7 +55,21 @@ def _resolve_http(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel":
     model, meta, observed = describe_endpoint(ms.location, ms.model_name, options)
     # The fingerprint holds what identifies the model (URL, id, owner, root), never a timestamp; see describe_endpoint.
     return ResolvedModel(ms, fp.endpoint_fingerprint(ms.location, model, meta),
-                         {"url": ms.location, "model": model, "server": meta, "observed": observed}, options=options)
+                         {"url": ms.location, "model": model, "server": meta, "observed": observed,
+                          "name_kind": model_name_kind(model)}, options=options)
+
+
+def model_name_kind(name: str) -> str:
+    """"dated snapshot" when the served name carries a release date (`gpt-4o-2024-08-06`, `claude-3-5-sonnet-20241022`,
+    OpenAI's `gpt-4-0613`), else "alias": a name the provider may point at another model later. A record, never part of
+    the fingerprint: the name says what the provider promises, the fingerprint what the server reported."""
+    import re
+
+    if re.search(r"(?<!\d)20\d{2}-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)", name):
+        return "dated snapshot"
+    if re.search(r"-(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$", name):
+        return "dated snapshot"
+    return "alias"
 
 
 def _load_http(rm: "ResolvedModel") -> "Backend":
