@@ -276,14 +276,19 @@ def test_a_case_failing_after_some_rows_gets_error_rows_only_for_the_rest(fake_z
 
 
 def test_summary_table_cuts_the_likelihood_ratio_bound() -> None:
-    """summary.md: a lower bound of 99.96 reads '>= 99.9', not '>= 100.0' (the protocol's LR target)."""
+    """summary.md: a lower bound of 99.96 reads '>= 99.9', not '>= 100.0' (the protocol's LR target); Primary 1's
+    one-sided bound is cut upwards (0.83% stays 0.83%, 1.0049% reads 1.01%), and the inconclusive and error counts
+    are in the table, not only in summary.json."""
     from provenance.study.outputs import markdown
 
     cell = {"split": "all", "budget": 200, "access": "weights",
-            "null": {"n": 360, "decision": {"k": 0, "n": 360, "ci95": [0.0, 0.0102]}},
-            "related": {"n": 411, "detected": {"k": 400, "n": 411, "ci95": [0.95, 0.99]}},
+            "null": {"n": 360, "decision": {"k": 0, "n": 360, "ci95": [0.0, 0.0102], "upper95_one_sided": 0.010049},
+                     "inconclusive": 7, "errors": 1},
+            "related": {"n": 411, "detected": {"k": 400, "n": 411, "ci95": [0.95, 0.99]}, "inconclusive": 5,
+                        "errors": 0},
             "likelihood_ratio": {"point": None, "point_infinite": True, "lower95": 99.96}}
-    assert "| inf (>= 99.9) |" in markdown({"cells": [cell]})
+    row = markdown({"cells": [cell]}).splitlines()[2]
+    assert "| inf (>= 99.9) |" in row and "| 1.01% |" in row and "| 7/5 | 1/0 |" in row
 
 
 def test_secondary_outputs_reasons_nulls_needed_and_a_qq_plot_per_family(tmp_path: Path) -> None:

@@ -52,8 +52,11 @@ def _pct(r: Mapping[str, Any]) -> str:
 
 
 def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
-    lines = ["| budget | access | null cases | false positives (95% CI) | related | detected (95% CI) | "
-             "LR of a flag (one-sided 95% lower bound) |", "|---|---|---|---|---|---|---|"]
+    # Primary 1 is judged on the one-sided upper bound, so it is printed here, not only in summary.json; so are the
+    # cases that ended without a verdict (inconclusive) or without a run (error), which the rates count as not flagged.
+    lines = ["| budget | access | null cases | false positives (95% CI) | FP one-sided 95% upper | related | "
+             "detected (95% CI) | LR of a flag (one-sided 95% lower bound) | inconclusive null/related | "
+             "errors null/related |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["cells"]:
         if c["split"] != split:
             continue
@@ -61,8 +64,12 @@ def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
         lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
         # The lower bound cut, not rounded up past what was measured (99.96 is not the target 100.0).
         lrs += f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else ""
-        lines.append(f"| {c['budget']} | {c['access']} | {c['null']['n']} | {_pct(c['null']['decision'])} | "
-                     f"{c['related']['n']} | {_pct(c['related']['detected'])} | {lrs} |")
+        dec = c["null"]["decision"]
+        upper = f"{-round_down(-dec['upper95_one_sided'] * 100, 2):.2f}%" if dec["n"] else "-"
+        lines.append(f"| {c['budget']} | {c['access']} | {c['null']['n']} | {_pct(dec)} | {upper} | "
+                     f"{c['related']['n']} | {_pct(c['related']['detected'])} | {lrs} | "
+                     f"{c['null']['inconclusive']}/{c['related']['inconclusive']} | "
+                     f"{c['null']['errors']}/{c['related']['errors']} |")
     return "\n".join(lines) + "\n"
 
 
