@@ -49,6 +49,7 @@ class AuditConfig:
     identity_set: str | None = "identity"  # None: skip the identity-claims test
     yardstick_set: str | None = "yardstick"  # neutral passages for the competence check (None: skip it)
     case: CaseInfo = field(default_factory=CaseInfo)
+    repeat: int = 0  # greedy probes sent to each endpoint a second time, to measure nondeterminism (`--repeat`)
     zip_bundle: bool = False
     sequential: bool = False  # stop at an interim look once the evidence is decisive either way
     lineages: Mapping[str, str] = field(default_factory=dict)  # spec -> lineage family (overrides the panel's)
@@ -115,7 +116,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         ll = likelihood_plan(budget, instructions) if instructions is not None else None
         # Only the reference(s) and controls sample answers; every model with logits access scores them (the suspect
         # included: whether it can is a capability its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard, seed=cfg.seed)
+        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard, seed=cfg.seed,
+                      repeat=cfg.repeat)
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []

@@ -242,6 +242,9 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="A question the audit was asked to answer (repeatable; printed in the report)."),
         click.option("--replaces", default=None, metavar="BUNDLE_SHA256",
                      help="This bundle amends an earlier one: its bundle hash (SHA-256 of its SHA256SUMS)."),
+        click.option("--repeat", type=click.IntRange(0, 50), default=0, show_default=True, metavar="N",
+                     help="Send N greedy probes to each endpoint a second time and report whether the answers repeat "
+                          "(nondeterminism at temperature 0); the repeats are transcribed and never enter a test."),
         click.option("--revision", type=click.IntRange(min=1), default=None, metavar="N",
                      help="This bundle's revision, printed on every page (default 1; with --replaces, required: the "
                           "replaced bundle's revision plus one)."),
@@ -284,7 +287,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        questions: tuple[str, ...] = (), replaces: str | None = None,
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
                        evidentiary: bool = False, tsa_url: str | None = None,
-                       examiner_role: str | None = None, revision: int | None = None) -> dict[str, Any]:
+                       examiner_role: str | None = None, revision: int | None = None,
+                       repeat: int = 0) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
 
     from provenance.panel import apply_settings, load_panel
@@ -336,7 +340,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     questions=list(questions), replaces=replaces.lower() if replaces else None,
                                     revision=revision or 1),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
-                      model_options=per_model, evidentiary=evidentiary, price=_stored("price"),
+                      model_options=per_model, evidentiary=evidentiary, price=_stored("price"), repeat=repeat,
                       seconds_per_request=float(_stored("seconds_per_request", 1.0)))
     results = run_audit(cfg)
     if sign_key is not None and not dry_run:

@@ -44,6 +44,7 @@ def _decoding_key(ps: ProbeSet, sampling_seed: int, access: EndpointAccess | Non
     return {**d, "access": how} if how else d
 
 
+REPEAT_SET = "repeat"  # the pseudo probe set of greedy probes sent a second time (`--repeat`: nondeterminism)
 ACCESS_SET = "endpoint-access"  # the pseudo probe set under which an endpoint's capability probes are transcribed
 
 
@@ -77,7 +78,8 @@ def endpoint_access(model: ResolvedModel, cache: EvidenceCache) -> tuple[dict[st
 
 
 def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: EvidenceCache, *, batch: int = 16,
-                  progress: bool = True, want_weights: bool = True, sampling_seed: int = 0) -> ModelEvidence:
+                  progress: bool = True, want_weights: bool = True, sampling_seed: int = 0,
+                  repeat: int = 0) -> ModelEvidence:
     """Probe one model with every plan; answers already in the cache are reused, the rest are appended as they come."""
     fp = model.fingerprint
     access_recs: list[dict[str, Any]] = []
@@ -168,6 +170,10 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                 if not any(missing.values()) and seen_before:
                     meta["endpoint"] = seen_before
             cache.save_meta(fp, meta)
+        repeats: list[dict[str, Any]] = []
+        if repeat and model.remote:
+            backend = backend if backend is not None else model.load()
+            repeats = _repeat(backend, plans, cached, repeat, sampling_seed)
     finally:
         if backend is not None:
             backend.close()
@@ -194,6 +200,16 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                         f"{access.summary()}")
         ev.notes.extend(f"{model.label}: {r}" for r in access.reasons)
     ev.notes.extend(fresh_notes)
+    sha = {p.probe_set.id: p.probe_set.sha256 for p in plans}
+    for rec in repeats:
+        ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": REPEAT_SET,
+                           "probe_set_sha256": sha[rec["repeat_of"]], **rec, "replayed": False})
+    if repeats:
+        differ = [r["probe_id"] for r in repeats if not r["same"]]
+        ev.notes.append(f"{model.label}: {len(repeats)} greedy probe(s) sent a second time: " + (
+            "every answer was the same" if not differ else
+            f"{len(differ)} answered differently ({', '.join(differ[:5])}): the endpoint is not deterministic at "
+            "temperature 0, or changed during the run"))
     if model.source.get("name_kind") == "alias":
         ev.notes.append(f"{model.label}: '{model.source.get('model')}' names no dated snapshot: the provider may serve "
                         "another model under it later (the fingerprint records what the server reported now)")
@@ -236,6 +252,23 @@ def max_concurrent_endpoints() -> int:
     return env_int("PROVENANCE_MAX_ENDPOINTS", 8, 1, 256)
 
 
+def _repeat(backend: Any, plans: Sequence[ProbePlan], answered: Mapping[str, Mapping[str, Any]], n: int,
+            sampling_seed: int) -> list[dict[str, Any]]:
+    """The first `n` greedy probes sent again, each recorded beside whether it matches the answer collected (or
+    replayed) for the audit: an endpoint's nondeterminism, measured instead of assumed. Never part of any test."""
+    picks = [(plan.probe_set, pr) for plan in plans if plan.probe_set.decoding.temperature == 0
+             for pr in plan.probes if pr.id in answered[plan.probe_set.id]][:n]
+    if not picks:
+        return []
+    requests = [_request(ps, pr.text, sampling_seed) for ps, pr in picks]
+    sent = time.time()
+    answers = backend.generate(requests)
+    received = time.time()
+    return [{"probe_id": pr.id, "repeat_of": ps.id, "request": req.to_json(), "response": a.to_json(), "sent": sent,
+             "received": received, "same": a.text == answered[ps.id][pr.id]["response"].get("text")}
+            for (ps, pr), req, a in zip(picks, requests, answers)]
+
+
 def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Probe ids of the answers an endpoint marked as a refusal (chat `message.refusal`) or cut by a content filter
     (`finish_reason` "content_filter"), in transcript order."""
@@ -249,13 +282,15 @@ def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
             progress: bool = True, batch: int = 16,
-            extra: dict[str, Sequence[ProbePlan]] | None = None, sampling_seed: int = 0) -> dict[str, ModelEvidence]:
+            extra: dict[str, Sequence[ProbePlan]] | None = None, sampling_seed: int = 0,
+            repeat: int = 0) -> dict[str, ModelEvidence]:
     """Local models one at a time (peak memory ~ the largest model); endpoints concurrently, each on its own thread.
 
     An endpoint costs no local memory and spends its time waiting on the network, so several endpoints (e.g. vLLM
     servers on other machines) are probed at once while local models run here. Every model writes its own cache
     entries, and the result keeps the input order, so transcripts do not depend on which finished first.
     `extra` adds plans for some models only (by fingerprint), e.g. sampled answers from the reference and controls.
+    `repeat` sends that many greedy probes to each endpoint a second time (nondeterminism; `--repeat`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -265,7 +300,8 @@ def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: 
 
     def run(m: ResolvedModel) -> ModelEvidence:
         more = list((extra or {}).get(m.fingerprint, ()))
-        return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress, sampling_seed=sampling_seed)
+        return collect_model(m, [*plans, *more], cache, batch=batch, progress=progress, sampling_seed=sampling_seed,
+                             repeat=repeat)
 
     got: dict[str, ModelEvidence] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(len(remote), max_concurrent_endpoints()))) as pool:

@@ -43,11 +43,12 @@ def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[st
 
 def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll_plan: ProbePlan | None,
            samplers: Sequence[str], cache: EvidenceCache | None, progress: bool, yardstick: ProbePlan | None = None,
-           seed: int = 0) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
+           seed: int = 0, repeat: int = 0) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
     logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran."""
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
-    by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed)
+    by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed,
+                    repeat=repeat)
     # Two specs with byte-identical files share one collection, but each keeps its own identity (spec, lineage), so the
     # manifest names every model it was given and `verify` finds each seat again.
     evidence = {s: by_fp[m.fingerprint] if by_fp[m.fingerprint].model.label == s else

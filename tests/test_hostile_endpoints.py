@@ -283,3 +283,21 @@ def test_an_answer_keeps_finish_reason_tries_headers_and_bytes_the_text_cannot_h
     assert "x-secret-thing" not in kept
     assert base64.b64decode(http["body_base64"]) == body
     assert refusals([{"probe_id": "p1", "response": got.to_json()}]) == ["p1"]
+
+
+def test_repeated_probes_measure_nondeterminism_and_the_bundle_still_verifies(tmp_path: Path) -> None:
+    """Checklist gap 7: `--repeat N` sends N greedy probes to each endpoint again; the repeats are transcribed under
+    their own pseudo probe set, named in the notes, and never enter a test (the bundle verifies)."""
+    from provenance.collect import REPEAT_SET
+    from provenance.report.verify import verify
+
+    out = tmp_path / "b"
+    with endpoints() as servers:
+        res = run_audit_api(servers, out, repeat=3)
+    notes = [n for n in res["notes"] if "sent a second time" in n]
+    assert len(notes) == len(servers) and all("every answer was the same" in n for n in notes), notes
+    lines = [json.loads(x) for x in (out / "transcripts.jsonl").read_text().splitlines()]
+    repeats = [r for r in lines if r["probe_set"] == REPEAT_SET]
+    assert len(repeats) == 3 * len(servers) and all(r["same"] and not r["replayed"] for r in repeats)
+    rep = verify(out)
+    assert rep.ok, rep.problems
