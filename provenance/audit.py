@@ -61,6 +61,7 @@ class AuditConfig:
     # --dry-run only: USD per million input and output tokens, and the latency assumed for an endpoint's time estimate.
     price: tuple[float, float] | None = None
     seconds_per_request: float = 1.0
+    controls_note: str | None = None  # how the controls came to be (matched controls built, or why not): a warning
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -75,7 +76,10 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     given = [*(cfg.controls or ()), *(cfg.panel.specs if cfg.panel else ())]
     controls = list(dict.fromkeys(given)) if given else default_controls(cfg.suspect, cfg.references)
     lineages = {**(cfg.panel.lineages if cfg.panel else {}), **cfg.lineages}
-    if not controls:
+    # Several candidate references and no controls given: each candidate is a control for the others (assumed
+    # independent of one another, said in the warnings), beside the packaged defaults.
+    refs_as_controls = not given and len(set(cfg.references) - {cfg.suspect}) >= 2
+    if not controls and not refs_as_controls:
         raise InputError("no control models: pass at least one --control (a model known to be independent of the reference)")
     if cfg.out is not None and not cfg.dry_run:
         check_out_dir(Path(cfg.out))
@@ -97,16 +101,23 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
                              "use other controls (mined prompts would bias the null)")
     refs = list(dict.fromkeys(cfg.references))
     ctrl = [c for c in dict.fromkeys(controls) if c not in refs and c != cfg.suspect]
+    # What each reference's null is drawn from (a reference is never its own control: control_units skips it).
+    null_pool = [*refs, *ctrl] if refs_as_controls else ctrl
     # Say before any query when the controls cannot support a verdict (the audit still runs: its evidence is kept).
-    hopeless, warnings = preflight({s: m.lineage for s, m in resolved.items()}, cfg.suspect, refs, ctrl,
+    hopeless, warnings = preflight({s: m.lineage for s, m in resolved.items()}, cfg.suspect, refs, null_pool,
                                    {s: not m.remote for s, m in resolved.items()},
                                    {s: m.fingerprint for s, m in resolved.items()})
     warnings = [*(f"{h}: the verdict will be inconclusive; add controls of other lineages (-c, --controls FILE)"
                   for h in hopeless), *warnings]
+    if cfg.controls_note:
+        warnings.append(cfg.controls_note)
+    if refs_as_controls:
+        warnings.append("no controls given: each reference serves as a control for the others, which assumes the "
+                        "references are independent of one another (give -c or --controls if they may be related)")
     for w in warnings:
         log.warning("warning: %s", w)  # stderr (the CLI's -q hides it); always kept in results["warnings"]
     if cfg.dry_run:
-        return _plan(cfg, resolved, refs, ctrl, warnings, hopeless)
+        return _plan(cfg, resolved, refs, null_pool, warnings, hopeless)
 
     def look(budget: int) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
         """The evidence for `budget` probes per model: every plan is a prefix, so a later look reuses the cache."""
@@ -124,7 +135,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     for i, (budget, share) in enumerate(schedule):
         evidence, plans = look(budget)
         scale = 1.0 / share  # p at this look times ALPHA / alpha_i: valid over every look by the union bound
-        entries = evaluate(evidence, cfg.suspect, refs, ctrl, plans, cfg.seed, WEIGHT_PERMUTATIONS, p_scale=scale)
+        entries = evaluate(evidence, cfg.suspect, refs, null_pool, plans, cfg.seed, WEIGHT_PERMUTATIONS, p_scale=scale)
         decisive = any(e["verdict"] in FLAGGED for e in entries)
         futile = all(e["p_value_unadjusted"] is None or e["p_value_unadjusted"] > FUTILITY_P for e in entries)
         last = i == len(schedule) - 1
@@ -157,6 +168,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "attribution_detail": detail,
         "controls": [evidence[c].model.to_json() for c in ctrl],
         "controls_panel": [e.to_json() for e in cfg.panel.controls] if cfg.panel else None,
+        "references_as_controls": refs_as_controls,
         "reference_models": [evidence[r].model.to_json() for r in refs],
         "probe_sets": [{**p.probe_set.to_json(), "n_used": len(p.probes), "role": p.role} for p in plans],
         "budget": cfg.budget,
@@ -276,7 +288,9 @@ def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, Mod
         if ev.weights is not None and ev.model.fingerprint in compared:
             weights[ev.model.fingerprint] = {"__model_type__": np.array(str(ev.model_type)), **ev.weights}
     analysis = {"version": ANALYSIS_VERSION, "p_scale": results["sequential"]["p_scale"],
-                "weight_permutations": WEIGHT_PERMUTATIONS}
+                "weight_permutations": WEIGHT_PERMUTATIONS,
+                # verify draws each reference's null from the same pool (the other references too, when set)
+                "references_as_controls": results["references_as_controls"]}
     manifest = build_manifest(case=cfg.case, budget=cfg.budget, seed=cfg.seed, results=results, evidence=evidence,
                               roles=roles, plans=plans, weights_shipped=compared, analysis=analysis)
     probe_files = {ps["file"]: Path(p.probe_set.path) for ps, p in zip(manifest["probe_sets"], plans)}

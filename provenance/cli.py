@@ -217,6 +217,11 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--controls", "controls_panel", type=click.Path(path_type=Path), default=None, metavar="FILE",
                      help="A controls panel (TOML, YAML or JSON): control models with their lineage, kind and notes; "
                           "models of one lineage count as one unit of the null (see README)."),
+        click.option("--build-controls", type=click.Choice(["auto", "always", "never"]), default="auto",
+                     show_default=True,
+                     help="With no -c or --controls: train controls of the suspect's architecture and competence here "
+                          "(`provenance controls build`; cached) when the suspect is a local model small enough; auto "
+                          "falls back to the packaged models otherwise, always refuses to."),
         click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
                      help="Directory for the evidence bundle (results.json, transcripts, report.html)."),
         click.option("--budget", type=click.IntRange(2, 100_000), default=200, show_default=True, help="Probes per model."),
@@ -288,7 +293,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
                        evidentiary: bool = False, tsa_url: str | None = None,
                        examiner_role: str | None = None, revision: int | None = None,
-                       repeat: int = 0) -> dict[str, Any]:
+                       repeat: int = 0, build_controls: str = "auto") -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
 
     from provenance.panel import apply_settings, load_panel
@@ -330,6 +335,22 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
         cleaned.update(suspect=suspect)
     if not dry_run:
         out = prepare_out(out, replace=replace, zip_too=zip_bundle)  # before any work: checked, created, locked
+    controls_note = None
+    if not controls and panel is None and not dry_run:
+        # No controls given: controls of the suspect's kind trained here when it is small enough (provenance/matched.py),
+        # read back as the panel file they are written to, exactly as a panel a user gives.
+        from provenance.matched import auto_panel
+
+        from provenance.probeset import load as load_probes
+
+        for probe_set in (continuation_probes, next_token_probes, likelihood_probes, identity_probes):
+            if probe_set.lower() != "none":
+                load_probes(probe_set)  # a bad probe file is one line now, not after the controls are trained
+        built, controls_note = auto_panel(suspect, references, options, build_controls, progress=not no_progress)
+        if built is not None:
+            panel = load_panel(built)
+            controls = tuple(panel.specs)
+            lineages = {**panel.lineages, **lineages}
     cfg = AuditConfig(suspect=suspect, references=references, controls=controls or None, out=out, budget=budget, seed=seed,
                       options=options, progress=not no_progress,
                       continuation_set=continuation_probes, next_token_set=next_token_probes,
@@ -341,6 +362,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     revision=revision or 1),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
                       model_options=per_model, evidentiary=evidentiary, price=_stored("price"), repeat=repeat,
+                      controls_note=controls_note,
                       seconds_per_request=float(_stored("seconds_per_request", 1.0)))
     results = run_audit(cfg)
     if sign_key is not None and not dry_run:
@@ -844,6 +866,56 @@ def probes_mine(reference: str, controls: tuple[str, ...], n: int, pool: int, so
         ps = summary["probe_set"]
         click.echo(f"wrote {out}: {ps['id']} v{ps['version']}, {ps['n_probes']} probes, content sha256 {ps['content_sha256'][:16]}")
         click.echo(f"distinctiveness: selected {summary['mean_score_selected']:.3f} vs pool {summary['mean_score_pool']:.3f}")
+
+
+@cli.group()
+def controls() -> None:
+    """Control models for audits: build controls of a suspect's kind on this machine."""
+
+
+@controls.command("build")
+@click.argument("suspect", metavar="SUSPECT")
+@click.option("--reference", "-r", "references", multiple=True, metavar="SPEC",
+              help="A reference of the audit (repeatable): no control is built of its lineage.")
+@click.option("--lineages", "n", type=click.IntRange(3, 12), default=4, show_default=True,
+              help="Control lineages to build (the null needs 3; a placebo 4).")
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the controls panel (JSON; default: in the cache). Use it with `audit --controls`.")
+@click.option("--max-params", type=click.IntRange(1), default=None, metavar="N",
+              help="Refuse suspects above N parameters (default 60,000,000: hours per control on a CPU).")
+@click.option("--teachers/--no-teachers", default=True, show_default=True,
+              help="Include students of the packaged teachers outside the references' lineages (sampling them takes "
+                   "minutes once; cached).")
+@click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path | None, max_params: int | None,
+                   teachers: bool, as_json: bool, no_progress: bool) -> None:
+    """Train controls of SUSPECT's architecture and competence here and write them as a controls panel.
+
+    Each control is its own lineage: students of the packaged teachers outside the references' lineages, and models
+    trained from independent seeds on disjoint shares of public prose installed offline. Each is trained until its
+    per-byte log-likelihood of the neutral yardstick passages (what the audit's competence check measures) is within
+    0.075 nats/byte of the suspect's, or the schedule ends (then it is marked not matched). Models are cached by recipe.
+    """
+    from provenance.matched import MAX_PARAMS, build_matched, known_families, teachers_outside
+    from provenance.models import LoadOptions, resolve
+    from provenance.secrets import printable
+
+    excluded = known_families(references)
+    resolved = resolve(suspect, LoadOptions())
+    if resolved.lineage:
+        excluded.add(resolved.lineage)
+    summary = build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if teachers else (), out=out,
+                            max_params=max_params or MAX_PARAMS, progress=not no_progress)
+    if as_json:
+        click.echo(_dump(summary))
+        return
+    click.echo(f"suspect {printable(suspect)}: {summary['parameters'] / 1e6:.1f}M parameters, competence "
+               f"{summary['suspect_competence']:.3f} nats/byte on the yardstick")
+    for c in summary["controls"]:
+        click.echo(f"  {c['lineage']:<16} {c['kind']:<8} {c['steps']:>5} steps  competence {c['competence']:.3f}  "
+                   f"{'matched' if c['matched'] else 'NOT matched'}  {c['spec']}")
+    click.echo(f"panel: {summary['panel']}  (use: provenance audit --controls {summary['panel']} ...)")
 
 
 @cli.group()

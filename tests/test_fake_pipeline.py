@@ -423,3 +423,24 @@ def test_every_page_names_the_revision_and_an_amendment_must_give_one(fake_bundl
     assert r.returncode == 2 and "--replaces needs --revision N" in r.stderr, r.stderr
     r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--replaces", old, "--revision", "0", "-o", out)
     assert r.returncode == 2 and "--revision" in r.stderr
+
+
+@pytest.mark.slow
+def test_attribute_without_controls_uses_the_other_candidates_and_verifies(tmp_path: Path, monkeypatch: Any) -> None:
+    """Several candidate references and no controls: each candidate is a control for the others (issue #15, item 10),
+    said in the warnings, and `verify` recomputes every reference from the same pool."""
+    import provenance.audit as audit_mod
+    from provenance.audit import AuditConfig, run_audit
+    from provenance.report.verify import verify
+
+    monkeypatch.setattr(audit_mod, "default_controls", lambda s, r: [])  # no packaged model: the candidates alone
+    refs = [FAKE_REFERENCE, "fake:c1", "fake:c2", "fake:c3", "fake:c4"]
+    res = run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=refs, out=tmp_path / "b", budget=40, progress=False))
+    assert res["references_as_controls"] and res["controls"] == []
+    assert any("each reference serves as a control for the others" in w for w in res["warnings"])
+    for e in res["references"]:  # t1, the suspect's own lineage, is never a control (left out as related)
+        assert sorted(e["controls_used"]) == sorted(r.split(":")[1] for r in refs if r not in (e["spec"], FAKE_REFERENCE))
+    assert verify(tmp_path / "b").ok
+    # one candidate alone and no controls is still refused: nothing could form its null
+    with pytest.raises(Exception, match="no control models"):
+        run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], budget=40, progress=False))

@@ -181,7 +181,8 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
         evidence[m["spec"]] = ev
         roles[m["role"]].append(m["spec"])
-    return evaluate(evidence, roles["suspect"][0], roles["reference"], roles["control"], plans,
+    pool = [*roles["reference"], *roles["control"]] if analysis.get("references_as_controls") else roles["control"]
+    return evaluate(evidence, roles["suspect"][0], roles["reference"], pool, plans,
                     manifest["seeds"]["permutation_test"], analysis.get("weight_permutations", 999),
                     analysis.get("p_scale", 1.0))
 

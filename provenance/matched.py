@@ -1,0 +1,433 @@
+"""Matched controls: control models trained on this machine at the suspect's architecture and competence.
+
+A null is only as good as its controls (docs/methods.md, "Controls of the suspect's kind"): controls much weaker or
+much stronger than the suspect make everything look related or nothing. When the suspect is a local model small enough
+to train here, this module builds controls of its kind: models with the suspect's own configuration and tokenizer,
+initialised from independent seeds and trained on data no lineage of the audit owns, until their competence on the
+neutral yardstick (`probes/yardstick.json`, the competence check's own measure) reaches the suspect's.
+
+Each control is its own lineage: one reads a disjoint share of public prose installed offline (`zoo/corpus.py`), one
+is a sequence-level student of each packaged teacher outside the reference's and the suspect's families. Every model
+is cached by its recipe (configuration, tokenizer, data, seed, schedule, version), so a second audit of a suspect of
+the same architecture trains nothing. The result is an ordinary controls panel file (`panel.py`) that says what each
+control is and how close its competence came: `audit --controls FILE` reads it like any other panel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from provenance.errors import InputError
+from provenance.fsutil import atomic_write_json, cache_dir, sha256_json
+
+MATCHED_VERSION = "1"
+log = logging.getLogger(__name__)
+
+# A suspect above this many parameters is not trained against here (hours per control on a CPU); ask for a panel.
+MAX_PARAMS = 60_000_000
+DEFAULT_LINEAGES = 4  # MIN_UNITS + 1 (stats/nulls.py): enough lineages for the interaction test and a placebo
+SEQ_LEN = 128
+BATCH = 8
+# Cumulative optimiser steps at which competence is measured: geometric, so a weak suspect is matched early and a
+# strong one is approached without measuring after every step.
+SCHEDULE = (25, 50, 100, 200, 400, 800, 1600, 3200)
+SLICE_CHARS = 50_000  # as the study zoo's corpus (zoo/lineages.py, preset "full")
+SLICES_PER_LINEAGE = 12
+TEACHER_SAMPLES = 320  # sampled answers per packaged teacher (the study zoo's count)
+TEACHER_NEW_TOKENS = 48
+# A control counts as matched when its competence is within this much of the suspect's (nats per byte): half the
+# competence check's margin (analysis/evaluate.py COMPETENCE_MARGIN), so a matched control never trips the check.
+TOLERANCE = 0.075
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """One control lineage to build: what it reads and the name it carries in the null."""
+
+    name: str  # the lineage family the panel gives it
+    kind: str  # "text" | "student"
+    source: str  # slice ids joined by "+" (text) or the packaged teacher's name (student)
+    slices: tuple[str, ...] = ()
+
+
+@dataclass
+class Built:
+    lineage: Lineage
+    path: Path
+    steps: int
+    competence: float
+    matched: bool
+    seconds: float
+    recipe_sha256: str
+    log: list[dict[str, float]] = field(default_factory=list)
+
+
+def architecture(local_path: Path) -> tuple[Any, int]:
+    """(the suspect's transformers config, its parameter count), without loading its weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(local_path), local_files_only=True, trust_remote_code=False)
+        with torch.device("meta"):
+            shell = AutoModelForCausalLM.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not an architecture we can build here": one line
+        raise InputError(f"{local_path}: cannot build its architecture from config.json "
+                         f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]})") from None
+    return config, int(sum(p.numel() for p in shell.parameters()))
+
+
+def why_not(resolved: Any, max_params: int = MAX_PARAMS) -> str | None:
+    """None when matched controls can be built for this suspect here, else the reason (one line)."""
+    if resolved.remote:
+        return "the suspect is an endpoint (its architecture and weights are unknown)"
+    if resolved.local_path is None or resolved.gguf is not None:
+        return "the suspect is not a local transformers directory"
+    try:
+        _, params = architecture(resolved.local_path)
+    except InputError as exc:
+        return str(exc)
+    if params > max_params:
+        return f"the suspect has {params / 1e6:.0f}M parameters, above the {max_params / 1e6:.0f}M this machine trains"
+    return None
+
+
+def plan_lineages(n: int, excluded_families: set[str], teachers: Sequence[str], slice_ids: Sequence[str],
+                  slices_per_lineage: int = SLICES_PER_LINEAGE) -> list[Lineage]:
+    """Students of the packaged teachers outside the excluded families first (capable models of another maker), then
+    public-text lineages on disjoint slices (round-robin over sources, so each reads several) up to `n`."""
+    from provenance.models.packaged import family_of
+
+    # a student of a teacher is of its teacher's lineage: named as the audit names the packaged model's family
+    out = [Lineage(family_of(t) or t, "student", t) for t in teachers
+           if (family_of(t) or t) not in excluded_families][:n]
+    k = n - len(out)
+    if k > 0:
+        by_source: dict[str, list[str]] = {}
+        for s in slice_ids:
+            by_source.setdefault(s.rsplit("-", 1)[0], []).append(s)
+        pooled = [s for group in _interleave(list(by_source.values())) for s in group]
+        shares: list[list[str]] = [[] for _ in range(k)]
+        for idx, s in enumerate(pooled):  # dealt in rotating order, so no share reads one source only
+            r, j = divmod(idx, k)
+            if len(shares[(j + r) % k]) < slices_per_lineage:
+                shares[(j + r) % k].append(s)
+        for i, share in enumerate(shares):
+            if share:
+                out.append(Lineage(f"matched-text-{i}", "text", "+".join(share), tuple(share)))
+    return out
+
+
+def _interleave(groups: list[list[str]]) -> list[list[str]]:
+    """[[a0, a1], [b0]] -> [[a0], [b0], [a1]]: sources alternate, so every share mixes them."""
+    out, i = [], 0
+    while any(i < len(g) for g in groups):
+        out += [[g[i]] for g in groups if i < len(g)]
+        i += 1
+    return out
+
+
+def _yardstick() -> list[str]:
+    from provenance.probeset import load as load_probes
+
+    return [p.text for p in load_probes("yardstick").probes]
+
+
+def competence_of(path: Path | str, texts: Sequence[str]) -> float:
+    """Mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them."""
+    from provenance.evidence import Score
+    from provenance.models import LoadOptions, resolve
+    from provenance.models.base import ScoreRequest
+
+    backend = resolve(str(path), LoadOptions()).load()
+    try:
+        scores = backend.score([ScoreRequest("", t) for t in texts])
+    finally:
+        backend.close()
+    vals = [Score(s.logprob, s.n_tokens, s.n_bytes).per_byte for s in scores]
+    return float(sum(vals) / len(vals))
+
+
+def _config_sha(config: Any) -> str:
+    d = config.to_dict()
+    for k in ("_name_or_path", "transformers_version", "name_or_path", "torch_dtype", "dtype"):
+        d.pop(k, None)
+    return sha256_json(d)
+
+
+def _tokenizer_sha(tok: Any) -> str:
+    h = hashlib.sha256()
+    for t, i in sorted(tok.get_vocab().items(), key=lambda kv: kv[1]):
+        h.update(f"{i}\t{t}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+class Builder:
+    """Builds (or finds in the cache) one matched control per lineage for one suspect."""
+
+    def __init__(self, suspect_path: Path, target: float, root: Path | None = None, seed: int = 0,
+                 schedule: Sequence[int] = SCHEDULE, progress: bool = True) -> None:
+        from transformers import AutoTokenizer
+
+        self.config, self.params = architecture(suspect_path)
+        self.tok = AutoTokenizer.from_pretrained(str(suspect_path), local_files_only=True, trust_remote_code=False)
+        self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        if self.pad is None:
+            raise InputError(f"{suspect_path}: its tokenizer has neither a padding nor an end-of-sequence token")
+        self.target, self.seed, self.schedule, self.progress = target, seed, tuple(schedule), progress
+        self.root = root or cache_dir() / "matched" / f"v{MATCHED_VERSION}"
+        self.texts = _yardstick()
+        self.lr = 5e-3 if getattr(self.config, "hidden_size", 512) <= 128 else 1e-3  # as the zoo's LR table, wider: lower
+
+    def recipe(self, lin: Lineage, data_sha: str) -> dict[str, Any]:
+        return {"version": MATCHED_VERSION, "config_sha256": _config_sha(self.config),
+                "tokenizer_sha256": _tokenizer_sha(self.tok), "lineage": lin.name, "kind": lin.kind,
+                "source": lin.source, "data_sha256": data_sha, "seed": self.seed, "lr": self.lr, "batch": BATCH,
+                "seq_len": SEQ_LEN, "schedule": list(self.schedule)}
+
+    def data(self, lin: Lineage, slices: dict[str, str]) -> list[list[int]]:
+        """Token sequences in the suspect's tokenizer: chunks of the lineage's slices, or the teacher's answers."""
+        if lin.kind == "text":
+            ids: list[int] = []
+            for s in lin.slices:
+                enc = self.tok([par + "\n\n" for par in slices[s].split("\n")], add_special_tokens=False)["input_ids"]
+                ids += [i for row in enc for i in row]
+            return [ids[i : i + SEQ_LEN] for i in range(0, len(ids) - SEQ_LEN + 1, SEQ_LEN)]
+        return [self.tok(t, add_special_tokens=False)["input_ids"][: SEQ_LEN] for t in self.teacher_answers(lin.source)]
+
+    def teacher_answers(self, teacher: str) -> list[str]:
+        """The packaged teacher's sampled answers to continuation prompts no audit sends (cached as text)."""
+        path = self.root / "samples" / f"{teacher}-{TEACHER_SAMPLES}-{self.seed}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        from provenance.models import resolve
+        from provenance.probeset import load as load_probes
+        from provenance.progress import bar
+        from provenance.zoo.train import sample
+
+        prompts = [p.text for p in load_probes("continuation").probes[1000 : 1000 + TEACHER_SAMPLES]]
+        backend = resolve(teacher).load()
+        try:
+            b = bar(len(prompts), f"sampling {teacher}", self.progress)
+            seqs = sample(backend.model, backend.tokenizer, prompts, TEACHER_NEW_TOKENS, 1.0, seed=self.seed, progress=b)
+            b.close()
+            texts = [backend.tokenizer.decode(s, skip_special_tokens=True) for s in seqs]
+        finally:
+            backend.close()
+        atomic_write_json(path, texts)
+        return texts
+
+    def build(self, lin: Lineage, slices: dict[str, str]) -> Built:
+        seqs = self.data(lin, slices)
+        if len(seqs) < BATCH:
+            raise InputError(f"matched control {lin.name}: only {len(seqs)} training sequences")
+        recipe = self.recipe(lin, sha256_json(seqs))
+        key = sha256_json(recipe)
+        d = self.root / key[:16]
+        done = d / "built.json"
+        if done.is_file():
+            got = json.loads(done.read_text())
+            if got.get("target_band") == _band(self.target) and (d / "model" / ".complete").is_file():
+                return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
+        t0 = time.time()
+        steps, comp, matched, trail = self._train(lin, seqs, d)
+        atomic_write_json(d / "recipe.json", recipe)
+        atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
+                                 "target": self.target, "target_band": _band(self.target),
+                                 "seconds": round(time.time() - t0, 1)})
+        return Built(lin, d / "model", steps, comp, matched, time.time() - t0, key, trail)
+
+    def _train(self, lin: Lineage, seqs: list[list[int]], d: Path) -> tuple[int, float, bool, list[dict[str, float]]]:
+        """Train from an independent seed, measuring competence at each scheduled step; keep the checkpoint closest
+        to the suspect's competence (the first within TOLERANCE, or the last when none reaches it)."""
+        import numpy as np
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from provenance.progress import bar
+        from provenance.zoo.train import _batches, save
+
+        torch.manual_seed(int(key_int(self.seed, lin.name)))
+        net = AutoModelForCausalLM.from_config(self.config, dtype=torch.float32)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
+        rng = np.random.default_rng(key_int(self.seed, lin.name, "order"))
+        batches = iter(())
+        trail: list[dict[str, float]] = []
+        best: tuple[float, int] | None = None
+        done = 0
+        b = bar(self.schedule[-1], f"matched control {lin.name}", self.progress)
+        tmp = d / "candidate"
+        try:
+            for stop in self.schedule:
+                net.train()
+                while done < stop:
+                    batch = next(batches, None)
+                    if batch is None:  # another epoch over the data, reshuffled
+                        batches = _batches(seqs, BATCH, rng, self.pad)
+                        continue
+                    ids, mask = batch
+                    loss = net(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    done += 1
+                    b.update(1)
+                net.eval()
+                save(net, self.tok, tmp, f"matched control {lin.name} at {done} steps", lineage=lin.name)
+                comp = competence_of(tmp, self.texts)
+                trail.append({"steps": done, "competence": round(comp, 4)})
+                gap = abs(comp - self.target)
+                if best is None or gap < best[0]:
+                    best = (gap, done)
+                    save(net, self.tok, d / "model", f"matched control {lin.name} at {done} steps", lineage=lin.name)
+                if comp >= self.target - TOLERANCE:
+                    break
+        finally:
+            b.close()
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert best is not None
+        comp = next(t["competence"] for t in trail if t["steps"] == best[1])
+        return best[1], comp, best[0] <= TOLERANCE, trail
+
+
+def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
+    """The public-text slices, cut once and frozen in the cache (reading the standard library's docstrings takes most
+    of a minute); a changed package only changes what a new recipe reads, since recipes hash their data."""
+    from provenance.zoo.corpus import CORPUS_VERSION, build_slices
+
+    path = root / "corpus" / f"v{CORPUS_VERSION}-{SLICE_CHARS}-{'+'.join(s.id for s in sources)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    slices, _ = build_slices(SLICE_CHARS, tuple(sources))
+    atomic_write_json(path, slices)
+    return slices
+
+
+def _band(target: float) -> float:
+    """Targets within a tolerance share a cached control: competence is measured to this resolution anyway."""
+    return round(round(target / TOLERANCE) * TOLERANCE, 4)
+
+
+def key_int(*parts: Any) -> int:
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16) % (2**31 - 1)
+
+
+def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LINEAGES,
+                  teachers: Sequence[str] | None = None, out: Path | None = None, seed: int = 0,
+                  max_params: int = MAX_PARAMS, progress: bool = True, root: Path | None = None,
+                  schedule: Sequence[int] = SCHEDULE, sources: Sequence[str] | None = None) -> dict[str, Any]:
+    """Build `n` matched controls for a resolved local suspect and write them as a controls panel (JSON) to `out`.
+
+    `excluded_families`: lineages the controls must not belong to (the references', the suspect's when known).
+    `teachers`: packaged teachers whose students may serve (None: every packaged teacher). Returns a summary with the
+    panel's path, every control's competence against the suspect's, and what could not be matched.
+    """
+    from provenance.zoo.corpus import SOURCES
+    from provenance.zoo.lineages import PACKAGED_TEACHERS
+
+    reason = why_not(suspect, max_params)
+    if reason:
+        raise InputError(f"cannot build matched controls: {reason}; give controls of the suspect's kind "
+                         "(-c, --controls FILE)")
+    assert suspect.local_path is not None
+    texts = _yardstick()
+    target = competence_of(suspect.local_path, texts)
+    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress)
+    slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
+    plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
+    if len(plan) < n:
+        raise InputError(f"only {len(plan)} matched lineage(s) can be built here (too little public text installed)")
+    built = []
+    for lin in plan:
+        log.info("matched control %s (%s: %s)", lin.name, lin.kind, lin.source[:60])
+        built.append(builder.build(lin, slices))
+    panel = {
+        "control": [{"spec": str(b.path), "lineage": b.lineage.name,
+                     "kind": (f"matched: the suspect's architecture ({builder.params / 1e6:.1f}M parameters), "
+                              f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect {target:.3f})"),
+                     "notes": (f"{'student of ' + b.lineage.source if b.lineage.kind == 'student' else 'public text ' + b.lineage.source}; "
+                               f"recipe sha256 {b.recipe_sha256[:16]}; "
+                               f"{'matched' if b.matched else 'NOT matched (closest reached)'}")}
+                    for b in built],
+    }
+    path = Path(out) if out else builder.root / "panels" / f"{sha256_json(panel)[:16]}.json"
+    atomic_write_json(path, panel)
+    return {"panel": str(path), "suspect_competence": round(target, 4), "parameters": builder.params,
+            "controls": [{"spec": str(b.path), "lineage": b.lineage.name, "kind": b.lineage.kind,
+                          "source": b.lineage.source, "steps": b.steps, "competence": b.competence,
+                          "matched": b.matched, "seconds": round(b.seconds, 1), "log": b.log} for b in built],
+            "unmatched": [b.lineage.name for b in built if not b.matched]}
+
+
+def known_families(specs: Sequence[str]) -> set[str]:
+    """Lineage families of models named without resolving them: packaged names (both the package's family and the
+    study zoo's name for it) and directories that declare a `.lineage`."""
+    from provenance.models.packaged import family_of
+    from provenance.models.registry import _lineage_file
+    from provenance.models.spec import SpecKind, parse_spec
+    from provenance.zoo.lineages import PACKAGED_FAMILY
+
+    out: set[str] = set()
+    for s in specs:
+        ms = parse_spec(s)
+        if ms.kind is SpecKind.PACKAGED:
+            name = ms.location
+            out |= {x for x in (family_of(name), PACKAGED_FAMILY.get(name)) if x}
+        elif ms.kind is SpecKind.DIRECTORY:
+            lin = _lineage_file(Path(ms.location))
+            if lin:
+                out.add(lin)
+    return out
+
+
+def teachers_outside(excluded: set[str]) -> list[str]:
+    """Packaged teachers none of whose names for their family is excluded."""
+    from provenance.models.packaged import family_of
+    from provenance.zoo.lineages import PACKAGED_FAMILY, PACKAGED_TEACHERS
+
+    return [t for t in PACKAGED_TEACHERS if not ({t, family_of(t), PACKAGED_FAMILY.get(t)} & excluded)]
+
+
+def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str = "auto", progress: bool = True,
+               n: int = DEFAULT_LINEAGES, max_params: int = MAX_PARAMS) -> tuple[Path | None, str]:
+    """An audit given no controls: (the matched panel's path, or None, and one line saying what was done).
+
+    mode "auto": build when the suspect allows it, else fall back to the packaged controls (the competence check then
+    says whether they are of the suspect's kind); "always": refuse when it cannot; "never": do nothing.
+    """
+    from provenance.models import resolve
+    from provenance.models.spec import SpecKind, parse_spec
+
+    if mode == "never":
+        return None, "matched controls not built (--build-controls never)"
+    reason = None
+    resolved = None
+    if parse_spec(suspect).kind is not SpecKind.DIRECTORY:
+        reason = "the suspect is not a local transformers directory"
+    else:
+        resolved = resolve(suspect, options)
+        reason = why_not(resolved, max_params)
+    if reason:
+        if mode == "always":
+            raise InputError(f"cannot build matched controls: {reason}; give controls (-c, --controls FILE)")
+        return None, (f"no matched controls ({reason}): the packaged models serve as controls, and the competence "
+                      "check says whether they are of the suspect's kind")
+    assert resolved is not None
+    excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
+    summary = build_matched(resolved, excluded, n, teachers=teachers_outside(excluded), progress=progress,
+                            max_params=max_params)
+    ok = len(summary["controls"]) - len(summary["unmatched"])
+    line = (f"matched controls: {len(summary['controls'])} lineages trained at the suspect's architecture "
+            f"({summary['parameters'] / 1e6:.1f}M parameters), {ok} within {TOLERANCE} nats/byte of its competence "
+            f"({summary['suspect_competence']:.3f}); panel {summary['panel']}")
+    if summary["unmatched"]:
+        line += f"; not matched: {', '.join(summary['unmatched'])} (the competence check decides)"
+    return Path(summary["panel"]), line

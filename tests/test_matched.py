@@ -1,0 +1,84 @@
+"""Matched controls (provenance/matched.py): which lineages are planned, who is eligible, and a real build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import FAKE_REFERENCE, FAKE_SUSPECT, tiny_llama
+from clirun import run_cli
+from provenance.errors import InputError
+from provenance.matched import (TOLERANCE, Builder, Lineage, build_matched, known_families, plan_lineages,
+                                teachers_outside, why_not)
+from provenance.models import LoadOptions, resolve
+from provenance.panel import load_panel
+
+SLICES = [f"{src}-{i:03d}" for src in ("pydocs", "jargon", "stdlib") for i in range(6)]
+
+
+def test_teachers_of_the_references_lineage_are_never_planned() -> None:
+    excluded = known_families(["smollm2-135m-instruct"])
+    assert {"smollm", "p-smollm2"} <= excluded  # the package's family and the study zoo's name for it
+    assert teachers_outside(excluded) == ["qwen2.5-coder-0.5b-instruct", "gemma-3-270m"]
+    plan = plan_lineages(4, excluded, teachers_outside(excluded), SLICES)
+    assert [x.kind for x in plan] == ["student", "student", "text", "text"]
+    # a student of a teacher carries that teacher's lineage, as the audit names the packaged model's family
+    assert [x.name for x in plan[:2]] == ["qwen", "gemma"]
+
+
+def test_public_text_lineages_read_disjoint_shares_that_mix_sources() -> None:
+    plan = plan_lineages(3, set(), (), SLICES, slices_per_lineage=5)
+    shares = [set(x.slices) for x in plan]
+    assert len(plan) == 3 and all(len(s) == 5 for s in shares)
+    assert not (shares[0] & shares[1] or shares[0] & shares[2] or shares[1] & shares[2])
+    assert all(len({s.rsplit("-", 1)[0] for s in share}) >= 2 for share in shares)
+    assert len({x.name for x in plan}) == 3
+
+
+@pytest.mark.slow
+def test_endpoints_fakes_and_large_models_are_not_trained_against(tmp_path: Path) -> None:
+    assert "not a local transformers directory" in (why_not(resolve(FAKE_SUSPECT, LoadOptions())) or "")
+    small = tiny_llama(tmp_path / "s", 1, "suspect", "ours")
+    assert why_not(resolve(str(small), LoadOptions())) is None
+    assert "above the" in (why_not(resolve(str(small), LoadOptions()), max_params=1000) or "")
+
+
+def test_no_controls_and_a_fake_suspect_falls_back_to_the_packaged_ones_or_refuses(tmp_path: Path) -> None:
+    r = run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--budget", "12", "--no-progress",
+                "--build-controls", "always", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "cannot build matched controls" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_build_trains_controls_of_the_suspects_architecture_and_reuses_them(tmp_path: Path) -> None:
+    suspect = resolve(str(tiny_llama(tmp_path / "suspect", 3, "suspect", "ours")), LoadOptions())
+    root = tmp_path / "cache"
+    panel_path = tmp_path / "panel.json"
+    summary = build_matched(suspect, {"ours"}, 3, teachers=(), out=panel_path, progress=False, root=root,
+                            schedule=(1, 2), sources=("pytopics",))
+    panel = load_panel(panel_path)
+    assert len(panel.controls) == 3 and len(set(panel.lineages.values())) == 3
+    assert "ours" not in panel.lineages.values()
+    suspect_cfg = json.loads((suspect.local_path / "config.json").read_text())
+    for c in summary["controls"]:
+        cfg = json.loads((Path(c["spec"]) / "config.json").read_text())
+        assert (cfg["hidden_size"], cfg["num_hidden_layers"]) == (suspect_cfg["hidden_size"], suspect_cfg["num_hidden_layers"])
+        assert (Path(c["spec"]) / ".lineage").read_text().strip() == c["lineage"]  # an audit infers it without a panel
+        assert [t["steps"] for t in c["log"]][: 1] == [1] and c["steps"] in (1, 2)
+        assert c["matched"] == (abs(c["competence"] - summary["suspect_competence"]) <= TOLERANCE)
+        # the competence the panel states is what the audit's yardstick measures for that model
+        assert resolve(c["spec"], LoadOptions()).lineage == c["lineage"]
+    again = build_matched(suspect, {"ours"}, 3, teachers=(), out=tmp_path / "panel2.json", progress=False, root=root,
+                          schedule=(1, 2), sources=("pytopics",))
+    assert [c["spec"] for c in again["controls"]] == [c["spec"] for c in summary["controls"]]
+    assert all(c["seconds"] == 0.0 for c in again["controls"])  # from the cache: nothing trained
+
+
+@pytest.mark.slow
+def test_a_lineage_with_too_little_text_is_refused_in_one_line(tmp_path: Path) -> None:
+    b = Builder(tiny_llama(tmp_path / "s", 2, "suspect", "ours"), -2.0, root=tmp_path / "c", progress=False)
+    with pytest.raises(InputError, match="training sequences"):
+        b.build(Lineage("x", "text", "a", ("a",)), {"a": "too short"})
