@@ -139,19 +139,28 @@ def _yardstick() -> list[str]:
     return [p.text for p in load_probes("yardstick").probes]
 
 
-def competence_of(path: Path | str, texts: Sequence[str]) -> float:
-    """Mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them."""
+def competence_of(path: Path | str, texts: Sequence[str], live_rows: bool = False
+                  ) -> float | tuple[float, list[int] | None]:
+    """Mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them; with
+    `live_rows`, also the ids of its output layer's live rows when most rows are exactly zero (a closed vocabulary,
+    as the study zoo's models have), else None."""
     from provenance.evidence import Score
     from provenance.models import LoadOptions, resolve
     from provenance.models.base import ScoreRequest
+    from provenance.models.hf import ClosedVocabulary
 
     backend = resolve(str(path), LoadOptions()).load()
     try:
         scores = backend.score([ScoreRequest("", t) for t in texts])
+        closed = ClosedVocabulary.of(backend.model.get_output_embeddings()) if live_rows else None
     finally:
         backend.close()
     vals = [Score(s.logprob, s.n_tokens, s.n_bytes).per_byte for s in scores]
-    return float(sum(vals) / len(vals))
+    comp = float(sum(vals) / len(vals))
+    if not live_rows:
+        return comp
+    keep = None if closed is None else (closed.position >= 0).nonzero().squeeze(-1).tolist()
+    return comp, keep
 
 
 def _config_sha(config: Any) -> str:
@@ -172,7 +181,8 @@ class Builder:
     """Builds (or finds in the cache) one matched control per lineage for one suspect."""
 
     def __init__(self, suspect_path: Path, target: float, root: Path | None = None, seed: int = 0,
-                 schedule: Sequence[int] = SCHEDULE, progress: bool = True) -> None:
+                 schedule: Sequence[int] = SCHEDULE, progress: bool = True, keep: Sequence[int] | None = None
+                 ) -> None:
         from transformers import AutoTokenizer
 
         self.config, self.params = architecture(suspect_path)
@@ -181,6 +191,9 @@ class Builder:
         if self.pad is None:
             raise InputError(f"{suspect_path}: its tokenizer has neither a padding nor an end-of-sequence token")
         self.target, self.seed, self.schedule, self.progress = target, seed, tuple(schedule), progress
+        # The suspect's live output rows when its vocabulary is closed: controls then emit the same ids (their kind
+        # includes what they can say), and train at the cost of those rows only.
+        self.keep = list(keep) if keep is not None else None
         self.root = root or cache_dir() / "matched" / f"v{MATCHED_VERSION}"
         self.texts = _yardstick()
         self.lr = 5e-3 if getattr(self.config, "hidden_size", 512) <= 128 else 1e-3  # as the zoo's LR table, wider: lower
@@ -189,7 +202,8 @@ class Builder:
         return {"version": MATCHED_VERSION, "config_sha256": _config_sha(self.config),
                 "tokenizer_sha256": _tokenizer_sha(self.tok), "lineage": lin.name, "kind": lin.kind,
                 "source": lin.source, "data_sha256": data_sha, "seed": self.seed, "lr": self.lr, "batch": BATCH,
-                "seq_len": SEQ_LEN, "schedule": list(self.schedule)}
+                "seq_len": SEQ_LEN, "schedule": list(self.schedule),
+                "closed_vocabulary_sha256": sha256_json(self.keep) if self.keep is not None else None}
 
     def data(self, lin: Lineage, slices: dict[str, str]) -> list[list[int]]:
         """Token sequences in the suspect's tokenizer: chunks of the lineage's slices, or the teacher's answers."""
@@ -256,6 +270,18 @@ class Builder:
         torch.manual_seed(int(key_int(self.seed, lin.name)))
         net = AutoModelForCausalLM.from_config(self.config, dtype=torch.float32)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
+        handle = None
+        if self.keep is not None and hasattr(net, "model") and hasattr(net, "lm_head"):  # llama-like (the zoo's)
+            from provenance.zoo.train import _closed_parts, close_vocab, closed_lm_loss
+
+            handle = close_vocab(net, self.keep)
+            keep_t, remap, log_tail = _closed_parts(net, self.keep)
+
+            def loss_of(ids: Any, mask: Any) -> Any:
+                return closed_lm_loss(net, ids, mask, keep_t, remap, log_tail)
+        else:
+            def loss_of(ids: Any, mask: Any) -> Any:
+                return net(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
         rng = np.random.default_rng(key_int(self.seed, lin.name, "order"))
         batches = iter(())
         trail: list[dict[str, float]] = []
@@ -272,7 +298,7 @@ class Builder:
                         batches = _batches(seqs, BATCH, rng, self.pad)
                         continue
                     ids, mask = batch
-                    loss = net(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+                    loss = loss_of(ids, mask)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -280,7 +306,7 @@ class Builder:
                     b.update(1)
                 net.eval()
                 save(net, self.tok, tmp, f"matched control {lin.name} at {done} steps", lineage=lin.name)
-                comp = competence_of(tmp, self.texts)
+                comp = float(competence_of(tmp, self.texts))  # type: ignore[arg-type]
                 trail.append({"steps": done, "competence": round(comp, 4)})
                 gap = abs(comp - self.target)
                 if best is None or gap < best[0]:
@@ -290,6 +316,8 @@ class Builder:
                     break
         finally:
             b.close()
+            if handle is not None:
+                handle.remove()
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
@@ -338,9 +366,9 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
         raise InputError(f"cannot build matched controls: {reason}; give controls of the suspect's kind "
                          "(-c, --controls FILE)")
     assert suspect.local_path is not None
-    texts = _yardstick()
-    target = competence_of(suspect.local_path, texts)
-    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress)
+    target, keep = competence_of(suspect.local_path, _yardstick(), live_rows=True)  # type: ignore[misc]
+    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
+                      keep=keep)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
     plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
     if len(plan) < n:
@@ -351,7 +379,8 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
         built.append(builder.build(lin, slices))
     panel = {
         "control": [{"spec": str(b.path), "lineage": b.lineage.name,
-                     "kind": (f"matched: the suspect's architecture ({builder.params / 1e6:.1f}M parameters), "
+                     "kind": (f"matched: the suspect's architecture ({builder.params / 1e6:.1f}M parameters"
+                              f"{f', its {len(keep)} live output ids' if keep else ''}), "
                               f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect {target:.3f})"),
                      "notes": (f"{'student of ' + b.lineage.source if b.lineage.kind == 'student' else 'public text ' + b.lineage.source}; "
                                f"recipe sha256 {b.recipe_sha256[:16]}; "
@@ -361,6 +390,7 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     path = Path(out) if out else builder.root / "panels" / f"{sha256_json(panel)[:16]}.json"
     atomic_write_json(path, panel)
     return {"panel": str(path), "suspect_competence": round(target, 4), "parameters": builder.params,
+            "closed_vocabulary": len(keep) if keep else None,
             "controls": [{"spec": str(b.path), "lineage": b.lineage.name, "kind": b.lineage.kind,
                           "source": b.lineage.source, "steps": b.steps, "competence": b.competence,
                           "matched": b.matched, "seconds": round(b.seconds, 1), "log": b.log} for b in built],

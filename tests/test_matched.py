@@ -82,3 +82,31 @@ def test_a_lineage_with_too_little_text_is_refused_in_one_line(tmp_path: Path) -
     b = Builder(tiny_llama(tmp_path / "s", 2, "suspect", "ours"), -2.0, root=tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="training sequences"):
         b.build(Lineage("x", "text", "a", ("a",)), {"a": "too short"})
+
+
+@pytest.mark.slow
+def test_a_closed_vocabulary_suspect_gets_controls_that_emit_the_same_ids(tmp_path: Path) -> None:
+    """The study zoo's models live on 4,096 of 49,152 ids: their controls are built on the same live ids, so a control
+    never differs from the suspect merely in what it can say."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from provenance.zoo.train import close_vocab, save
+
+    src = tiny_llama(tmp_path / "full", 4, "suspect", "ours")
+    net = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
+    keep = list(range(0, 8000, 2))  # 4,000 live ids, most of the 49,152 rows dead
+    close_vocab(net, keep).remove()
+    suspect = resolve(str(save(net, AutoTokenizer.from_pretrained(str(src)), tmp_path / "closed", "closed", "ours")),
+                      LoadOptions())
+    summary = build_matched(suspect, {"ours"}, 3, teachers=(), out=tmp_path / "p.json", progress=False,
+                            root=tmp_path / "c", schedule=(1,), sources=("pytopics",))
+    def live(d: Path) -> list[int]:
+        w = load_file(str(d / "model.safetensors"))["model.embed_tokens.weight"]
+        return (w != 0).any(dim=1).nonzero().squeeze(-1).tolist()
+
+    expected = live(suspect.local_path)  # `keep` less the padding id, whose row llama initialises to zero
+    assert set(expected) <= set(keep) and summary["closed_vocabulary"] == len(expected) > 3900
+    for c in summary["controls"]:
+        assert live(Path(c["spec"])) == expected
