@@ -118,13 +118,16 @@ def audit(name: str, suspect: Path, out: Path) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path.home() / ".cache" / "provenance" / "bench-matched")
+    ap.add_argument("--suspects-only", action="store_true", help="Train the three suspects and stop (no audit).")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     zoo = lineages_dir()
     info = machine()
     rows = []
-    for name in ("smol-student", "qwen-student", "text-root"):
-        suspect = train_suspect(name, args.out, zoo)
+    suspects = {name: train_suspect(name, args.out, zoo) for name in ("smol-student", "qwen-student", "text-root")}
+    if args.suspects_only:
+        return
+    for name, suspect in suspects.items():
         rows.append(audit(name, suspect, args.out))
         print(json.dumps({k: rows[-1][k] for k in ("suspect", "verdict", "p_value")}), flush=True)
     flagged = {r["suspect"]: r["verdict"] in ("distilled", "derived") for r in rows}
