@@ -317,3 +317,20 @@ def test_secondary_outputs_reasons_nulls_needed_and_a_qq_plot_per_family(tmp_pat
     qq_plot(rows, tmp_path / "one.png", "t", only="output_agreement")
     qq_plot(rows, tmp_path / "none.png", "t", only="weights")  # a family that never ran: an empty plot, no error
     assert (tmp_path / "one.png").stat().st_size > 1000 and (tmp_path / "none.png").is_file()
+
+
+def test_access_table_prices_each_level_in_requests_to_the_suspect() -> None:
+    """The access-level benchmark (issue #18): each level's rates beside what it asks of the suspect."""
+    from provenance.study.outputs import access_markdown, suspect_requests
+
+    text, logits = suspect_requests(200, "text"), suspect_requests(200, "logits")
+    # 100 continuations + 100 next-token probes + 25 identity questions; scoring: 40 answers x 5 samplers + 12 passages
+    assert text == {"answers": 225, "scored_texts": 0, "total": 225}
+    assert logits == {"answers": 225, "scored_texts": 212, "total": 437} and suspect_requests(200, "top_k") == text
+    base = {"split": "dev", "families": {"suspect": ["a"], "reference": ["b"]}, "p_unadjusted": 0.5,
+            "tests": {"output_agreement": {"p": 0.5}}, "relation_kind": None, "budget": 200}
+    rows = [{**base, "type": t, "access": a, "verdict": v, "truth": "distilled" if t == "related" else "independent",
+             **({"relation_kind": "sequence"} if t == "related" else {})}
+            for a in ("text", "logits") for t, v in (("null", "no_evidence"), ("related", "distilled"))]
+    md = access_markdown(summarize(rows), 200)
+    assert "| text | 225 (225 + 0) | 0/1" in md and "| logits | 437 (225 + 212) | 0/1" in md

@@ -96,6 +96,38 @@ def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") 
     return "\n".join(lines) + "\n"
 
 
+def suspect_requests(budget: int, access: str, samplers: int = 5) -> dict[str, int]:
+    """What an audit at `budget` asks of a suspect at each access level (the study's plans, `run._plans`): greedy and
+    sampled answers (top-k comes with them), and at logits or weights access one scoring request per sampled answer of
+    the reference and each control (`samplers`: 1 + 4 controls in every study case) and per yardstick passage."""
+    from provenance.probeset import load as load_probes
+    from provenance.study.run import _plans
+
+    sets = {k: load_probes(k) for k in ("continuation", "next-token", "identity", "instructions", "yardstick")}
+    plans, ll, yard = _plans(budget, sets)
+    answers = sum(len(p.probes) for p in plans)
+    score = len(ll.probes) * samplers + len(yard.probes) if access in ("logits", "weights") else 0
+    return {"answers": answers, "scored_texts": score, "total": answers + score}
+
+
+def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
+    """The access-level benchmark (issue #18): one row per level of access to the suspect at one budget, with what
+    the level costs in requests to the suspect. Wall time is not per level here: the study collects a case once at the
+    largest budget and evaluates each level on that evidence (median collection time per case is in summary.json)."""
+    lines = ["| access to the suspect | requests to the suspect (answers + scored texts) | false positives (95% CI) | "
+             "detected (95% CI) | LR of a flag (one-sided 95% lower bound) |", "|---|---|---|---|---|"]
+    for c in summary["cells"]:
+        if c["split"] != split or c["budget"] != budget:
+            continue
+        q = suspect_requests(budget, c["access"])
+        lr = c["likelihood_ratio"]
+        lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
+        lrs += f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else ""
+        lines.append(f"| {c['access']} | {q['total']} ({q['answers']} + {q['scored_texts']}) | "
+                     f"{_pct(c['null']['decision'])} | {_pct(c['related']['detected'])} | {lrs} |")
+    return "\n".join(lines) + "\n"
+
+
 def _sha(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
@@ -124,6 +156,11 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
     out = Path(out)
     rows, duplicates = first_rows(read_rows(out / "rows.jsonl"))
     summary = summarize(rows)
+    # Time to collect one case's evidence (six models, the largest budget, every access level at once), per case.
+    per_case = sorted({r["case"]: float(r["seconds"]["collect"]) for r in rows
+                       if isinstance(r.get("seconds"), dict) and r["seconds"].get("collect") is not None}.values())
+    summary["collect_seconds"] = ({"cases": len(per_case), "median": per_case[len(per_case) // 2],
+                                   "p90": per_case[int(0.9 * (len(per_case) - 1))]} if per_case else None)
     atomic_write_json(out / "summary.json", summary)
     for split in ("all", "dev", "heldout"):
         null = [r for r in rows if r["type"] == "null" and r["budget"] == PRIMARY_BUDGET and r["access"] == "weights"
@@ -135,7 +172,9 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                 slug = re.sub(r"[^a-z0-9]+", "-", fam.lower()).strip("-")
                 qq_plot(null, out / f"qq-null-{split}-{slug}.png",
                         f"{fam}: null p-values, {split} cases, budget {PRIMARY_BUDGET}, full access", only=fam)
-    md = ["## All cases\n", markdown(summary, "all"), f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
+    md = ["## All cases\n", markdown(summary, "all"),
+          f"\n### By access to the suspect (budget {PRIMARY_BUDGET})\n", access_markdown(summary, PRIMARY_BUDGET),
+          f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
           kinds_markdown(summary, PRIMARY_BUDGET, "all"),
           f"\n### Why verdicts were inconclusive (budget {PRIMARY_BUDGET})\n", reasons_markdown(summary, PRIMARY_BUDGET)]
     for split in ("dev", "heldout"):
