@@ -247,9 +247,10 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="A question the audit was asked to answer (repeatable; printed in the report)."),
         click.option("--replaces", default=None, metavar="BUNDLE_SHA256",
                      help="This bundle amends an earlier one: its bundle hash (SHA-256 of its SHA256SUMS)."),
-        click.option("--repeat", type=click.IntRange(0, 50), default=0, show_default=True, metavar="N",
+        click.option("--repeat", type=click.IntRange(0, 50), default=3, show_default=True, metavar="N",
                      help="Send N greedy probes to each endpoint a second time and report whether the answers repeat "
-                          "(nondeterminism at temperature 0); the repeats are transcribed and never enter a test."),
+                          "(nondeterminism at temperature 0); the repeats are transcribed and never enter a test. "
+                          "Local models are never repeated; 0 turns it off."),
         click.option("--revision", type=click.IntRange(min=1), default=None, metavar="N",
                      help="This bundle's revision, printed on every page (default 1; with --replaces, required: the "
                           "replaced bundle's revision plus one)."),

@@ -154,8 +154,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                 sent = time.time()
                 answers = backend.generate([_request(ps, pr.text, sampling_seed) for pr in chunk])
                 received = time.time()
-                recs = [{"probe_id": pr.id, "request": _request(ps, pr.text, sampling_seed).to_json(), "response": a.to_json(),
-                         "sent": sent, "received": received} for pr, a in zip(chunk, answers)]
+                recs = [{"probe_id": pr.id, "request": _rendered(backend, _request(ps, pr.text, sampling_seed).to_json()),
+                         "response": a.to_json(), "sent": sent, "received": received} for pr, a in zip(chunk, answers)]
                 cache.append(keys[ps.id], recs)
                 for r in recs:
                     cached[ps.id][r["probe_id"]] = r
@@ -280,6 +280,14 @@ def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def _rendered(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The request as transcribed: with `rendered`, the text a local model was fed for a chat prompt (its chat
+    template's system prompt included), when that differs from the prompt itself."""
+    render = getattr(backend, "rendered", None)  # any object with generate() serves; only local models render
+    text = render(request["prompt"], bool(request.get("chat"))) if render is not None else None
+    return {**request, "rendered": text} if text is not None and text != request["prompt"] else request
+
+
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,
             progress: bool = True, batch: int = 16,
             extra: dict[str, Sequence[ProbePlan]] | None = None, sampling_seed: int = 0,
@@ -381,8 +389,9 @@ def collect_scores(models: Sequence[ResolvedModel], items: Sequence[ScoreItem], 
                     sent = time.time()
                     scores = backend.score([_score_request(it) for it in chunk])
                     # An endpoint's Score keeps its HTTP exchange (`raw`): beside the response, never inside it.
-                    recs = [{"probe_id": _text_key(it), "request": {"prompt": it.prompt, "continuation": it.continuation,
-                                                                    "chat": it.chat}, "response": sc.to_json(), "sent": sent,
+                    recs = [{"probe_id": _text_key(it), "request": _rendered(backend, {
+                                 "prompt": it.prompt, "continuation": it.continuation, "chat": it.chat}),
+                             "response": sc.to_json(), "sent": sent,
                              "received": time.time(), **({"raw": sc.raw} if sc.raw else {})}
                             for it, sc in zip(chunk, scores)]
                     cache.append(key, recs)

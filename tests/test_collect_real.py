@@ -118,3 +118,16 @@ def test_audit_refuses_mining_controls(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="mined against a control"):
         run_audit(AuditConfig(suspect="qwen2.5-coder-0.5b-instruct", references=["smollm2-135m-instruct"],
                               controls=["gemma-3-270m"], out=tmp_path / "o", budget=10, continuation_set=str(out)))
+
+
+def test_a_local_chat_prompt_is_transcribed_as_the_model_was_fed_it(tmp_path: Path) -> None:
+    """A chat template may inject a system prompt (SmolLM2's names the model "SmolLM"): the transcript keeps the text
+    the model actually read, beside the prompt (report checklist, gap 7)."""
+    model = resolve(str(tiny_llama(tmp_path / "m", 5, "chat", "tiny")))
+    ev = collect([model], [ProbePlan(load("identity"), 3), ProbePlan(load("continuation"), 2)],
+                 EvidenceCache(tmp_path / "evidence"), progress=False)[model.fingerprint]
+    chat = [r for r in ev.records if r["probe_set"] == "identity"]
+    plain = [r for r in ev.records if r["probe_set"] == "continuation"]
+    assert len(chat) == 3 and all(r["request"]["prompt"] in r["request"]["rendered"] for r in chat)
+    assert all("SmolLM" in r["request"]["rendered"] and "<|im_start|>" in r["request"]["rendered"] for r in chat)
+    assert plain and all("rendered" not in r["request"] for r in plain)  # plain text is fed as it is

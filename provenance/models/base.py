@@ -76,6 +76,12 @@ class Backend(ABC):
         """Log-likelihood of each continuation given its prompt (needs `logits` access)."""
         raise CapabilityError(f"{self.spec}: scoring text needs '{Capability.LOGITS.value}' access, which this backend lacks")
 
+    def rendered(self, prompt: str, chat: bool) -> str | None:
+        """The text a local model was actually fed for a chat prompt (its chat template applied, any system prompt
+        the template injects included), for the transcript; None when nothing was rendered (plain text, endpoints:
+        they record the request body as sent)."""
+        return None
+
     def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """What a served model's endpoint accepts, probed once: (access as JSON, transcript records of the probes).
 

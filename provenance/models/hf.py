@@ -244,6 +244,9 @@ class HFBackend(Backend):
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    def rendered(self, prompt: str, chat: bool) -> str | None:
+        return self._render(Request(prompt, chat=True)) if chat and self.has_chat_template else None
+
     def _render(self, req: Request) -> str:
         if req.chat and self.has_chat_template:
             return self.tokenizer.apply_chat_template(
