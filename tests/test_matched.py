@@ -110,3 +110,11 @@ def test_a_closed_vocabulary_suspect_gets_controls_that_emit_the_same_ids(tmp_pa
     assert set(expected) <= set(keep) and summary["closed_vocabulary"] == len(expected) > 3900
     for c in summary["controls"]:
         assert live(Path(c["spec"])) == expected
+
+
+def test_controls_build_refuses_what_it_cannot_train_in_one_line(tmp_path: Path) -> None:
+    r = run_cli("controls", "build", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "cannot build matched controls" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.json").exists()
+    r = run_cli("controls", "build", FAKE_SUSPECT, "--lineages", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
