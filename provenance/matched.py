@@ -243,15 +243,16 @@ class Builder:
             raise InputError(f"matched control {lin.name}: only {len(seqs)} training sequences")
         recipe = self.recipe(lin, sha256_json(seqs))
         key = sha256_json(recipe)
-        d = self.root / key[:16]
+        # One directory per target band: a control once named in a panel (and a bundle) is never overwritten by one
+        # trained towards another suspect's competence.
+        d = self.root / key[:16] / f"band{_band(self.target):+.3f}"
         done = d / "built.json"
-        if done.is_file():
+        if done.is_file() and (d / "model" / ".complete").is_file():
             got = json.loads(done.read_text())
-            if got.get("target_band") == _band(self.target) and (d / "model" / ".complete").is_file():
-                return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
+            return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
         t0 = time.time()
         steps, comp, matched, trail = self._train(lin, seqs, d)
-        atomic_write_json(d / "recipe.json", recipe)
+        atomic_write_json(d.parent / "recipe.json", recipe)
         atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
                                  "target": self.target, "target_band": _band(self.target),
                                  "seconds": round(time.time() - t0, 1)})
