@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -9,7 +10,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from provenance.errors import InputError
 
@@ -49,6 +50,22 @@ def append_line(path: Path, line: str) -> None:
         f.write((b"\n" if cut else b"") + line.rstrip("\n").encode("utf-8") + b"\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`.lock while building what `path` will hold: a second process building the same
+    thing waits, then finds it built (fcntl: released if the holder dies)."""
+    import fcntl
+
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def strict_json(obj: Any) -> Any:

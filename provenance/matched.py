@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from provenance.errors import InputError
-from provenance.fsutil import atomic_write_json, cache_dir, sha256_json
+from provenance.fsutil import atomic_write_json, cache_dir, exclusive, sha256_json
 
 MATCHED_VERSION = "1"
 log = logging.getLogger(__name__)
@@ -218,8 +218,14 @@ class Builder:
     def teacher_answers(self, teacher: str) -> list[str]:
         """The packaged teacher's sampled answers to continuation prompts no audit sends (cached as text)."""
         path = self.root / "samples" / f"{teacher}-{TEACHER_SAMPLES}-{self.seed}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
+        with exclusive(path):  # two audits building controls at once sample each teacher once
+            if path.is_file():
+                return json.loads(path.read_text())
+            texts = self._sample_teacher(teacher)
+            atomic_write_json(path, texts)
+            return texts
+
+    def _sample_teacher(self, teacher: str) -> list[str]:
         from provenance.models import resolve
         from provenance.probeset import load as load_probes
         from provenance.progress import bar
@@ -234,7 +240,6 @@ class Builder:
             texts = [backend.tokenizer.decode(s, skip_special_tokens=True) for s in seqs]
         finally:
             backend.close()
-        atomic_write_json(path, texts)
         return texts
 
     def build(self, lin: Lineage, slices: dict[str, str]) -> Built:
@@ -247,16 +252,17 @@ class Builder:
         # trained towards another suspect's competence.
         d = self.root / key[:16] / f"band{_band(self.target):+.3f}"
         done = d / "built.json"
-        if done.is_file() and (d / "model" / ".complete").is_file():
-            got = json.loads(done.read_text())
-            return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
-        t0 = time.time()
-        steps, comp, matched, trail = self._train(lin, seqs, d)
-        atomic_write_json(d.parent / "recipe.json", recipe)
-        atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
-                                 "target": self.target, "target_band": _band(self.target),
-                                 "seconds": round(time.time() - t0, 1)})
-        return Built(lin, d / "model", steps, comp, matched, time.time() - t0, key, trail)
+        with exclusive(done):  # a second audit wanting this control waits for it instead of training it again
+            if done.is_file() and (d / "model" / ".complete").is_file():
+                got = json.loads(done.read_text())
+                return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
+            t0 = time.time()
+            steps, comp, matched, trail = self._train(lin, seqs, d)
+            atomic_write_json(d.parent / "recipe.json", recipe)
+            atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
+                                     "target": self.target, "target_band": _band(self.target),
+                                     "seconds": round(time.time() - t0, 1)})
+            return Built(lin, d / "model", steps, comp, matched, time.time() - t0, key, trail)
 
     def _train(self, lin: Lineage, seqs: list[list[int]], d: Path) -> tuple[int, float, bool, list[dict[str, float]]]:
         """Train from an independent seed, measuring competence at each scheduled step; keep the checkpoint closest

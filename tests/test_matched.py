@@ -118,3 +118,30 @@ def test_controls_build_refuses_what_it_cannot_train_in_one_line(tmp_path: Path)
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.json").exists()
     r = run_cli("controls", "build", FAKE_SUSPECT, "--lineages", "2")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_a_second_builder_waits_for_the_first_instead_of_building_again(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from provenance.fsutil import exclusive
+
+    order: list[str] = []
+    target = tmp_path / "samples" / "teacher.json"
+
+    def build(name: str, delay: float) -> None:
+        time.sleep(delay)
+        with exclusive(target):
+            if target.exists():
+                order.append(f"{name} found it")
+                return
+            order.append(f"{name} builds")
+            time.sleep(0.3)
+            target.write_text("[]")
+
+    threads = [threading.Thread(target=build, args=("a", 0.0)), threading.Thread(target=build, args=("b", 0.1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order == ["a builds", "b found it"]
