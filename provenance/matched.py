@@ -259,6 +259,11 @@ class Builder:
             t0 = time.time()
             steps, comp, matched, trail = self._train(lin, seqs, d)
             atomic_write_json(d.parent / "recipe.json", recipe)
+            from provenance.models.registry import RECIPE_FILE
+
+            atomic_write_json(d / "model" / RECIPE_FILE, {**recipe, "steps": steps, "competence": comp,
+                                                          "target_competence": round(self.target, 4),
+                                                          "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
             atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
                                      "target": self.target, "target_band": _band(self.target),
                                      "seconds": round(time.time() - t0, 1)})

@@ -70,7 +70,11 @@ def test_a_build_trains_controls_of_the_suspects_architecture_and_reuses_them(tm
         assert [t["steps"] for t in c["log"]][: 1] == [1] and c["steps"] in (1, 2)
         assert c["matched"] == (abs(c["competence"] - summary["suspect_competence"]) <= TOLERANCE)
         # the competence the panel states is what the audit's yardstick measures for that model
-        assert resolve(c["spec"], LoadOptions()).lineage == c["lineage"]
+        got = resolve(c["spec"], LoadOptions())
+        assert got.lineage == c["lineage"]
+        # the recipe travels with the model into every manifest that names it (hidden: not part of its fingerprint)
+        assert got.source["recipe"]["lineage"] == c["lineage"] and got.source["recipe"]["steps"] == c["steps"]
+        assert ".recipe.json" not in got.files
     again = build_matched(suspect, {"ours"}, 3, teachers=(), out=tmp_path / "panel2.json", progress=False, root=root,
                           schedule=(1, 2), sources=("pytopics",))
     assert [c["spec"] for c in again["controls"]] == [c["spec"] for c in summary["controls"]]

@@ -7,6 +7,8 @@ backend for its capabilities.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -111,8 +113,25 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
     source: dict[str, Any] = {"path": str(path), "numerics": numerics}
     if ms.kind is SpecKind.HUB:  # what was asked for and what it resolved to: a branch moves, a commit does not
         source.update(repo=ms.location, revision=ms.revision or "main", commit=hub_commit(path))
+    recipe = _recipe_file(path)
+    if recipe is not None:  # how the model was made (matched controls): a reader can rebuild it, not only name it
+        source["recipe"] = recipe
     return ResolvedModel(ms, fp.combine(files), source, files, local_path=path, options=options,
                          lineage=_lineage_file(path))
+
+
+RECIPE_FILE = ".recipe.json"  # written by `provenance controls build` beside the weights (hidden: not fingerprinted)
+
+
+def _recipe_file(path: Path) -> dict[str, Any] | None:
+    f = path / RECIPE_FILE
+    try:
+        if f.is_file() and not f.is_symlink() and f.stat().st_size <= 65536:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return None
 
 
 LINEAGE_FILE = ".lineage"  # written by `provenance zoo` (and by anyone who knows a directory's lineage)
