@@ -363,7 +363,7 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     revision=revision or 1),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
                       model_options=per_model, evidentiary=evidentiary, price=_stored("price"), repeat=repeat,
-                      controls_note=controls_note,
+                      controls_note=controls_note, panel=panel,
                       seconds_per_request=float(_stored("seconds_per_request", 1.0)))
     results = run_audit(cfg)
     if sign_key is not None and not dry_run:

@@ -306,6 +306,9 @@ def test_config_file_with_a_panel_flags_override_it(tmp_path: Path) -> None:
     r = _run(base, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["case"]["case_id"] == "CFG-1"
+    # the panel's entries (lineage, kind, notes) are kept in results.json, as the Python API keeps them
+    panel = json.loads((tmp_path / "out" / "results.json").read_text())["controls_panel"]
+    assert [(c["spec"], c["lineage"]) for c in panel] == [(f"fake:c{i}", f"c{i}") for i in range(1, 5)]
     bad = tmp_path / "bad.toml"
     bad.write_text("bogus = 1\n")
     r = _run([sys.executable, "-m", "provenance", "audit", "--config", str(bad)], capture_output=True,
