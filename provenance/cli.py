@@ -898,16 +898,12 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
     per-byte log-likelihood of the neutral yardstick passages (what the audit's competence check measures) is within
     0.075 nats/byte of the suspect's, or the schedule ends (then it is marked not matched). Models are cached by recipe.
     """
-    from provenance.matched import MAX_PARAMS, build_matched, known_families, teachers_outside
+    from provenance.matched import MAX_PARAMS, build_for
     from provenance.models import LoadOptions, resolve
     from provenance.secrets import printable
 
-    excluded = known_families(references)
-    resolved = resolve(suspect, LoadOptions())
-    if resolved.lineage:
-        excluded.add(resolved.lineage)
-    summary = build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if teachers else (), out=out,
-                            max_params=max_params or MAX_PARAMS, progress=not no_progress)
+    summary = build_for(resolve(suspect, LoadOptions()), references, n, teachers, out, max_params or MAX_PARAMS,
+                        progress=not no_progress)
     if as_json:
         click.echo(_dump(summary))
         return

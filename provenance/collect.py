@@ -283,8 +283,7 @@ def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
 def _rendered(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
     """The request as transcribed: with `rendered`, the text a local model was fed for a chat prompt (its chat
     template's system prompt included), when that differs from the prompt itself."""
-    render = getattr(backend, "rendered", None)  # any object with generate() serves; only local models render
-    text = render(request["prompt"], bool(request.get("chat"))) if render is not None else None
+    text = backend.rendered(request["prompt"], bool(request.get("chat")))
     return {**request, "rendered": text} if text is not None and text != request["prompt"] else request
 
 

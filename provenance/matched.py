@@ -15,9 +15,10 @@ control is and how close its competence came: `audit --controls FILE` reads it l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,12 +140,10 @@ def _yardstick() -> list[str]:
     return [p.text for p in load_probes("yardstick").probes]
 
 
-def competence_of(path: Path | str, texts: Sequence[str], live_rows: bool = False
-                  ) -> float | tuple[float, list[int] | None]:
-    """Mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them; with
-    `live_rows`, also the ids of its output layer's live rows when most rows are exactly zero (a closed vocabulary,
-    as the study zoo's models have), else None."""
-    from provenance.evidence import Score
+def profile(path: Path | str, texts: Sequence[str]) -> tuple[float, list[int] | None]:
+    """(mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them; the ids of the
+    output layer's live rows when most rows are exactly zero, a closed vocabulary as the study zoo's models have, else
+    None), from one load of the model."""
     from provenance.models import LoadOptions, resolve
     from provenance.models.base import ScoreRequest
     from provenance.models.hf import ClosedVocabulary
@@ -152,15 +151,11 @@ def competence_of(path: Path | str, texts: Sequence[str], live_rows: bool = Fals
     backend = resolve(str(path), LoadOptions()).load()
     try:
         scores = backend.score([ScoreRequest("", t) for t in texts])
-        closed = ClosedVocabulary.of(backend.model.get_output_embeddings()) if live_rows else None
+        closed = ClosedVocabulary.of(backend.model.get_output_embeddings())
     finally:
         backend.close()
-    vals = [Score(s.logprob, s.n_tokens, s.n_bytes).per_byte for s in scores]
-    comp = float(sum(vals) / len(vals))
-    if not live_rows:
-        return comp
     keep = None if closed is None else (closed.position >= 0).nonzero().squeeze(-1).tolist()
-    return comp, keep
+    return float(sum(s.per_byte for s in scores) / len(scores)), keep
 
 
 def _config_sha(config: Any) -> str:
@@ -168,13 +163,6 @@ def _config_sha(config: Any) -> str:
     for k in ("_name_or_path", "transformers_version", "name_or_path", "torch_dtype", "dtype"):
         d.pop(k, None)
     return sha256_json(d)
-
-
-def _tokenizer_sha(tok: Any) -> str:
-    h = hashlib.sha256()
-    for t, i in sorted(tok.get_vocab().items(), key=lambda kv: kv[1]):
-        h.update(f"{i}\t{t}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
 
 
 class Builder:
@@ -199,8 +187,10 @@ class Builder:
         self.lr = 5e-3 if getattr(self.config, "hidden_size", 512) <= 128 else 1e-3  # as the zoo's LR table, wider: lower
 
     def recipe(self, lin: Lineage, data_sha: str) -> dict[str, Any]:
+        from provenance.models.hf import tokenizer_sha256
+
         return {"version": MATCHED_VERSION, "config_sha256": _config_sha(self.config),
-                "tokenizer_sha256": _tokenizer_sha(self.tok), "lineage": lin.name, "kind": lin.kind,
+                "tokenizer_sha256": tokenizer_sha256(self.tok), "lineage": lin.name, "kind": lin.kind,
                 "source": lin.source, "data_sha256": data_sha, "seed": self.seed, "lr": self.lr, "batch": BATCH,
                 "seq_len": SEQ_LEN, "schedule": list(self.schedule),
                 "closed_vocabulary_sha256": sha256_json(self.keep) if self.keep is not None else None}
@@ -258,7 +248,6 @@ class Builder:
                 return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
             t0 = time.time()
             steps, comp, matched, trail = self._train(lin, seqs, d)
-            atomic_write_json(d.parent / "recipe.json", recipe)
             from provenance.models.registry import RECIPE_FILE
 
             atomic_write_json(d / "model" / RECIPE_FILE, {**recipe, "steps": steps, "competence": comp,
@@ -277,9 +266,10 @@ class Builder:
         from transformers import AutoModelForCausalLM
 
         from provenance.progress import bar
+        from provenance.zoo.lineages import _seed
         from provenance.zoo.train import _batches, save
 
-        torch.manual_seed(int(key_int(self.seed, lin.name)))
+        torch.manual_seed(_seed(self.seed, lin.name))
         net = AutoModelForCausalLM.from_config(self.config, dtype=torch.float32)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
         handle = None
@@ -294,7 +284,7 @@ class Builder:
         else:
             def loss_of(ids: Any, mask: Any) -> Any:
                 return net(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
-        rng = np.random.default_rng(key_int(self.seed, lin.name, "order"))
+        rng = np.random.default_rng(_seed(self.seed, lin.name, "order"))
         batches = iter(())
         trail: list[dict[str, float]] = []
         best: tuple[float, int] | None = None
@@ -318,20 +308,19 @@ class Builder:
                     b.update(1)
                 net.eval()
                 save(net, self.tok, tmp, f"matched control {lin.name} at {done} steps", lineage=lin.name)
-                comp = float(competence_of(tmp, self.texts))  # type: ignore[arg-type]
+                comp = profile(tmp, self.texts)[0]
                 trail.append({"steps": done, "competence": round(comp, 4)})
                 gap = abs(comp - self.target)
-                if best is None or gap < best[0]:
+                if best is None or gap < best[0]:  # the closest so far becomes the control (moved, not saved again)
                     best = (gap, done)
-                    save(net, self.tok, d / "model", f"matched control {lin.name} at {done} steps", lineage=lin.name)
+                    shutil.rmtree(d / "model", ignore_errors=True)
+                    os.replace(tmp, d / "model")
                 if comp >= self.target - TOLERANCE:
                     break
         finally:
             b.close()
             if handle is not None:
                 handle.remove()
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         assert best is not None
         comp = next(t["competence"] for t in trail if t["steps"] == best[1])
@@ -356,8 +345,6 @@ def _band(target: float) -> float:
     return round(round(target / TOLERANCE) * TOLERANCE, 4)
 
 
-def key_int(*parts: Any) -> int:
-    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16) % (2**31 - 1)
 
 
 def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LINEAGES,
@@ -378,7 +365,7 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
         raise InputError(f"cannot build matched controls: {reason}; give controls of the suspect's kind "
                          "(-c, --controls FILE)")
     assert suspect.local_path is not None
-    target, keep = competence_of(suspect.local_path, _yardstick(), live_rows=True)  # type: ignore[misc]
+    target, keep = profile(suspect.local_path, _yardstick())
     builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
                       keep=keep)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
@@ -438,6 +425,15 @@ def teachers_outside(excluded: set[str]) -> list[str]:
     return [t for t in PACKAGED_TEACHERS if not ({t, family_of(t), PACKAGED_FAMILY.get(t)} & excluded)]
 
 
+def build_for(resolved: Any, references: Sequence[str], n: int = DEFAULT_LINEAGES, with_teachers: bool = True,
+              out: Path | None = None, max_params: int = MAX_PARAMS, progress: bool = True) -> dict[str, Any]:
+    """Matched controls for an audit of `resolved` against `references`: no control of a reference's lineage (or the
+    suspect's, when known). What `controls build` and an audit with no controls both run."""
+    excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
+    return build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if with_teachers else (),
+                         out=out, max_params=max_params, progress=progress)
+
+
 def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str = "auto", progress: bool = True,
                n: int = DEFAULT_LINEAGES, max_params: int = MAX_PARAMS) -> tuple[Path | None, str]:
     """An audit given no controls: (the matched panel's path, or None, and one line saying what was done).
@@ -463,9 +459,7 @@ def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str 
         return None, (f"no matched controls ({reason}): the packaged models serve as controls, and the competence "
                       "check says whether they are of the suspect's kind")
     assert resolved is not None
-    excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
-    summary = build_matched(resolved, excluded, n, teachers=teachers_outside(excluded), progress=progress,
-                            max_params=max_params)
+    summary = build_for(resolved, references, n, max_params=max_params, progress=progress)
     ok = len(summary["controls"]) - len(summary["unmatched"])
     line = (f"matched controls: {len(summary['controls'])} lineages trained at the suspect's architecture "
             f"({summary['parameters'] / 1e6:.1f}M parameters), {ok} within {TOLERANCE} nats/byte of its competence "

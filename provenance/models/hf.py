@@ -181,6 +181,14 @@ def busy_elsewhere(samples: int = 3, gap_s: float = 0.05) -> int:
     return min(seen)
 
 
+def tokenizer_sha256(tokenizer: Any) -> str:
+    """SHA-256 of a tokenizer's vocabulary (id, token) in id order: equal exactly when token ids mean the same."""
+    h = hashlib.sha256()
+    for tok, idx in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
+        h.update(f"{idx}\t{tok}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 class HFBackend(Backend):
     """A causal LM loaded with transformers on the CPU (or CUDA when available), batched greedy decoding."""
 
@@ -233,11 +241,7 @@ class HFBackend(Backend):
     @property
     def tokenizer_id(self) -> str:
         if self._tokenizer_id is None:
-            vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-            h = hashlib.sha256()
-            for tok, idx in vocab:
-                h.update(f"{idx}\t{tok}\n".encode("utf-8", "surrogatepass"))
-            self._tokenizer_id = h.hexdigest()
+            self._tokenizer_id = tokenizer_sha256(self.tokenizer)
         return self._tokenizer_id
 
     @property

@@ -8,7 +8,6 @@ backend for its capabilities.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -124,12 +123,21 @@ RECIPE_FILE = ".recipe.json"  # written by `provenance controls build` beside th
 
 
 def _recipe_file(path: Path) -> dict[str, Any] | None:
-    f = path / RECIPE_FILE
+    text = _hidden_text(path / RECIPE_FILE, 65536)
     try:
-        if f.is_file() and not f.is_symlink() and f.stat().st_size <= 65536:
-            data = json.loads(f.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else None
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _hidden_text(f: Path, limit: int) -> str | None:
+    """A small regular file's text (no link, at most `limit` bytes, UTF-8), else None: what a directory says about
+    itself is read, never trusted to be well formed."""
+    try:
+        if f.is_file() and not f.is_symlink() and f.stat().st_size <= limit:
+            return f.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
     return None
 
@@ -139,14 +147,8 @@ LINEAGE_FILE = ".lineage"  # written by `provenance zoo` (and by anyone who know
 
 def _lineage_file(path: Path) -> str | None:
     """The lineage family a directory declares in `.lineage` (hidden: not part of its fingerprint), if any."""
-    f = path / LINEAGE_FILE
-    try:
-        if f.is_file() and not f.is_symlink() and f.stat().st_size <= 200:
-            text = f.read_text(encoding="utf-8").strip()
-            return text if text and text.isprintable() else None
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
+    text = (_hidden_text(path / LINEAGE_FILE, 200) or "").strip()
+    return text if text and text.isprintable() else None
 
 
 def _load_local(rm: "ResolvedModel") -> "Backend":

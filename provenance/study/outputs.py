@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -51,6 +52,12 @@ def _pct(r: Mapping[str, Any]) -> str:
     return f"{r['k']}/{r['n']} ({round_down(lo * 100, 1):.1f}%-{-round_down(-hi * 100, 1):.1f}%)" if r["n"] else "-"
 
 
+def _lr_text(lr: Mapping[str, Any]) -> str:
+    """The LR point and its one-sided lower bound, cut, not rounded up past what was measured (99.96 is not 100.0)."""
+    point = "inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-"
+    return point + (f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else "")
+
+
 def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
     # Primary 1 is judged on the one-sided upper bound, so it is printed here, not only in summary.json; so are the
     # cases that ended without a verdict (inconclusive) or without a run (error), which the rates count as not flagged.
@@ -60,10 +67,7 @@ def markdown(summary: Mapping[str, Any], split: str = "all") -> str:
     for c in summary["cells"]:
         if c["split"] != split:
             continue
-        lr = c["likelihood_ratio"]
-        lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
-        # The lower bound cut, not rounded up past what was measured (99.96 is not the target 100.0).
-        lrs += f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else ""
+        lrs = _lr_text(c["likelihood_ratio"])
         dec = c["null"]["decision"]
         upper = f"{-round_down(-dec['upper95_one_sided'] * 100, 2):.2f}%" if dec["n"] else "-"
         lines.append(f"| {c['budget']} | {c['access']} | {c['null']['n']} | {_pct(dec)} | {upper} | "
@@ -100,14 +104,21 @@ def suspect_requests(budget: int, access: str, samplers: int = 5) -> dict[str, i
     """What an audit at `budget` asks of a suspect at each access level (the study's plans, `run._plans`): greedy and
     sampled answers (top-k comes with them), and at logits or weights access one scoring request per sampled answer of
     the reference and each control (`samplers`: 1 + 4 controls in every study case) and per yardstick passage."""
+    answers, sampled, passages = _plan_sizes(budget)
+    score = sampled * samplers + passages if access in ("logits", "weights") else 0
+    return {"answers": answers, "scored_texts": score, "total": answers + score}
+
+
+@functools.lru_cache(maxsize=None)
+def _plan_sizes(budget: int) -> tuple[int, int, int]:
+    """(answers the suspect gives, sampled answers per sampler, yardstick passages) at `budget`: the probe sets are
+    read once per budget, not once per table row."""
     from provenance.probeset import load as load_probes
     from provenance.study.run import _plans
 
     sets = {k: load_probes(k) for k in ("continuation", "next-token", "identity", "instructions", "yardstick")}
     plans, ll, yard = _plans(budget, sets)
-    answers = sum(len(p.probes) for p in plans)
-    score = len(ll.probes) * samplers + len(yard.probes) if access in ("logits", "weights") else 0
-    return {"answers": answers, "scored_texts": score, "total": answers + score}
+    return sum(len(p.probes) for p in plans), len(ll.probes), len(yard.probes)
 
 
 def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
@@ -120,9 +131,7 @@ def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all")
         if c["split"] != split or c["budget"] != budget:
             continue
         q = suspect_requests(budget, c["access"])
-        lr = c["likelihood_ratio"]
-        lrs = ("inf" if lr["point_infinite"] else f"{lr['point']:.1f}" if lr["point"] is not None else "-")
-        lrs += f" (>= {round_down(lr['lower95'], 1):.1f})" if lr["lower95"] is not None else ""
+        lrs = _lr_text(c["likelihood_ratio"])
         lines.append(f"| {c['access']} | {q['total']} ({q['answers']} + {q['scored_texts']}) | "
                      f"{_pct(c['null']['decision'])} | {_pct(c['related']['detected'])} | {lrs} |")
     return "\n".join(lines) + "\n"
