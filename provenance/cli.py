@@ -896,7 +896,9 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
     Each control is its own lineage: students of the packaged teachers outside the references' lineages, and models
     trained from independent seeds on disjoint shares of public prose installed offline. Each is trained until its
     per-byte log-likelihood of the neutral yardstick passages (what the audit's competence check measures) is within
-    0.075 nats/byte of the suspect's, or the schedule ends (then it is marked not matched). Models are cached by recipe.
+    0.075 nats/byte of the suspect's and its greedy answers are as alike from prompt to prompt as the suspect's
+    (within 0.5 in log agreement), or its competence passes the suspect's or the schedule ends (then it is marked not
+    matched). Models are cached by recipe.
     """
     from provenance.matched import MAX_PARAMS, build_for
     from provenance.models import LoadOptions, resolve
@@ -908,9 +910,11 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
         click.echo(_dump(summary))
         return
     click.echo(f"suspect {printable(suspect)}: {summary['parameters'] / 1e6:.1f}M parameters, competence "
-               f"{summary['suspect_competence']:.3f} nats/byte on the yardstick")
+               f"{summary['suspect_competence']:.3f} nats/byte on the yardstick, answer sameness "
+               f"{summary['suspect_sameness']:.2f}")
     for c in summary["controls"]:
         click.echo(f"  {c['lineage']:<16} {c['kind']:<8} {c['steps']:>5} steps  competence {c['competence']:.3f}  "
+                   f"sameness {c['sameness']:.2f}  "
                    f"{'matched' if c['matched'] else 'NOT matched'}  {c['spec']}")
     click.echo(f"panel: {summary['panel']}  (use: provenance audit --controls {summary['panel']} ...)")
 

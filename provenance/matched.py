@@ -4,7 +4,9 @@ A null is only as good as its controls (docs/methods.md, "Controls of the suspec
 much stronger than the suspect make everything look related or nothing. When the suspect is a local model small enough
 to train here, this module builds controls of its kind: models with the suspect's own configuration and tokenizer,
 initialised from independent seeds and trained on data no lineage of the audit owns, until their competence on the
-neutral yardstick (`probes/yardstick.json`, the competence check's own measure) reaches the suspect's.
+neutral yardstick (`probes/yardstick.json`, the competence check's own measure) reaches the suspect's, and until their
+greedy answers are as alike from prompt to prompt as the suspect's are (a weak model answers every prompt alike; two
+such controls then agree with each other far more than with the suspect, and the kind check rightly refuses them).
 
 Each control is its own lineage: one reads a disjoint share of public prose installed offline (`zoo/corpus.py`), one
 is a sequence-level student of each packaged teacher outside the reference's and the suspect's families. Every model
@@ -24,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from provenance.errors import InputError
 from provenance.fsutil import atomic_write_json, cache_dir, exclusive, sha256_json
 
-MATCHED_VERSION = "1"
+MATCHED_VERSION = "2"  # 2: matched on answer sameness too, measured from 5 steps
 log = logging.getLogger(__name__)
 
 # A suspect above this many parameters is not trained against here (hours per control on a CPU); ask for a panel.
@@ -36,8 +40,9 @@ DEFAULT_LINEAGES = 4  # MIN_UNITS + 1 (stats/nulls.py): enough lineages for the 
 SEQ_LEN = 128
 BATCH = 8
 # Cumulative optimiser steps at which competence is measured: geometric, so a weak suspect is matched early and a
-# strong one is approached without measuring after every step.
-SCHEDULE = (25, 50, 100, 200, 400, 800, 1600, 3200)
+# strong one is approached without measuring after every step. From 5 steps: a 25-step control was already stronger
+# than a weak suspect (bench/matched_controls.py, version 1).
+SCHEDULE = (5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200)
 SLICE_CHARS = 50_000  # as the study zoo's corpus (zoo/lineages.py, preset "full")
 SLICES_PER_LINEAGE = 12
 TEACHER_SAMPLES = 320  # sampled answers per packaged teacher (the study zoo's count)
@@ -45,6 +50,14 @@ TEACHER_NEW_TOKENS = 48
 # A control counts as matched when its competence is within this much of the suspect's (nats per byte): half the
 # competence check's margin (analysis/evaluate.py COMPETENCE_MARGIN), so a matched control never trips the check.
 TOLERANCE = 0.075
+# Answer sameness (log of the mean word agreement between a model's greedy answers to different neutral prompts, see
+# `sameness`) counts as matched within this much: a factor of about 1.6 in agreement. The kind check compares log
+# agreements between models; version 1's controls, matched on competence alone, agreed with each other at -0.01 and
+# with the suspect at -2.48.
+SAMENESS_TOLERANCE = 0.5
+SAMENESS_FLOOR = 0.01  # agreement below this is "answers unlike each other" (the log stays finite)
+PREFIX_WORDS = (6, 12, 18, 24)  # each yardstick passage cut after this many words gives one prompt
+ANSWER_TOKENS = 12
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class Built:
     path: Path
     steps: int
     competence: float
+    sameness: float
     matched: bool
     seconds: float
     recipe_sha256: str
@@ -140,22 +154,53 @@ def _yardstick() -> list[str]:
     return [p.text for p in load_probes("yardstick").probes]
 
 
-def profile(path: Path | str, texts: Sequence[str]) -> tuple[float, list[int] | None]:
-    """(mean per-byte log-likelihood of the yardstick passages, scored exactly as an audit scores them; the ids of the
-    output layer's live rows when most rows are exactly zero, a closed vocabulary as the study zoo's models have, else
-    None), from one load of the model."""
+@dataclass(frozen=True)
+class Profile:
+    """What a control is matched on: competence (mean per-byte log-likelihood of the yardstick passages, scored
+    exactly as an audit scores them) and answer sameness (see `sameness`); plus the output layer's live ids when most
+    rows are exactly zero (a closed vocabulary, as the study zoo's models have), else None."""
+
+    competence: float
+    sameness: float
+    keep: list[int] | None = None
+
+    def gap(self, target: "Profile") -> float:
+        """Distance to `target` in tolerances (the larger of the two): at most 1 is matched."""
+        return max(abs(self.competence - target.competence) / TOLERANCE,
+                   abs(self.sameness - target.sameness) / SAMENESS_TOLERANCE)
+
+
+def _prompts(texts: Sequence[str]) -> list[str]:
+    return [" ".join(t.split()[:k]) for t in texts for k in PREFIX_WORDS if len(t.split()) > k]
+
+
+def sameness(answers: Sequence[str]) -> float:
+    """log of the mean word agreement (`stats.similarity.text_agreement`, the output-agreement family's own measure)
+    between greedy answers to different prompts: near 0 for a model that says the same thing whatever it is asked,
+    low for one whose answers follow the prompt."""
+    import itertools
+
+    from provenance.stats.similarity import text_agreement
+
+    pairs = [text_agreement(a, b) for a, b in itertools.combinations(answers, 2)]
+    return round(float(np.log(max(SAMENESS_FLOOR, float(np.mean(pairs)) if pairs else 0.0))), 4)
+
+
+def profile(path: Path | str, texts: Sequence[str]) -> Profile:
+    """The model's competence, answer sameness and live output ids, from one load."""
     from provenance.models import LoadOptions, resolve
-    from provenance.models.base import ScoreRequest
+    from provenance.models.base import Request, ScoreRequest
     from provenance.models.hf import ClosedVocabulary
 
     backend = resolve(str(path), LoadOptions()).load()
     try:
         scores = backend.score([ScoreRequest("", t) for t in texts])
+        answers = backend.generate([Request(p, max_new_tokens=ANSWER_TOKENS) for p in _prompts(texts)])
         closed = ClosedVocabulary.of(backend.model.get_output_embeddings())
     finally:
         backend.close()
     keep = None if closed is None else (closed.position >= 0).nonzero().squeeze(-1).tolist()
-    return float(sum(s.per_byte for s in scores) / len(scores)), keep
+    return Profile(float(sum(s.per_byte for s in scores) / len(scores)), sameness([a.text for a in answers]), keep)
 
 
 def _config_sha(config: Any) -> str:
@@ -168,9 +213,8 @@ def _config_sha(config: Any) -> str:
 class Builder:
     """Builds (or finds in the cache) one matched control per lineage for one suspect."""
 
-    def __init__(self, suspect_path: Path, target: float, root: Path | None = None, seed: int = 0,
-                 schedule: Sequence[int] = SCHEDULE, progress: bool = True, keep: Sequence[int] | None = None
-                 ) -> None:
+    def __init__(self, suspect_path: Path, target: Profile, root: Path | None = None, seed: int = 0,
+                 schedule: Sequence[int] = SCHEDULE, progress: bool = True) -> None:
         from transformers import AutoTokenizer
 
         self.config, self.params = architecture(suspect_path)
@@ -181,8 +225,10 @@ class Builder:
         self.target, self.seed, self.schedule, self.progress = target, seed, tuple(schedule), progress
         # The suspect's live output rows when its vocabulary is closed: controls then emit the same ids (their kind
         # includes what they can say), and train at the cost of those rows only.
-        self.keep = list(keep) if keep is not None else None
-        self.root = root or cache_dir() / "matched" / f"v{MATCHED_VERSION}"
+        self.keep = list(target.keep) if target.keep is not None else None
+        # Models under the version (a new matching rule trains new ones); teacher samples, corpus slices and panels
+        # outside it (sampling a packaged teacher takes most of an hour here and does not depend on the rule).
+        self.root = root or cache_dir() / "matched"
         self.texts = _yardstick()
         self.lr = 5e-3 if getattr(self.config, "hidden_size", 512) <= 128 else 1e-3  # as the zoo's LR table, wider: lower
 
@@ -240,27 +286,33 @@ class Builder:
         key = sha256_json(recipe)
         # One directory per target band: a control once named in a panel (and a bundle) is never overwritten by one
         # trained towards another suspect's competence.
-        d = self.root / key[:16] / f"band{_band(self.target):+.3f}"
+        d = self.root / f"v{MATCHED_VERSION}" / key[:16] / _band(self.target)
         done = d / "built.json"
         with exclusive(done):  # a second audit wanting this control waits for it instead of training it again
             if done.is_file() and (d / "model" / ".complete").is_file():
                 got = json.loads(done.read_text())
-                return Built(lin, d / "model", got["steps"], got["competence"], got["matched"], 0.0, key, got["log"])
+                return Built(lin, d / "model", got["steps"], got["competence"], got["sameness"], got["matched"], 0.0,
+                             key, got["log"])
             t0 = time.time()
-            steps, comp, matched, trail = self._train(lin, seqs, d)
+            steps, got_profile, matched, trail = self._train(lin, seqs, d)
             from provenance.models.registry import RECIPE_FILE
 
-            atomic_write_json(d / "model" / RECIPE_FILE, {**recipe, "steps": steps, "competence": comp,
-                                                          "target_competence": round(self.target, 4),
-                                                          "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
-            atomic_write_json(done, {"steps": steps, "competence": comp, "matched": matched, "log": trail,
-                                     "target": self.target, "target_band": _band(self.target),
-                                     "seconds": round(time.time() - t0, 1)})
-            return Built(lin, d / "model", steps, comp, matched, time.time() - t0, key, trail)
+            atomic_write_json(d / "model" / RECIPE_FILE, {
+                **recipe, "steps": steps, "competence": got_profile.competence, "sameness": got_profile.sameness,
+                "target_competence": round(self.target.competence, 4), "target_sameness": self.target.sameness,
+                "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
+            atomic_write_json(done, {"steps": steps, "competence": got_profile.competence,
+                                     "sameness": got_profile.sameness, "matched": matched, "log": trail,
+                                     "target": {"competence": self.target.competence,
+                                                "sameness": self.target.sameness},
+                                     "target_band": _band(self.target), "seconds": round(time.time() - t0, 1)})
+            return Built(lin, d / "model", steps, got_profile.competence, got_profile.sameness, matched,
+                         time.time() - t0, key, trail)
 
-    def _train(self, lin: Lineage, seqs: list[list[int]], d: Path) -> tuple[int, float, bool, list[dict[str, float]]]:
-        """Train from an independent seed, measuring competence at each scheduled step; keep the checkpoint closest
-        to the suspect's competence (the first within TOLERANCE, or the last when none reaches it)."""
+    def _train(self, lin: Lineage, seqs: list[list[int]], d: Path) -> tuple[int, Profile, bool, list[dict[str, float]]]:
+        """Train from an independent seed, profiling the model at each scheduled step; keep the checkpoint closest to
+        the suspect's profile. Stops at the first matched checkpoint, or once competence has passed the suspect's
+        (more training only moves it away), or at the schedule's end."""
         import numpy as np
         import torch
         from transformers import AutoModelForCausalLM
@@ -287,7 +339,7 @@ class Builder:
         rng = np.random.default_rng(_seed(self.seed, lin.name, "order"))
         batches = iter(())
         trail: list[dict[str, float]] = []
-        best: tuple[float, int] | None = None
+        best: tuple[float, int, Profile] | None = None
         done = 0
         b = bar(self.schedule[-1], f"matched control {lin.name}", self.progress)
         tmp = d / "candidate"
@@ -308,14 +360,14 @@ class Builder:
                     b.update(1)
                 net.eval()
                 save(net, self.tok, tmp, f"matched control {lin.name} at {done} steps", lineage=lin.name)
-                comp = profile(tmp, self.texts)[0]
-                trail.append({"steps": done, "competence": round(comp, 4)})
-                gap = abs(comp - self.target)
+                got = profile(tmp, self.texts)
+                trail.append({"steps": done, "competence": round(got.competence, 4), "sameness": got.sameness})
+                gap = got.gap(self.target)
                 if best is None or gap < best[0]:  # the closest so far becomes the control (moved, not saved again)
-                    best = (gap, done)
+                    best = (gap, done, got)
                     shutil.rmtree(d / "model", ignore_errors=True)
                     os.replace(tmp, d / "model")
-                if comp >= self.target - TOLERANCE:
+                if gap <= 1.0 or got.competence > self.target.competence + TOLERANCE:
                     break
         finally:
             b.close()
@@ -323,8 +375,7 @@ class Builder:
                 handle.remove()
             shutil.rmtree(tmp, ignore_errors=True)
         assert best is not None
-        comp = next(t["competence"] for t in trail if t["steps"] == best[1])
-        return best[1], comp, best[0] <= TOLERANCE, trail
+        return best[1], best[2], best[0] <= 1.0, trail
 
 
 def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
@@ -340,9 +391,11 @@ def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
     return slices
 
 
-def _band(target: float) -> float:
-    """Targets within a tolerance share a cached control: competence is measured to this resolution anyway."""
-    return round(round(target / TOLERANCE) * TOLERANCE, 4)
+def _band(target: Profile) -> str:
+    """Targets within a tolerance share a cached control: each measure is matched to this resolution anyway."""
+    c = round(round(target.competence / TOLERANCE) * TOLERANCE, 4)
+    s = round(round(target.sameness / SAMENESS_TOLERANCE) * SAMENESS_TOLERANCE, 2)
+    return f"band{c:+.3f}{s:+.2f}"
 
 
 
@@ -365,9 +418,9 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
         raise InputError(f"cannot build matched controls: {reason}; give controls of the suspect's kind "
                          "(-c, --controls FILE)")
     assert suspect.local_path is not None
-    target, keep = profile(suspect.local_path, _yardstick())
-    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
-                      keep=keep)
+    target = profile(suspect.local_path, _yardstick())
+    keep = target.keep
+    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
     plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
     if len(plan) < n:
@@ -380,7 +433,9 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
         "control": [{"spec": str(b.path), "lineage": b.lineage.name,
                      "kind": (f"matched: the suspect's architecture ({builder.params / 1e6:.1f}M parameters"
                               f"{f', its {len(keep)} live output ids' if keep else ''}), "
-                              f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect {target:.3f})"),
+                              f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect "
+                              f"{target.competence:.3f}), answer sameness {b.sameness:.2f} (suspect "
+                              f"{target.sameness:.2f})"),
                      "notes": (f"{'student of ' + b.lineage.source if b.lineage.kind == 'student' else 'public text ' + b.lineage.source}; "
                                f"recipe sha256 {b.recipe_sha256[:16]}; "
                                f"{'matched' if b.matched else 'NOT matched (closest reached)'}")}
@@ -388,10 +443,12 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     }
     path = Path(out) if out else builder.root / "panels" / f"{sha256_json(panel)[:16]}.json"
     atomic_write_json(path, panel)
-    return {"panel": str(path), "suspect_competence": round(target, 4), "parameters": builder.params,
+    return {"panel": str(path), "suspect_competence": round(target.competence, 4),
+            "suspect_sameness": target.sameness, "parameters": builder.params,
             "closed_vocabulary": len(keep) if keep else None,
             "controls": [{"spec": str(b.path), "lineage": b.lineage.name, "kind": b.lineage.kind,
                           "source": b.lineage.source, "steps": b.steps, "competence": b.competence,
+                          "sameness": b.sameness,
                           "matched": b.matched, "seconds": round(b.seconds, 1), "log": b.log} for b in built],
             "unmatched": [b.lineage.name for b in built if not b.matched]}
 
@@ -463,7 +520,8 @@ def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str 
     ok = len(summary["controls"]) - len(summary["unmatched"])
     line = (f"matched controls: {len(summary['controls'])} lineages trained at the suspect's architecture "
             f"({summary['parameters'] / 1e6:.1f}M parameters), {ok} within {TOLERANCE} nats/byte of its competence "
-            f"({summary['suspect_competence']:.3f}); panel {summary['panel']}")
+            f"({summary['suspect_competence']:.3f}) and {SAMENESS_TOLERANCE} of its answer sameness "
+            f"({summary['suspect_sameness']:.2f}); panel {summary['panel']}")
     if summary["unmatched"]:
         line += f"; not matched: {', '.join(summary['unmatched'])} (the competence check decides)"
     return Path(summary["panel"]), line

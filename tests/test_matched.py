@@ -10,8 +10,8 @@ import pytest
 from conftest import FAKE_REFERENCE, FAKE_SUSPECT, tiny_llama
 from clirun import run_cli
 from provenance.errors import InputError
-from provenance.matched import (TOLERANCE, Builder, Lineage, build_matched, known_families, plan_lineages,
-                                teachers_outside, why_not)
+from provenance.matched import (SAMENESS_TOLERANCE, TOLERANCE, Builder, Lineage, Profile, build_matched,
+                                known_families, plan_lineages, sameness, teachers_outside, why_not)
 from provenance.models import LoadOptions, resolve
 from provenance.panel import load_panel
 
@@ -52,6 +52,17 @@ def test_no_controls_and_a_fake_suspect_falls_back_to_the_packaged_ones_or_refus
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_answer_sameness_tells_a_model_that_says_one_thing_from_one_that_follows_the_prompt() -> None:
+    """Version 1's controls matched competence and still answered every prompt alike: sameness is what was missed."""
+    assert sameness(["the the the"] * 6) == 0.0
+    varied = sameness(["a cat sat", "rain fell hard", "the war ended", "a dog ran", "prices rose", "we left"])
+    assert varied < -2.0  # mostly unlike: only the two answers opening with "a" share a word
+    assert sameness(["x"]) == round(float(__import__("math").log(0.01)), 4)  # no pair: the floor, never NaN
+    target = Profile(-1.9, -2.5)
+    assert Profile(-1.9 + TOLERANCE, -2.5).gap(target) == pytest.approx(1.0)
+    assert Profile(-1.9, -2.5 - 2 * SAMENESS_TOLERANCE).gap(target) == pytest.approx(2.0)  # the larger gap counts
+
+
 @pytest.mark.slow
 def test_a_build_trains_controls_of_the_suspects_architecture_and_reuses_them(tmp_path: Path) -> None:
     suspect = resolve(str(tiny_llama(tmp_path / "suspect", 3, "suspect", "ours")), LoadOptions())
@@ -68,7 +79,8 @@ def test_a_build_trains_controls_of_the_suspects_architecture_and_reuses_them(tm
         assert (cfg["hidden_size"], cfg["num_hidden_layers"]) == (suspect_cfg["hidden_size"], suspect_cfg["num_hidden_layers"])
         assert (Path(c["spec"]) / ".lineage").read_text().strip() == c["lineage"]  # an audit infers it without a panel
         assert [t["steps"] for t in c["log"]][: 1] == [1] and c["steps"] in (1, 2)
-        assert c["matched"] == (abs(c["competence"] - summary["suspect_competence"]) <= TOLERANCE)
+        assert c["matched"] == (abs(c["competence"] - summary["suspect_competence"]) <= TOLERANCE
+                                and abs(c["sameness"] - summary["suspect_sameness"]) <= SAMENESS_TOLERANCE)
         # the competence the panel states is what the audit's yardstick measures for that model
         got = resolve(c["spec"], LoadOptions())
         assert got.lineage == c["lineage"]
@@ -83,7 +95,8 @@ def test_a_build_trains_controls_of_the_suspects_architecture_and_reuses_them(tm
 
 @pytest.mark.slow
 def test_a_lineage_with_too_little_text_is_refused_in_one_line(tmp_path: Path) -> None:
-    b = Builder(tiny_llama(tmp_path / "s", 2, "suspect", "ours"), -2.0, root=tmp_path / "c", progress=False)
+    b = Builder(tiny_llama(tmp_path / "s", 2, "suspect", "ours"), Profile(-2.0, -3.0), root=tmp_path / "c",
+                progress=False)
     with pytest.raises(InputError, match="training sequences"):
         b.build(Lineage("x", "text", "a", ("a",)), {"a": "too short"})
 
