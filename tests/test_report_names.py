@@ -20,6 +20,9 @@ def _models() -> list[dict]:
             "rebuild": "provenance controls build SUSPECT -r REFERENCE"}}},
         {"spec": "/data/a/model", "kind": "directory", "source": {"path": "/data/a/model"}},
         {"spec": "/data/b/a", "kind": "directory", "source": {"path": "/data/b/a"}},
+        {"spec": "/z/families/c06/root", "kind": "directory", "source": {"recipe": {
+            "built_by": "provenance zoo lineages", "model": "c06/root", "rebuild": "provenance zoo lineages --preset "
+                                                                              "full --seed 0 (lineages version 1)"}}},
         {"spec": "hf:org/m@v1", "kind": "hub", "source": {"repo": "org/m", "revision": "v1", "commit": "abc123"}},
         {"spec": "https://api.example.com/v1#gpt-x", "kind": "endpoint", "endpoint": {"url": "x"},
          "source": {"url": "https://api.example.com/v1", "model": "gpt-x"}},
@@ -31,8 +34,12 @@ def test_names_are_short_unique_and_never_a_cache_hash() -> None:
     assert names[ZOO] == "seq-smollm2-135m-instruct-0"
     assert names["smollm2-135m-instruct"] == "smollm2-135m-instruct"
     assert names[MATCHED] == "matched control qwen"
-    assert names["/data/a/model"] == "a" and names["/data/b/a"] == "a (2)"  # "model" says nothing; collisions numbered
+    # "model" says nothing, so its parent names it; two directories of one name are told apart by their parents
+    assert names["/data/a/model"] == "data/a" and names["/data/b/a"] == "b/a"
+    assert model_names([{"spec": "/x/m", "source": {"path": "/x/m"}}, {"spec": "/x/m/", "source": {"path": "/x/m"}}]
+                       ) == {"/x/m": "x/m", "/x/m/": "x/m (2)"}  # same parent too: numbered
     assert names["hf:org/m@v1"] == "org/m@v1"
+    assert names["/z/families/c06/root"] == "c06/root"
     assert names["https://api.example.com/v1#gpt-x"] == "gpt-x at api.example.com"
     assert len(set(names.values())) == len(names)
 

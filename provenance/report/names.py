@@ -10,7 +10,15 @@ from urllib.parse import urlsplit
 _UNINFORMATIVE = re.compile(r"^(model|models|snapshots?|checkpoint|final|main|[0-9a-f]{16,}|band[-+0-9.]+)$")
 
 
-def _short(m: Mapping[str, Any]) -> str:
+def _parts(spec: str) -> list[str]:
+    parts = [p for p in re.split(r"[\\/]", spec.rstrip("/\\")) if p]
+    while len(parts) > 1 and _UNINFORMATIVE.match(parts[-1]):
+        parts.pop()
+    return parts
+
+
+def _short(m: Mapping[str, Any], depth: int = 1) -> str:
+    """The model's short name; `depth` path components for a local directory (2 when one alone would collide)."""
     spec = str(m.get("spec", ""))
     src = m.get("source") or {}
     if m.get("kind") == "packaged" or not src:
@@ -22,24 +30,24 @@ def _short(m: Mapping[str, Any]) -> str:
         return f"{src['repo']}@{str(src.get('revision') or 'main')}"
     recipe = src.get("recipe") or {}
     if recipe.get("built_by") == "provenance controls build":  # a matched control: the directory is a cache hash
-        return f"matched control {recipe['lineage']}"
-    parts = [p for p in re.split(r"[\\/]", spec.rstrip("/\\")) if p]
-    while len(parts) > 1 and _UNINFORMATIVE.match(parts[-1]):
-        parts.pop()
-    return parts[-1] if parts else spec
+        return f"matched control {recipe.get('lineage', '')}".strip()
+    if recipe.get("built_by") == "provenance zoo lineages" and recipe.get("model"):
+        return str(recipe["model"])  # family/kind, as the study's cases name it
+    parts = _parts(spec)
+    return "/".join(parts[-depth:]) if parts else spec
 
 
 def model_names(models: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """spec -> a short name that is unique within the bundle (suffixed " (2)", " (3)" where two would collide)."""
+    """spec -> a short name unique within the bundle: the directory's name, with its parent's where two directories
+    share a name (zoo families: "c24/seq-alt"), else suffixed " (2)", " (3)"."""
+    unique = list({str(m["spec"]): m for m in models}.values())
+    first = [_short(m) for m in unique]
+    bases = [_short(m, 2) if first.count(b) > 1 else b for m, b in zip(unique, first)]
     out: dict[str, str] = {}
-    taken: dict[str, int] = {}
-    for m in models:
-        spec = str(m["spec"])
-        if spec in out:
-            continue
-        base = _short(m)
-        taken[base] = taken.get(base, 0) + 1
-        out[spec] = base if taken[base] == 1 else f"{base} ({taken[base]})"
+    seen: dict[str, int] = {}
+    for m, base in zip(unique, bases):
+        seen[base] = seen.get(base, 0) + 1
+        out[str(m["spec"])] = base if seen[base] == 1 else f"{base} ({seen[base]})"
     return out
 
 
