@@ -64,6 +64,6 @@ def how_to_obtain(m: Mapping[str, Any]) -> str:
     if recipe.get("rebuild"):
         return f"rebuilt from its recipe (deterministic from seeds): {recipe['rebuild']}"
     if m.get("endpoint") or src.get("url"):
-        return ("a remote endpoint: not downloadable; what it answered is in transcripts.jsonl, and it is identified "
-                "by its URL, model id and what the server reported")
+        return ("a remote endpoint: not downloadable; what it answered is in transcripts.jsonl; its fingerprint "
+                "holds its URL, model id and what the server reported")
     return "a local directory of the examiner's: ask the examiner for a copy and compare its file hashes with manifest.json"
