@@ -1,6 +1,17 @@
-"""Regenerate the committed example bundles (reports/example/) from the small zoo, each citing the bundle it replaces.
+"""Regenerate the committed example bundles (reports/example/) from the validation study's cases, each citing the
+bundle it replaces.
 
-Run from the repository root after `provenance zoo build --size small`: python3 scripts/make_examples.py
+The examples are cases of the study (docs/study-protocol.md), audited as the study audited them (4 control lineages,
+the reference's and controls' lineages given, the suspect's unknown), at the default budget, so that each report's
+evaluation rests on the validation record for its conditions. Which cases, fixed before any was looked at
+(2026-11-30), each the first by case id:
+- distilled: a related case whose reference is SmolLM2-135M-Instruct and whose suspect is its sequence-level student
+  (relation kind "sequence");
+- independent: a null case whose reference is SmolLM2-135M-Instruct;
+- derived: a related case of relation kind "noised" (a corpus root's weights plus noise).
+
+Run from the repository root on a committed tree, after `provenance zoo lineages` (the study's zoo):
+python3 scripts/make_examples.py
 """
 
 from __future__ import annotations
@@ -13,11 +24,26 @@ from pathlib import Path
 
 from provenance.audit import AuditConfig, run_audit
 from provenance.report.bundle import CaseInfo
-from provenance.zoo.bench import zoo_lineages
-from provenance.zoo.build import build_zoo
+from provenance.evidence import UNKNOWN_LINEAGE
+from provenance.zoo.cases import resolve_spec
+from provenance.zoo.lineages import default_lineages_dir, write_recipes
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated to carry the case id in results.json and on every transcript line; analysis version 2")
+WHY = ("regenerated from a case of the validation study (4 control lineages, budget 200), so that the evaluation rests "
+       "on the validation record; models named in words, keyed to their specs and origins")
+BUDGET = 200
+REFERENCE_FAMILY = "p-smollm2"
+
+
+def pick(cases: list[dict]) -> dict[str, dict]:
+    """The three cases, by the rule in the docstring (first by id)."""
+    by_id = sorted(cases, key=lambda c: c["id"])
+    return {
+        "distilled": next(c for c in by_id if c["type"] == "related" and c["reference"]["family"] == REFERENCE_FAMILY
+                          and c.get("relation_kind") == "sequence"),
+        "independent": next(c for c in by_id if c["type"] == "null" and c["reference"]["family"] == REFERENCE_FAMILY),
+        "derived": next(c for c in by_id if c["type"] == "related" and c.get("relation_kind") == "noised"),
+    }
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
@@ -53,23 +79,28 @@ def main() -> None:
 
     keydir = Path(tempfile.mkdtemp(prefix="provenance-demo-key-"))
     key = demo_key(keydir)
-    zoo = build_zoo("small", None, progress=False)
+    zoo = default_lineages_dir()
     labels = json.loads((zoo / "labels.json").read_text())
-    lineages = zoo_lineages(labels)
-    pairs = labels["pairs"]
-    pick = [next(p for p in pairs if p["relation"] == r) for r in ("distilled", "independent", "derived")]
-    for pair in pick:
-        name = f"{pair['relation']}-{Path(pair['suspect']).name}"
+    write_recipes(zoo, labels)  # hidden files: fingerprints, and so the study's cached evidence, are unchanged
+    cases = json.loads((zoo / "cases.json").read_text())["cases"]
+    for relation, case in pick(cases).items():
+        name = f"{relation}-{case['suspect']['id'].replace('/', '-')}"
         target = EXAMPLES / name
-        old = target / "SHA256SUMS"
-        replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old.is_file() else None
-        revision = versions(old) + 1 if old.is_file() else 1
+        old_dirs = sorted(p for p in EXAMPLES.glob(f"{relation}-*") if (p / "SHA256SUMS").is_file())
+        old = old_dirs[0] / "SHA256SUMS" if old_dirs else None  # the example of this relation it replaces
+        replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old else None
+        revision = versions(old) + 1 if old else 1
         tmp = EXAMPLES.parent / f".{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
-        controls = [c for c in labels["controls"] if c != pair["suspect"]]
-        res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
-                                    out=tmp, budget=100, progress=False, lineages=lineages, evidentiary=True,
-                                    case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}; {WHY}",
+        suspect, reference = resolve_spec(zoo, case["suspect"]), resolve_spec(zoo, case["reference"])
+        controls = [resolve_spec(zoo, c) for c in case["controls"]]
+        # As the study: the reference's and each control's lineage known (a panel), the suspect's not assumed.
+        lineages = {reference: case["reference"]["family"], suspect: UNKNOWN_LINEAGE,
+                    **{c: m["family"] for c, m in zip(controls, case["controls"])}}
+        res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls,
+                                    out=tmp, budget=BUDGET, progress=False, lineages=lineages, evidentiary=True,
+                                    case=CaseInfo(case_id=f"DEMO-{case['id']}",
+                                                  note=f"ground truth: {relation} (study case {case['id']}); {WHY}",
                                                   replaces=replaces, revision=revision,
                                                   examiner="provenance maintainers (demo)",
                                                   examiner_role="maintainers of the tool, running its demonstration",
@@ -77,6 +108,8 @@ def main() -> None:
                                                                "matter)",
                                                   questions=["Was the suspect trained on the reference's outputs, or "
                                                              "derived from its weights?"])))
+        for d in old_dirs:
+            shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")

@@ -12,7 +12,7 @@ import pytest
 from tests import clirun
 from tests.test_cli import assert_input_error
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example" / "distilled-seq-smollm2-135m-instruct-0"
+EXAMPLE = next((Path(__file__).resolve().parent.parent / "reports" / "example").glob("distilled-*"))
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

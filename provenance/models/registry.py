@@ -119,7 +119,7 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
                          lineage=_lineage_file(path))
 
 
-RECIPE_FILE = ".recipe.json"  # written by `provenance controls build` beside the weights (hidden: not fingerprinted)
+RECIPE_FILE = ".recipe.json"  # written by `controls build` and `zoo build` beside the weights (hidden: not fingerprinted)
 
 
 def _recipe_file(path: Path) -> dict[str, Any] | None:

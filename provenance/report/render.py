@@ -13,6 +13,7 @@ import pandas as pd
 from provenance.fsutil import atomic_write_bytes, atomic_write_text
 from provenance.report.evaluation import evaluation
 from provenance.report.figures import null_figure, per_probe_figure
+from provenance.report.names import how_to_obtain, model_names
 
 VERDICT_WORDS = {
     "derived": "shares weights (directly, or through a common base model) with",
@@ -136,6 +137,7 @@ def render_derived(bundle: Path) -> None:
 
     results, manifest, transcripts = _read(bundle)
     case_id = manifest["case"]["case_id"]
+    names = model_names(manifest["models"])
     for name, df in tables(results, case_id).items():
         atomic_write_text(bundle / "tables" / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
     figures: dict[str, list[tuple[str, str]]] = {}
@@ -144,7 +146,8 @@ def render_derived(bundle: Path) -> None:
         for t in ref["tests"]:
             if t.get("skipped"):
                 continue
-            for kind, png in (("null", null_figure(t, suspect, ref["spec"])), ("probes", per_probe_figure(t))):
+            for kind, png in (("null", null_figure(t, names.get(suspect, suspect), names.get(ref["spec"], ref["spec"]))),
+                              ("probes", per_probe_figure(t))):
                 if png is None:
                     continue
                 rel = f"figures/ref{i + 1}-{t['name']}-{kind}.png"
@@ -156,16 +159,18 @@ def render_derived(bundle: Path) -> None:
     # Text inside a CSS string (the printed page header): only characters that need no escaping there or in HTML.
     env.filters["css"] = lambda x: re.sub(r"[^A-Za-z0-9 ._:/+-]", "?", str(x))[:80]
     env.filters["num"] = lambda x: "n/a" if x is None else f"{x:.3f}"
+    env.filters["name"] = lambda spec: names.get(spec, spec)  # the report's short name (section 3 keys it to the spec)
     html = env.get_template("report.html.j2").render(
         results=results, manifest=manifest, figures=figures, exhibits=exhibits(results, transcripts),
         verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
-        models=_model_rows(results, manifest), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
+        models=_model_rows(manifest, names), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
         exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
     )
     atomic_write_text(bundle / "report.html", html)
 
 
-def _model_rows(results: dict[str, Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"role": m["role"], "spec": m["spec"], "kind": m["kind"], "fingerprint": m["fingerprint"],
+def _model_rows(manifest: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "spec": m["spec"], "name": names.get(m["spec"], m["spec"]), "obtain": how_to_obtain(m),
+             "kind": m["kind"], "fingerprint": m["fingerprint"],
              "lineage": m.get("lineage", "unknown") if m["role"] != "suspect" else "not assumed",
              "source": m["source"], "access": ", ".join(m.get("capabilities", []))} for m in manifest["models"]]

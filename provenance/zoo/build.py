@@ -189,10 +189,27 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
     lineage = [{"parent": teacher_paths.get(lab["teacher"], lab["teacher"]), "child": lab["suspect"],
                 "relation": "derived" if lab["kind"] in DERIVED_KINDS else "distilled", "kind": lab["kind"]}
                for lab in labels]
+    write_recipes(out, size)
     atomic_write_json(out / "labels.json", {"zoo_version": ZOO_VERSION, "size": asdict(spec), "reference": reference,
                                             "controls": controls, "pairs": labels, "lineage": lineage,
                                             "teachers": {t: teacher_paths.get(t, t) for t in spec.teachers}})
     return out
+
+
+def write_recipes(out: Path, size: str) -> None:
+    """A `.recipe.json` beside every model of the zoo that has none: how a reader of a bundle naming it rebuilds it
+    (hidden, so not part of its fingerprint; the registry copies it into the manifest's `source.recipe`)."""
+    from provenance.models.registry import RECIPE_FILE
+
+    for d in sorted(p.parent for p in out.glob("*/*/.complete")):
+        if (d / RECIPE_FILE).is_file():
+            continue
+        rel = d.relative_to(out).as_posix()
+        atomic_write_json(d / RECIPE_FILE, {
+            "built_by": "provenance zoo build", "zoo_version": ZOO_VERSION, "size": size, "model": rel,
+            "note": (d / ".complete").read_text().strip(),
+            "rebuild": f"provenance zoo build --size {size} (zoo version {ZOO_VERSION}), then the directory {rel}",
+        })
 
 
 def _derivatives(model: Any, tok: Any, dirs: list[Path], out: Path, pad: int, ref_slug: str,

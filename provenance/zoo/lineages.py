@@ -709,8 +709,31 @@ def write_labels(ctx: _Ctx) -> dict[str, Any]:
 
     corpus = {k: v for k, v in ctx.corpus.manifest.items() if k not in ("keep", "slices")}
     labels = labels_from_plan(ctx.out, ctx.spec, ctx.seed, ctx.fams, corpus, list(ctx.corpus.slices), meta_of)
+    write_recipes(ctx.out, labels)
     atomic_write_json(ctx.out / "labels.json", labels)
     return labels
+
+
+def write_recipes(out: Path, labels: Mapping[str, Any]) -> int:
+    """A `.recipe.json` beside every finished model that has none: the command that rebuilds it (the build is
+    deterministic from the plan's seed), for a reader of a bundle naming it. Hidden, so not part of its fingerprint;
+    the registry copies it into the manifest's `source.recipe`. Returns how many were written."""
+    from provenance.models.registry import RECIPE_FILE
+
+    preset = (labels.get("preset") or {}).get("name", "full")
+    n = 0
+    for m in labels.get("models", []):
+        d = out / m["path"]
+        if not (d / "config.json").is_file() or (d / RECIPE_FILE).is_file():
+            continue
+        atomic_write_json(d / RECIPE_FILE, {
+            "built_by": "provenance zoo lineages", "lineages_version": labels.get("lineages_version"),
+            "preset": preset, "seed": labels.get("seed"), "model": m["id"], "note": m.get("note"),
+            "rebuild": (f"provenance zoo lineages --preset {preset} --seed {labels.get('seed')} (lineages version "
+                        f"{labels.get('lineages_version')}), then the directory {m['path']}"),
+        })
+        n += 1
+    return n
 
 
 def llama_params(vocab: int, hidden: int, layers: int) -> int:
