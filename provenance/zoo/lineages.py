@@ -723,6 +723,8 @@ def write_recipes(out: Path, labels: Mapping[str, Any]) -> int:
     preset = (labels.get("preset") or {}).get("name", "full")
     n = 0
     for m in labels.get("models", []):
+        if not m.get("path"):  # a packaged teacher: its origin is its package
+            continue
         d = out / m["path"]
         if not (d / "config.json").is_file() or (d / RECIPE_FILE).is_file():
             continue
