@@ -48,11 +48,16 @@ KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
 
 
-def versions(sums: Path) -> int:
-    """How many versions of this example were committed: the revision of the one being replaced."""
+def revision_of(bundle: Path) -> int:
+    """The replaced bundle's own revision; for one written before bundles carried it, how many versions of it were
+    committed (its path's history)."""
     import subprocess
 
-    log = subprocess.run(["git", "log", "--format=%H", "--", str(sums)], capture_output=True, text=True, check=True)
+    got = json.loads((bundle / "manifest.json").read_text()).get("case", {}).get("revision")
+    if isinstance(got, int):
+        return got
+    log = subprocess.run(["git", "log", "--format=%H", "--", str(bundle / "SHA256SUMS")], capture_output=True,
+                         text=True, check=True)
     return max(1, len(log.stdout.split()))
 
 
@@ -89,7 +94,7 @@ def main() -> None:
         old_dirs = sorted(p for p in EXAMPLES.glob(f"{relation}-*") if (p / "SHA256SUMS").is_file())
         old = old_dirs[0] / "SHA256SUMS" if old_dirs else None  # the example of this relation it replaces
         replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old else None
-        revision = versions(old) + 1 if old else 1
+        revision = revision_of(old.parent) + 1 if old else 1
         tmp = EXAMPLES.parent / f".{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
         suspect, reference = resolve_spec(zoo, case["suspect"]), resolve_spec(zoo, case["reference"])

@@ -63,6 +63,6 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
             f"independent cases). This is {band(support)} for H0 over H1; it cannot exclude a descendant the study's "
             f"kinds did not include."))
     else:
-        out["reason"] = ("the tool declined to classify (inconclusive): the controls or access could not support a "
-                         "verdict, so no strength of evidence is stated")
+        out["reason"] = ("the tool declined to classify (inconclusive; section 2 gives the reason): the result is "
+                         "neither a flag nor a clean non-flag, so no strength of evidence is stated")
     return out
