@@ -363,6 +363,8 @@ class Builder:
                 got = profile(tmp, self.texts)
                 trail.append({"steps": done, "competence": round(got.competence, 4), "sameness": got.sameness})
                 gap = got.gap(self.target)
+                log.info("matched control %s: %d steps, competence %.3f, sameness %.2f, %.2f tolerances from the "
+                         "suspect", lin.name, done, got.competence, got.sameness, gap)
                 if best is None or gap < best[0]:  # the closest so far becomes the control (moved, not saved again)
                     best = (gap, done, got)
                     shutil.rmtree(d / "model", ignore_errors=True)
