@@ -298,7 +298,8 @@ class Builder:
             from provenance.models.registry import RECIPE_FILE
 
             atomic_write_json(d / "model" / RECIPE_FILE, {
-                **recipe, "built_by": "provenance controls build", "steps": steps, "competence": got_profile.competence, "sameness": got_profile.sameness,
+                **recipe, "built_by": "provenance controls build", "steps": steps,
+                "competence": got_profile.competence, "sameness": got_profile.sameness,
                 "target_competence": round(self.target.competence, 4), "target_sameness": self.target.sameness,
                 "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
             atomic_write_json(done, {"steps": steps, "competence": got_profile.competence,

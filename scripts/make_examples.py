@@ -24,8 +24,7 @@ from pathlib import Path
 
 from provenance.audit import AuditConfig, run_audit
 from provenance.report.bundle import CaseInfo
-from provenance.evidence import UNKNOWN_LINEAGE
-from provenance.zoo.cases import resolve_spec
+from provenance.zoo.cases import case_models
 from provenance.zoo.lineages import default_lineages_dir, write_recipes
 
 EXAMPLES = Path("reports/example")
@@ -97,11 +96,7 @@ def main() -> None:
         revision = revision_of(old.parent) + 1 if old else 1
         tmp = EXAMPLES.parent / f".{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
-        suspect, reference = resolve_spec(zoo, case["suspect"]), resolve_spec(zoo, case["reference"])
-        controls = [resolve_spec(zoo, c) for c in case["controls"]]
-        # As the study: the reference's and each control's lineage known (a panel), the suspect's not assumed.
-        lineages = {reference: case["reference"]["family"], suspect: UNKNOWN_LINEAGE,
-                    **{c: m["family"] for c, m in zip(controls, case["controls"])}}
+        suspect, reference, controls, lineages = case_models(zoo, case)  # as the study audited it
         res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls,
                                     out=tmp, budget=BUDGET, progress=False, lineages=lineages, evidentiary=True,
                                     case=CaseInfo(case_id=f"DEMO-{case['id']}",

@@ -122,6 +122,17 @@ def _resolve_directory(ms: ModelSpec, options: "LoadOptions") -> "ResolvedModel"
 RECIPE_FILE = ".recipe.json"  # written by `controls build` and `zoo build` beside the weights (hidden: not fingerprinted)
 
 
+def write_recipe(directory: Path, recipe: dict[str, Any]) -> bool:
+    """Write `recipe` beside a model's weights unless one is there already (a recipe once written is never rewritten:
+    a later build with other settings would misstate how the model was made). True when written."""
+    from provenance.fsutil import atomic_write_json
+
+    if (directory / RECIPE_FILE).is_file():
+        return False
+    atomic_write_json(directory / RECIPE_FILE, recipe)
+    return True
+
+
 def _recipe_file(path: Path) -> dict[str, Any] | None:
     text = _hidden_text(path / RECIPE_FILE, 65536)
     try:

@@ -12,12 +12,12 @@ from typing import Any, Iterator, Mapping, Sequence
 from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
-from provenance.evidence import ACCESS_LEVELS, UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, restrict
+from provenance.evidence import ACCESS_LEVELS, ModelEvidence, ProbePlan, restrict
 from provenance.models import LoadOptions
 from provenance.pipeline import gather, resolve_all
 from provenance.probeset import load as load_probes
 from provenance.report.manifest import _git_commit
-from provenance.zoo.cases import resolve_spec
+from provenance.zoo.cases import case_models, resolve_spec
 
 STUDY_SCHEMA = "provenance-study-rows/1"
 DEFAULT_BUDGETS = (100, 200, 400)  # the default audit budget and one smaller and one larger (protocol, section 3)
@@ -92,11 +92,7 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
     """Collect the case's evidence once at the largest budget (every smaller plan is a prefix of it, so the answers
     are the ones a smaller audit would have got), then evaluate each (budget, access) still to do."""
     zoo = Path(cfg.zoo)
-    s, r = resolve_spec(zoo, case["suspect"]), resolve_spec(zoo, case["reference"])
-    ctrl = [resolve_spec(zoo, c) for c in case["controls"]]
-    # Lineage as a user would know it: the reference's and each control's (the panel), never the suspect's.
-    lineages = {r: case["reference"]["family"], **{c: m["family"] for c, m in zip(ctrl, case["controls"])},
-                s: UNKNOWN_LINEAGE}
+    s, r, ctrl, lineages = case_models(zoo, case)
     resolved = resolve_all([s, r, *ctrl], cfg.options, lineages)
     for k, m in resolved.items():
         m.lineage = lineages[k]

@@ -199,13 +199,11 @@ def build_zoo(size: str = "micro", out: Path | None = None, progress: bool = Tru
 def write_recipes(out: Path, size: str) -> None:
     """A `.recipe.json` beside every model of the zoo that has none: how a reader of a bundle naming it rebuilds it
     (hidden, so not part of its fingerprint; the registry copies it into the manifest's `source.recipe`)."""
-    from provenance.models.registry import RECIPE_FILE
+    from provenance.models.registry import write_recipe
 
     for d in sorted(p.parent for p in out.glob("*/*/.complete")):
-        if (d / RECIPE_FILE).is_file():
-            continue
         rel = d.relative_to(out).as_posix()
-        atomic_write_json(d / RECIPE_FILE, {
+        write_recipe(d, {
             "built_by": "provenance zoo build", "zoo_version": ZOO_VERSION, "size": size, "model": rel,
             "note": (d / ".complete").read_text().strip(),
             "rebuild": f"provenance zoo build --size {size} (zoo version {ZOO_VERSION}), then the directory {rel}",

@@ -304,6 +304,18 @@ def summary(cases: dict[str, Any]) -> dict[str, Any]:
                                                                    "max": max(use.values(), default=0)}}
 
 
+def case_models(zoo_dir: Path, case: dict[str, Any]) -> tuple[str, str, list[str], dict[str, str]]:
+    """(suspect, reference, controls, lineages) of a case as the study audits it: lineage as a user would know it,
+    the reference's and each control's (a panel), never the suspect's."""
+    from provenance.evidence import UNKNOWN_LINEAGE
+
+    s, r = resolve_spec(zoo_dir, case["suspect"]), resolve_spec(zoo_dir, case["reference"])
+    ctrl = [resolve_spec(zoo_dir, c) for c in case["controls"]]
+    lineages = {r: case["reference"]["family"], **{c: m["family"] for c, m in zip(ctrl, case["controls"])},
+                s: UNKNOWN_LINEAGE}
+    return s, r, ctrl, lineages
+
+
 def resolve_spec(zoo_dir: Path, model: dict[str, Any]) -> str:
     """What to pass to `provenance audit` for a model of the zoo: its directory (relative to the zoo, so a moved zoo
     still resolves) or the packaged model's name."""

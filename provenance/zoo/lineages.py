@@ -718,23 +718,19 @@ def write_recipes(out: Path, labels: Mapping[str, Any]) -> int:
     """A `.recipe.json` beside every finished model that has none: the command that rebuilds it (the build is
     deterministic from the plan's seed), for a reader of a bundle naming it. Hidden, so not part of its fingerprint;
     the registry copies it into the manifest's `source.recipe`. Returns how many were written."""
-    from provenance.models.registry import RECIPE_FILE
+    from provenance.models.registry import write_recipe
 
     preset = (labels.get("preset") or {}).get("name", "full")
     n = 0
     for m in labels.get("models", []):
-        if not m.get("path"):  # a packaged teacher: its origin is its package
+        if not m.get("path") or not (out / m["path"] / "config.json").is_file():  # packaged teachers: their package
             continue
-        d = out / m["path"]
-        if not (d / "config.json").is_file() or (d / RECIPE_FILE).is_file():
-            continue
-        atomic_write_json(d / RECIPE_FILE, {
+        n += write_recipe(out / m["path"], {
             "built_by": "provenance zoo lineages", "lineages_version": labels.get("lineages_version"),
             "preset": preset, "seed": labels.get("seed"), "model": m["id"], "note": m.get("note"),
             "rebuild": (f"provenance zoo lineages --preset {preset} --seed {labels.get('seed')} (lineages version "
                         f"{labels.get('lineages_version')}), then the directory {m['path']}"),
         })
-        n += 1
     return n
 
 
