@@ -31,7 +31,16 @@ the exact rank p. Expectation stated in advance: capable flags most related case
 flags few related cases. Whatever comes out is reported as it is. 64 cases over 7 lineages are a demonstration with
 a count, not a rate: students of one teacher are siblings, and the null cases share models.
 
-Usage: python bench/capable_sources.py [--out DIR]  (about an hour on 2 cores; resumable: finished steps are kept)
+Held-out replication (`--set heldout`), fixed and committed with this amendment before any result of the set above
+was seen (2026-11-30, 10:25 UTC, while its teachers were still sampling): the same three constructions, nothing
+chosen from the first set's results (they have no parameter to tune), on models and prompts unlike it:
+- training answers to continuation prompts 1320-1639 (seed 3); test prompts 120-239 (teachers seed 5, models seed 9);
+- students of each teacher with (hidden, layers, epochs) = (80, 2, 15), (112, 3, 8), (160, 2, 6), (128, 6, 12),
+  the third trained on 160 of the teacher's answers mixed with as many 128-token chunks of corpus text (slices 48+);
+- 4 teacher-free models on corpus slices 24-47 (6 each, 3 epochs), those four shapes.
+The same outcome measures, reported beside the first set's.
+
+Usage: python bench/capable_sources.py [--out DIR] [--set dev|heldout]  (about an hour on 2 cores; resumable: finished steps are kept)
 """
 
 from __future__ import annotations
@@ -48,11 +57,16 @@ import numpy as np
 import _common  # noqa: F401 - sets up the import path
 from _common import machine, write_results
 
+SETS: dict[str, dict[str, Any]] = {
+    "dev": {"train": (1000, 1320), "test": (0, 120), "train_seed": 0, "test_seed": 1, "model_seed": 7,
+            "shapes": ((64, 2, 10), (128, 2, 5), (128, 4, 10), (96, 3, 20)), "text_slices": 0, "mix": None,
+            "seed_base": 0},
+    "heldout": {"train": (1320, 1640), "test": (120, 240), "train_seed": 3, "test_seed": 5, "model_seed": 9,
+                "shapes": ((80, 2, 15), (112, 3, 8), (160, 2, 6), (128, 6, 12)), "text_slices": 24, "mix": 2,
+                "seed_base": 5000},
+}
 TEACHERS = {"smollm2": "smollm2-135m-instruct", "qwen": "qwen2.5-coder-0.5b-instruct", "gemma": "gemma-3-270m"}
-TRAIN = (1000, 1320)
-TEST = (0, 120)
 NEW_TOKENS = 48
-SHAPES = ((64, 2, 10), (128, 2, 5), (128, 4, 10), (96, 3, 20))  # (hidden, layers, epochs) of the students
 TEXT_EPOCHS = 3
 SLICES_PER_TEXT = 6
 SEQ = 128
@@ -98,15 +112,16 @@ def teacher_answers(out: Path, fam: str, span: tuple[int, int], seed: int) -> li
     return cached_json(out / f"answers-{fam}-{span[0]}-{span[1]}-{seed}.json", make)
 
 
-def models_plan() -> list[dict[str, Any]]:
+def models_plan(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """(hidden, layers, epochs) of each shape; the students' and text models' seeds (`seed_base` apart per set)."""
     plan = []
     for t_i, fam in enumerate(TEACHERS):
-        for s_i, (h, layers, ep) in enumerate(SHAPES):
+        for s_i, (h, layers, ep) in enumerate(cfg["shapes"]):
             plan.append({"name": f"{fam}-s{s_i}", "lineage": fam, "hidden": h, "layers": layers, "epochs": ep,
-                         "seed": 1000 + 10 * t_i + s_i})
-    for s_i, (h, layers, _) in enumerate(SHAPES):
+                         "seed": cfg["seed_base"] + 1000 + 10 * t_i + s_i, "mix": s_i == cfg["mix"]})
+    for s_i, (h, layers, _) in enumerate(cfg["shapes"]):
         plan.append({"name": f"text-{s_i}", "lineage": f"text-{s_i}", "hidden": h, "layers": layers,
-                     "epochs": TEXT_EPOCHS, "seed": 2000 + s_i})
+                     "epochs": TEXT_EPOCHS, "seed": cfg["seed_base"] + 2000 + s_i, "mix": False})
     return plan
 
 
@@ -116,23 +131,30 @@ def tokenizer() -> Any:
     return _tokenizer()
 
 
-def train(out: Path, m: dict[str, Any], tok: Any, slices: dict[str, str]) -> Path:
+def chunks(tok: Any, slices: dict[str, str], ids: Sequence[str]) -> list[list[int]]:
+    seqs = []
+    for sid in ids:
+        t = tok(slices[sid])["input_ids"]
+        seqs += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
+    return seqs
+
+
+def train(out: Path, cfg: dict[str, Any], m: dict[str, Any], tok: Any, slices: dict[str, str]) -> Path:
     from provenance.zoo.train import fresh_model, is_complete, save, tiny_config, train_sequence_level
 
     d = out / "models" / m["name"]
     if is_complete(d):
         return d
     if m["lineage"] in TEACHERS:
-        ps = prompts(TRAIN)
-        ans = teacher_answers(out, m["lineage"], TRAIN, 0)
+        ps = prompts(cfg["train"])
+        ans = teacher_answers(out, m["lineage"], cfg["train"], cfg["train_seed"])
         seqs = [tok(p)["input_ids"] + tok(a)["input_ids"] + [tok.eos_token_id] for p, a in zip(ps, ans)]
+        if m["mix"]:  # half the teacher's answers, mixed with as many chunks of corpus text (slices 48 onwards)
+            seqs = seqs[: len(seqs) // 2]
+            seqs += chunks(tok, slices, sorted(slices)[48:])[: len(seqs)]
     else:
-        i = int(m["name"].split("-")[1])
-        ids = sorted(slices)[i * SLICES_PER_TEXT : (i + 1) * SLICES_PER_TEXT]
-        seqs = []
-        for sid in ids:
-            t = tok(slices[sid])["input_ids"]
-            seqs += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
+        i = cfg["text_slices"] + int(m["name"].split("-")[1]) * SLICES_PER_TEXT
+        seqs = chunks(tok, slices, sorted(slices)[i : i + SLICES_PER_TEXT])
     pad = tok.eos_token_id
     net = fresh_model(tiny_config(len(tok), m["hidden"], m["layers"], bos=tok.bos_token_id, eos=tok.eos_token_id,
                                   pad=pad), m["seed"])
@@ -157,13 +179,13 @@ def load_model(path: Path | str) -> tuple[Any, Any, Any]:
     return backend.model, backend.tokenizer, backend
 
 
-def student_answers(out: Path, name: str, path: Path) -> list[str]:
+def student_answers(out: Path, cfg: dict[str, Any], name: str, path: Path) -> list[str]:
     def make() -> list[str]:
         from provenance.zoo.train import sample
 
         model, tok, _ = load_model(path)
-        ps = prompts(TEST)
-        seqs = sample(model, tok, ps, NEW_TOKENS, 1.0, seed=7, batch=32)
+        ps = prompts(cfg["test"])
+        seqs = sample(model, tok, ps, NEW_TOKENS, 1.0, seed=cfg["model_seed"], batch=32)
         return [tok.decode(s[len(tok(p)["input_ids"]):], skip_special_tokens=True) for p, s in zip(ps, seqs)]
 
     return cached_json(out / f"answers-{name}-test.json", make)
@@ -200,14 +222,15 @@ def per_byte(model: Any, tok: Any, ps: Sequence[str], texts: Sequence[str], batc
     return out
 
 
-def score_all(out: Path, scorer: str, path: Path | str, sources: dict[str, list[str]]) -> dict[str, list[float]]:
+def score_all(out: Path, cfg: dict[str, Any], scorer: str, path: Path | str, sources: dict[str, list[str]]
+              ) -> dict[str, list[float]]:
     f = out / "scores" / f"{scorer}.json"
     f.parent.mkdir(parents=True, exist_ok=True)
     have = json.loads(f.read_text()) if f.is_file() else {}
     todo = [s for s in sources if s not in have]
     if todo:
         model, tok, backend = load_model(path)
-        ps = prompts(TEST)
+        ps = prompts(cfg["test"])
         t0 = time.time()
         for s in todo:
             have[s] = per_byte(model, tok, ps, sources[s])
@@ -291,27 +314,30 @@ def outside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspec
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path.home() / ".cache" / "provenance" / "bench-capable-sources")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--set", choices=sorted(SETS), default="dev")
     args = ap.parse_args()
-    out = args.out
+    cfg = SETS[args.set]
+    suffix = "" if args.set == "dev" else f"-{args.set}"
+    out = args.out or Path.home() / ".cache" / "provenance" / f"bench-capable-sources{suffix}"
     (out / "models").mkdir(parents=True, exist_ok=True)
     info = machine()
     t_start = time.time()
     for fam in TEACHERS:
-        teacher_answers(out, fam, TEST, 1)
-        teacher_answers(out, fam, TRAIN, 0)
+        teacher_answers(out, fam, cfg["test"], cfg["test_seed"])
+        teacher_answers(out, fam, cfg["train"], cfg["train_seed"])
     tok = tokenizer()
     from provenance.zoo.corpus import build_slices
 
     slices, _ = build_slices(50_000)
-    plan = models_plan()
-    paths = {m["name"]: train(out, m, tok, slices) for m in plan}
+    plan = models_plan(cfg)
+    paths = {m["name"]: train(out, cfg, m, tok, slices) for m in plan}
     lineage = {**{t: t for t in TEACHERS}, **{m["name"]: m["lineage"] for m in plan}}
-    answers = {t: teacher_answers(out, t, TEST, 1) for t in TEACHERS}
-    answers.update({n: student_answers(out, n, p) for n, p in paths.items()})
+    answers = {t: teacher_answers(out, t, cfg["test"], cfg["test_seed"]) for t in TEACHERS}
+    answers.update({n: student_answers(out, cfg, n, p) for n, p in paths.items()})
     # Every trained model scores every answer set; the outside reference scores the trained models' answers.
-    raw = {n: score_all(out, n, p, answers) for n, p in paths.items()}
-    raw[OUTSIDE_REFERENCE] = score_all(out, OUTSIDE_REFERENCE, TEACHERS[OUTSIDE_REFERENCE],
+    raw = {n: score_all(out, cfg, n, p, answers) for n, p in paths.items()}
+    raw[OUTSIDE_REFERENCE] = score_all(out, cfg, OUTSIDE_REFERENCE, TEACHERS[OUTSIDE_REFERENCE],
                                        {n: answers[n] for n in [OUTSIDE_REFERENCE, *paths]})
     x = {a: {b: np.asarray(v, dtype=float) for b, v in row.items()} for a, row in raw.items()}
     rows = []
@@ -332,8 +358,8 @@ def main() -> None:
                 "n": len(ps), "p<0.01": int(sum(p < 0.01 for p in ps)), "p<0.05": int(sum(p < 0.05 for p in ps))}
     for key, v in summary.items():
         print(f"{key:20s} n={v['n']:3d}  p<0.01: {v['p<0.01']:3d}  p<0.05: {v['p<0.05']:3d}")
-    write_results("capable-sources", {"machine": info, "seconds": time.time() - t_start, "teachers": TEACHERS,
-                                      "train_prompts": TRAIN, "test_prompts": TEST, "plan": plan, "rows": rows,
+    write_results(f"capable-sources{suffix}", {"machine": info, "seconds": time.time() - t_start, "set": args.set,
+                                               "config": cfg, "teachers": TEACHERS, "plan": plan, "rows": rows,
                                       "summary": summary})
 
 
