@@ -25,7 +25,8 @@ Models (all trained here, SmolLM2's tokenizer, full vocabulary, seeds fixed belo
   the same four shapes: 4 lineages.
 Cases: every model as suspect S against each teacher R (capable, v2); against SmolLM2 only (outside). Controls: every
 other model whose lineage is neither S's nor R's, one unit per lineage (the students of one teacher are one unit).
-Related: S a student of R (12 capable/v2 cases, 4 outside); null: the rest (52 capable/v2, 12 outside).
+Related: S a student of R (12 capable/v2 cases, 4 outside); null: the rest (36 capable/v2, 12 outside; the "52"
+first written here was a miscount of the same plan: 16 models x 3 references = 48 cases).
 Outcome, per construction: flagged at one-sided p < 0.01 and < 0.05 among related and null cases, the p-values, and
 the exact rank p. Expectation stated in advance: capable flags most related cases and at most one null case; v2
 flags few related cases. Whatever comes out is reported as it is. 64 cases over 7 lineages are a demonstration with
@@ -39,6 +40,17 @@ chosen from the first set's results (they have no parameter to tune), on models 
   the third trained on 160 of the teacher's answers mixed with as many 128-token chunks of corpus text (slices 48+);
 - 4 teacher-free models on corpus slices 24-47 (6 each, 3 epochs), those four shapes.
 The same outcome measures, reported beside the first set's.
+
+Amendment 2 (committed after the first set's results were seen and before any held-out result was: 2026-11-30,
+11:20 UTC, while the held-out teachers were still sampling). On the first set, "capable" found the students of Qwen
+and of Gemma but not those of SmolLM2, and its null values were spread by the masking itself: a unit of A's students
+has A's column left out of its row mean but not of the inner mean, so its value carries half the difference between
+A's and B's fluency (Qwen's answers are the easiest text for every scorer, Gemma's the hardest: +0.12 for Qwen's
+students, -0.08 for Gemma's, against R = SmolLM2). A fourth construction, developed on the first set and judged on the
+held-out one only: "tetrad", the mean of every admissible tetrad x(r, R) - x(r, j) - x(i, R) + x(i, j) over the
+other sources j the seat's row may read and the other units i that may read both R and j (balanced by construction:
+each tetrad has mean zero under an additive model whatever is masked; as stats/text_likelihood.py does for the outside
+direction). Everything else as above. Its first-set figures are development figures, not evidence.
 
 Usage: python bench/capable_sources.py [--out DIR] [--set dev|heldout]  (about an hour on 2 cores; resumable: finished steps are kept)
 """
@@ -298,6 +310,44 @@ def inside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect
         (u, v) for u, v, _ in null), "units": names}
 
 
+def tetrad(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect: str, ref: str) -> dict[str, Any] | None:
+    """The mean of every admissible tetrad x(r, R) - x(r, j) - x(i, R) + x(i, j), r the seat's row (amendment 2)."""
+    from provenance.stats.nulls import prediction_test
+
+    units: dict[str, list[str]] = {}
+    for m, lin in lineage.items():
+        if m != suspect and lin not in (lineage[suspect], lineage[ref]) and m not in TEACHERS:
+            units.setdefault(lin, []).append(m)
+    names = sorted(units)
+    if len(names) < 3:
+        return None
+    sources = [t for t in TEACHERS if t != ref]
+
+    def row(node: str, j: str) -> np.ndarray:
+        return np.mean([x[m][j] for m in ([suspect] if node == "@suspect" else units[node])], axis=0)
+
+    def reads(node: str, j: str) -> bool:  # a unit never scores its own lineage's answers; S's lineage is unknown
+        return node == "@suspect" or node != lineage[j]
+
+    def seat(r: str, others: list[str]) -> tuple[float, float]:
+        vals = [row(r, ref) - row(r, j) - row(i, ref) + row(i, j)
+                for j in sources if reads(r, j) for i in others if reads(i, j) and reads(i, ref)]
+        if not vals:
+            return math.nan, math.nan
+        g = np.mean(vals, axis=0)
+        g = g[np.isfinite(g)]
+        return float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size))
+
+    obs, obs_se = seat("@suspect", names)
+    null = [(u, *seat(u, [o for o in names if o != u])) for u in names]
+    pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
+                         units=[u for u, _, _ in null])
+    if pt is None:
+        return None
+    return {"p": pt.p_value, "rank_p": pt.rank_p, "t": pt.t, "df": pt.df, "observed": obs,
+            "null": {u: v for u, v, _ in null}, "units": names}
+
+
 def outside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect: str, ref: str) -> dict[str, Any]:
     from provenance.stats.text_likelihood import text_likelihood
 
@@ -347,11 +397,12 @@ def main() -> None:
             r: dict[str, Any] = {"suspect": s, "reference": ref, "related": related}
             r["capable"] = inside(x, lineage, s, ref, [t for t in TEACHERS if t != ref])
             r["v2"] = inside(x, lineage, s, ref, ["@units"])
+            r["tetrad"] = tetrad(x, lineage, s, ref)
             if ref == OUTSIDE_REFERENCE:
                 r["outside"] = outside(x, lineage, s, ref)
             rows.append(r)
     summary: dict[str, Any] = {}
-    for k in ("capable", "v2", "outside"):
+    for k in ("capable", "tetrad", "v2", "outside"):
         for rel in (True, False):
             ps = [r[k]["p"] for r in rows if r["related"] == rel and r.get(k) and r[k].get("p") is not None]
             summary[f"{k}/{'related' if rel else 'null'}"] = {
