@@ -19,7 +19,9 @@ fluency b ~ N(0, 0.15) around a common level.
 
 H0 scenarios: S independent of R (teacher-free; a student of A with or without A's students among the controls; a
 student of a teacher C that is not a source; S sharper than the controls; R's answers far more fluent than A's and
-B's; pair effects twice as large). H1: S a student of R with teacher effect 0.1, 0.2 or 0.3.
+B's; pair effects twice as large; the sources' fluency twice as spread; S sharper and R more fluent at once). H1: S a student of R with teacher effect 0.1, 0.2 or 0.3.
+Two statistics on each table: "masked" (the double-centred interaction with related cells left out, as
+`bench/capable_sources.py:inside`) and "tetrad" (the mean of every admissible tetrad, `capable_sources.py:tetrad`).
 Prints P(p < 0.01) and P(p < 0.05) with 95% Clopper-Pearson intervals, for 2 or 4 teacher-free units beside the
 students of A and B, and n = 40 or 120 prompts.
 Run: nice -n 19 python3 bench/sims/capable_sources_null.py [reps]   (output: bench/results/sim-capable-sources.txt)
@@ -50,15 +52,18 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "H0 S sharper than controls (+0.3 competence)": {"s_teacher": None, "s_comp": 0.3},
     "H0 R's answers more fluent by 0.4": {"s_teacher": None, "b_r": 0.4},
     "H0 pair effects twice as large": {"s_teacher": None, "tau": 2 * TAU},
+    "H0 sources' fluency spread 0.3 (not 0.15)": {"s_teacher": None, "sd_b": 0.3},
+    "H0 S sharper (+0.3) and R more fluent (+0.4)": {"s_teacher": None, "s_comp": 0.3, "b_r": 0.4},
     "H1 student of R, L = 0.1": {"s_teacher": "R", "l_s": 0.1},
     "H1 student of R, L = 0.2": {"s_teacher": "R", "l_s": 0.2},
     "H1 student of R, L = 0.3": {"s_teacher": "R", "l_s": 0.3},
 }
 
 
-def one(rng: np.random.Generator, sc: dict[str, Any], free_units: int, n: int) -> float:
+def one(rng: np.random.Generator, sc: dict[str, Any], free_units: int, n: int) -> tuple[float, float]:
+    """(p of the masked interaction, p of the tetrad mean) on one simulated table."""
     tau = sc.get("tau", TAU)
-    b = {t: rng.normal(0, SD_B) for t in TEACHERS}
+    b = {t: rng.normal(0, sc.get("sd_b", SD_B)) for t in TEACHERS}
     b["R"] += sc.get("b_r", 0.0)
     pi = rng.normal(0, SD_PROMPT, n)
     q = {t: b[t] + pi + rng.normal(0, SD_ANSWER, n) for t in TEACHERS}
@@ -92,14 +97,21 @@ def one(rng: np.random.Generator, sc: dict[str, Any], free_units: int, n: int) -
 
     units = sorted(members)
 
-    def seat(row: str, others: list[str]) -> tuple[float, float]:
-        g = np.asarray(interaction(cell, row, "R", [row, *others], list(TEACHERS), related))
-        return float(g.mean()), float(g.std(ddof=1) / np.sqrt(n))
+    def masked(row: str, others: list[str]) -> np.ndarray:
+        return np.asarray(interaction(cell, row, "R", [row, *others], list(TEACHERS), related))
 
-    obs, se = seat("S", units)
-    null = [seat(u, [o for o in units if o != u]) for u in units]
-    pt = prediction_test(obs, [v for v, _ in null], se_observed=se, se_null=[s for _, s in null])
-    return 1.0 if pt is None else pt.p_value
+    def tetrads(row: str, others: list[str]) -> np.ndarray:
+        return np.mean([cell(row, "R") - cell(row, j) - cell(i, "R") + cell(i, j) for j in TEACHERS[1:]
+                        if not related(row, j) for i in others if not related(i, j)], axis=0)
+
+    out = []
+    for stat in (masked, tetrads):
+        vals = [stat(r, [o for o in units if o != r] if r != "S" else units) for r in ["S", *units]]
+        means = [float(g.mean()) for g in vals]
+        ses = [float(g.std(ddof=1) / np.sqrt(n)) for g in vals]
+        pt = prediction_test(means[0], means[1:], se_observed=ses[0], se_null=ses[1:])
+        out.append(1.0 if pt is None else pt.p_value)
+    return out[0], out[1]
 
 
 def ci(k: int, n: int) -> str:
@@ -120,9 +132,11 @@ def main() -> None:
         for free in (2, 4):
             for n in (40, 120):
                 ps = np.array([one(rng, sc, free, n) for _ in range(r)])
-                lines.append(f"{name:50s} free={free} n={n:3d}  p<0.01: {ci(int((ps < 0.01).sum()), r)}  "
-                             f"p<0.05: {ci(int((ps < 0.05).sum()), r)}")
-                print(lines[-1], flush=True)
+                for k, stat in enumerate(("masked", "tetrad")):
+                    lines.append(f"{name:50s} {stat:6s} free={free} n={n:3d}  "
+                                 f"p<0.01: {ci(int((ps[:, k] < 0.01).sum()), r)}  "
+                                 f"p<0.05: {ci(int((ps[:, k] < 0.05).sum()), r)}")
+                    print(lines[-1], flush=True)
     lines.append("")
     lines.append(f"CPU seconds: {time.process_time() - t0:.0f}")
     out = Path(__file__).resolve().parents[1] / "results" / "sim-capable-sources.txt"
