@@ -311,41 +311,19 @@ def inside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect
 
 
 def tetrad(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect: str, ref: str) -> dict[str, Any] | None:
-    """The mean of every admissible tetrad x(r, R) - x(r, j) - x(i, R) + x(i, j), r the seat's row (amendment 2)."""
-    from provenance.stats.nulls import prediction_test
+    """The mean of every admissible tetrad (amendment 2), as provenance/stats/capable_likelihood.py computes it."""
+    from provenance.stats.capable_likelihood import capable_likelihood
 
-    units: dict[str, list[str]] = {}
-    for m, lin in lineage.items():
-        if m != suspect and lin not in (lineage[suspect], lineage[ref]) and m not in TEACHERS:
-            units.setdefault(lin, []).append(m)
-    names = sorted(units)
-    if len(names) < 3:
-        return None
+    keep = [m for m in lineage if m not in TEACHERS and m != suspect and lineage[m] != lineage[suspect]]
     sources = [t for t in TEACHERS if t != ref]
-
-    def row(node: str, j: str) -> np.ndarray:
-        return np.mean([x[m][j] for m in ([suspect] if node == "@suspect" else units[node])], axis=0)
-
-    def reads(node: str, j: str) -> bool:  # a unit never scores its own lineage's answers; S's lineage is unknown
-        return node == "@suspect" or node != lineage[j]
-
-    def seat(r: str, others: list[str]) -> tuple[float, float]:
-        vals = [row(r, ref) - row(r, j) - row(i, ref) + row(i, j)
-                for j in sources if reads(r, j) for i in others if reads(i, j) and reads(i, ref)]
-        if not vals:
-            return math.nan, math.nan
-        g = np.mean(vals, axis=0)
-        g = g[np.isfinite(g)]
-        return float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size))
-
-    obs, obs_se = seat("@suspect", names)
-    null = [(u, *seat(u, [o for o in names if o != u])) for u in names]
-    pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
-                         units=[u for u, _, _ in null])
-    if pt is None:
+    scores = {m: {t: x[m][t] for t in TEACHERS} for m in [suspect, *keep]}
+    lin = {**{m: lineage[m] for m in [*keep, *TEACHERS]}, suspect: None}
+    r = capable_likelihood(scores, suspect, ref, sources, lin)
+    if r.skipped:
         return None
-    return {"p": pt.p_value, "rank_p": pt.rank_p, "t": pt.t, "df": pt.df, "observed": obs,
-            "null": {u: v for u, v, _ in null}, "units": names}
+    d = r.details or {}
+    return {"p": r.p_value, "rank_p": d["rank_p_value"], "t": d["t"], "df": d["df"], "observed": d["observed"],
+            "null": dict(zip(d["null_units"], d["null_values"])), "units": d["null_units"]}
 
 
 def outside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect: str, ref: str) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""Candidate family for analysis v3 (not used by audits): reference likelihood against capable comparison sources."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from provenance.stats.base import TestResult
+from provenance.stats.nulls import MIN_UNITS, prediction_test
+
+NAME = "capable_likelihood"
+UNKNOWN_LINEAGE = "unknown"  # as in provenance.evidence; not imported, so this module stays a leaf of stats/
+REFERENCES = (
+    "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
+    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+)
+SUSPECT = "@suspect"  # the suspect's row: its lineage is unknown, so none of its cells is left out
+
+
+def tetrad_seat(cell: Mapping[str, Mapping[str, np.ndarray]], row: str, others: Sequence[str], reference: str,
+                sources: Sequence[str], reads: Mapping[str, set[str]]) -> np.ndarray | None:
+    """Per-prompt mean of every admissible tetrad x(row, R) - x(row, j) - x(i, R) + x(i, j).
+
+    j runs over the comparison sources `row` may read, i over the `others` that may read both R and j (`reads[node]`:
+    the sources a node may score; a lineage never scores its own answers). Each tetrad has mean zero under an
+    additive table x(i, j) = a_i + b_j whatever is left out, so the masking cannot move the statistic (the double-
+    centred interaction with masked cells is unbalanced: a row without source A carries half of A's fluency).
+    None when no tetrad is admissible.
+    """
+    tets = [cell[row][reference] - cell[row][j] - cell[i][reference] + cell[i][j]
+            for j in sources if j in reads[row] for i in others if reference in reads[i] and j in reads[i]]
+    return np.mean(tets, axis=0) if tets else None
+
+
+def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: str, reference: str,
+                       sources: Sequence[str], lineage: Mapping[str, str | None],
+                       probe_ids: Sequence[str] | None = None) -> TestResult:
+    """Does the suspect prefer the reference's sampled answers over other capable models' more than its kind does?
+
+    `scores[scorer][source]`: per-byte log-likelihoods, per prompt, that `scorer` gives `source`'s sampled answer, for
+    scorers the suspect and the controls, and sources the reference and `sources` (capable models independent of the
+    reference: the other packaged teachers). `lineage[model]` for every model (the suspect's is ignored: an audit does
+    not know it). Controls sharing the reference's lineage are left out; the others form one unit per lineage (a
+    unit's row averages its members'). A unit never scores a source of its own lineage. The statistic is the mean
+    over prompts of `tetrad_seat` for the suspect's row; each control unit in the suspect's seat, against the other
+    units, gives the null; `prediction_test` compares (Student-t, df = units - 1, and the exact rank p).
+    """
+    key_r = lineage.get(reference) or f"{UNKNOWN_LINEAGE}:{reference}"
+    srcs = [s for s in sources if s != reference and (lineage.get(s) or f"{UNKNOWN_LINEAGE}:{s}") != key_r]
+    if not srcs:
+        return TestResult.skip(NAME, "no comparison source independent of the reference")
+    controls = sorted(m for m in scores if m not in (suspect, reference, *sources))
+    units: dict[str, list[str]] = {}
+    excluded = []
+    for c in controls:
+        key = lineage.get(c) or f"{UNKNOWN_LINEAGE}:{c}"
+        if key == key_r:
+            excluded.append(c)
+        else:
+            units.setdefault(key, []).append(c)
+    names = sorted(units)
+    if len(names) < MIN_UNITS:
+        return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score (has {len(names)}; "
+                                     f"left out as the reference's lineage: {excluded})")
+    need = [reference, *srcs]
+    for m in [suspect, *controls]:
+        if m in excluded:
+            continue
+        missing = [s for s in need if s not in scores.get(m, {})]
+        if missing:
+            return TestResult.skip(NAME, f"{m} did not score {missing}")
+    cell: dict[str, dict[str, np.ndarray]] = {
+        SUSPECT: {s: np.asarray(scores[suspect][s], dtype=float) for s in need}}
+    for u in names:
+        cell[u] = {s: np.mean([np.asarray(scores[m][s], dtype=float) for m in units[u]], axis=0) for s in need}
+    src_key = {s: lineage.get(s) or f"{UNKNOWN_LINEAGE}:{s}" for s in need}
+    reads = {SUSPECT: set(need), **{u: {s for s in need if src_key[s] != u} for u in names}}
+
+    def seat(row: str, others: Sequence[str]) -> tuple[np.ndarray | None, float, float]:
+        g = tetrad_seat(cell, row, others, reference, srcs, reads)
+        if g is None:
+            return None, math.nan, math.nan
+        g = g[np.isfinite(g)]
+        if g.size < 2:
+            return None, math.nan, math.nan
+        return g, float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size))
+
+    per_prompt, obs, obs_se = seat(SUSPECT, names)
+    # A unit whose lineage is every comparison source's (one source, its own teacher) has no tetrad of its own: it
+    # still scores for the others, but gives no null value.
+    null = [(u, *got[1:]) for u in names for got in [seat(u, [o for o in names if o != u])] if got[0] is not None]
+    silent = [u for u in names if u not in {n for n, _, _ in null}]
+    pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
+                         units=[u for u, _, _ in null])
+    if pt is None or per_prompt is None:
+        return TestResult.skip(NAME, "the null could not be formed (non-finite values, or no admissible tetrad)")
+    ids = list(probe_ids) if probe_ids is not None else [str(i) for i in range(per_prompt.size)]
+    order = np.argsort(-per_prompt, kind="stable")[:5]
+    return TestResult(
+        name=NAME, statistic=pt.observed, p_value=pt.p_value, n=int(per_prompt.size),
+        null=(f"the suspect's preference for the reference's sampled answers over those of {len(srcs)} capable "
+              f"independent model(s) (mean of admissible scorer x source tetrads, nats per byte), against the same "
+              f"preference of each of {len(null)} control lineages put in the suspect's seat (no lineage scores its "
+              f"own answers); Student-t prediction test with the spread between lineages plus prompt error, "
+              f"df = {pt.df}"),
+        effect=pt.effect, effect_ci=pt.effect_ci,
+        details={"candidate": "analysis v3; not used by audits", "t": pt.t, "df": pt.df, "observed": pt.observed,
+                 "observed_se": obs_se, "null_values": list(pt.null_values), "null_units": list(pt.null_units),
+                 "null_se": [s for _, _, s in null], "tau2": pt.tau2, "null_mean": pt.mean, "null_scale": pt.scale,
+                 "rank_p_value": pt.rank_p, "sources": srcs, "controls_used": {u: units[u] for u in names},
+                 "controls_excluded": excluded, "units_without_null_value": silent, "effect_unit": "nats per byte"},
+        top_probes=tuple(ids[i] for i in order if per_prompt[i] > 0), references=REFERENCES)
