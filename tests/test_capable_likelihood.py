@@ -75,6 +75,9 @@ def test_lineage_rules_and_refusals() -> None:
     r = capable_likelihood(scores, "S", "R", ("A", "B"), {**LINEAGE, "A": "r"})
     assert r.details["sources"] == ["B"]
     assert r.details["units_without_null_value"] == ["b"]  # B's student may read no comparison source left
+    # Controls of unknown lineage are each their own unit, never pooled into one "unknown" lineage.
+    r = capable_likelihood(scores, "S", "R", SOURCES, {**LINEAGE, "t1": "unknown", "t2": "unknown", "r1": "r"})
+    assert {"unknown:t1", "unknown:t2"} <= set(r.details["null_units"])
     # Too few control lineages, no independent source, or a score missing: one-line refusals, never a number.
     few = {k: v for k, v in scores.items() if k in ("S", "t1", "t2")}
     assert "needs at least" in (capable_likelihood(few, "S", "R", SOURCES, LINEAGE).skipped or "")

@@ -19,6 +19,12 @@ REFERENCES = (
 SUSPECT = "@suspect"  # the suspect's row: its lineage is unknown, so none of its cells is left out
 
 
+def _key(model: str, lineage: Mapping[str, str | None]) -> str:
+    """A model's lineage unit; an unknown lineage is the model's own (two unknowns are never one unit)."""
+    lin = lineage.get(model)
+    return f"{UNKNOWN_LINEAGE}:{model}" if not lin or lin == UNKNOWN_LINEAGE else lin
+
+
 def tetrad_seat(cell: Mapping[str, Mapping[str, np.ndarray]], row: str, others: Sequence[str], reference: str,
                 sources: Sequence[str], reads: Mapping[str, set[str]]) -> np.ndarray | None:
     """Per-prompt mean of every admissible tetrad x(row, R) - x(row, j) - x(i, R) + x(i, j).
@@ -47,15 +53,15 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
     over prompts of `tetrad_seat` for the suspect's row; each control unit in the suspect's seat, against the other
     units, gives the null; `prediction_test` compares (Student-t, df = units - 1, and the exact rank p).
     """
-    key_r = lineage.get(reference) or f"{UNKNOWN_LINEAGE}:{reference}"
-    srcs = [s for s in sources if s != reference and (lineage.get(s) or f"{UNKNOWN_LINEAGE}:{s}") != key_r]
+    key_r = _key(reference, lineage)
+    srcs = [s for s in sources if s != reference and _key(s, lineage) != key_r]
     if not srcs:
         return TestResult.skip(NAME, "no comparison source independent of the reference")
     controls = sorted(m for m in scores if m not in (suspect, reference, *sources))
     units: dict[str, list[str]] = {}
     excluded = []
     for c in controls:
-        key = lineage.get(c) or f"{UNKNOWN_LINEAGE}:{c}"
+        key = _key(c, lineage)
         if key == key_r:
             excluded.append(c)
         else:
@@ -75,7 +81,7 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
         SUSPECT: {s: np.asarray(scores[suspect][s], dtype=float) for s in need}}
     for u in names:
         cell[u] = {s: np.mean([np.asarray(scores[m][s], dtype=float) for m in units[u]], axis=0) for s in need}
-    src_key = {s: lineage.get(s) or f"{UNKNOWN_LINEAGE}:{s}" for s in need}
+    src_key = {s: _key(s, lineage) for s in need}
     reads = {SUSPECT: set(need), **{u: {s for s in need if src_key[s] != u} for u in names}}
 
     def seat(row: str, others: Sequence[str]) -> tuple[np.ndarray | None, float, float]:
