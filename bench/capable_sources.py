@@ -291,9 +291,7 @@ def inside(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str], suspect
         return la is not None and la == lb
 
     def one(row: str, others: list[str]) -> tuple[float, float]:
-        cols = [ref, *(s for s in sources if s not in (row,))]
-        if sources == ["@units"]:
-            cols = [ref, *others]
+        cols = [ref, *(others if sources == ["@units"] else sources)]
         g = np.asarray(interaction(cell, row, ref, [row, *others], cols, related), dtype=float)
         g = g[np.isfinite(g)]
         if g.size < 2:

@@ -38,6 +38,7 @@ import numpy as np
 from scipy.stats import beta
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from provenance.stats.capable_likelihood import tetrad_seat  # noqa: E402
 from provenance.stats.nulls import interaction, prediction_test  # noqa: E402
 
 SD_C, GAMMA, TAU = 0.15, 1.0, 0.05
@@ -100,9 +101,12 @@ def one(rng: np.random.Generator, sc: dict[str, Any], free_units: int, n: int) -
     def masked(row: str, others: list[str]) -> np.ndarray:
         return np.asarray(interaction(cell, row, "R", [row, *others], list(TEACHERS), related))
 
+    reads = {i: {j for j in TEACHERS if not related(i, j)} for i in ["S", *units]}
+
     def tetrads(row: str, others: list[str]) -> np.ndarray:
-        return np.mean([cell(row, "R") - cell(row, j) - cell(i, "R") + cell(i, j) for j in TEACHERS[1:]
-                        if not related(row, j) for i in others if not related(i, j)], axis=0)
+        got = tetrad_seat(rows, row, others, "R", TEACHERS[1:], reads)
+        assert got is not None
+        return got
 
     out = []
     for stat in (masked, tetrads):

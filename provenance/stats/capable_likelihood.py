@@ -8,21 +8,14 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from provenance.stats.base import TestResult
-from provenance.stats.nulls import MIN_UNITS, prediction_test
+from provenance.stats.nulls import MIN_UNITS, lineage_unit, prediction_test
 
 NAME = "capable_likelihood"
-UNKNOWN_LINEAGE = "unknown"  # as in provenance.evidence; not imported, so this module stays a leaf of stats/
 REFERENCES = (
     "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
     "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
 )
 SUSPECT = "@suspect"  # the suspect's row: its lineage is unknown, so none of its cells is left out
-
-
-def _key(model: str, lineage: Mapping[str, str | None]) -> str:
-    """A model's lineage unit; an unknown lineage is the model's own (two unknowns are never one unit)."""
-    lin = lineage.get(model)
-    return f"{UNKNOWN_LINEAGE}:{model}" if not lin or lin == UNKNOWN_LINEAGE else lin
 
 
 def tetrad_seat(cell: Mapping[str, Mapping[str, np.ndarray]], row: str, others: Sequence[str], reference: str,
@@ -53,15 +46,15 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
     over prompts of `tetrad_seat` for the suspect's row; each control unit in the suspect's seat, against the other
     units, gives the null; `prediction_test` compares (Student-t, df = units - 1, and the exact rank p).
     """
-    key_r = _key(reference, lineage)
-    srcs = [s for s in sources if s != reference and _key(s, lineage) != key_r]
+    key_r = lineage_unit(reference, lineage)
+    srcs = [s for s in sources if s != reference and lineage_unit(s, lineage) != key_r]
     if not srcs:
         return TestResult.skip(NAME, "no comparison source independent of the reference")
     controls = sorted(m for m in scores if m not in (suspect, reference, *sources))
     units: dict[str, list[str]] = {}
     excluded = []
     for c in controls:
-        key = _key(c, lineage)
+        key = lineage_unit(c, lineage)
         if key == key_r:
             excluded.append(c)
         else:
@@ -81,7 +74,7 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
         SUSPECT: {s: np.asarray(scores[suspect][s], dtype=float) for s in need}}
     for u in names:
         cell[u] = {s: np.mean([np.asarray(scores[m][s], dtype=float) for m in units[u]], axis=0) for s in need}
-    src_key = {s: _key(s, lineage) for s in need}
+    src_key = {s: lineage_unit(s, lineage) for s in need}
     reads = {SUSPECT: set(need), **{u: {s for s in need if src_key[s] != u} for u in names}}
 
     def seat(row: str, others: Sequence[str]) -> tuple[np.ndarray | None, float, float]:

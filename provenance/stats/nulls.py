@@ -205,6 +205,14 @@ class Design:
 
 
 MIN_UNITS = 3  # the interaction needs two other lineages besides the one in the suspect's seat
+UNKNOWN_LINEAGE = "unknown"  # as in provenance.evidence; not imported, so stats/ stays below the evidence layer
+
+
+def lineage_unit(model: str, lineage: Mapping[str, str | None]) -> str:
+    """A model's unit of the null: its lineage, or the model itself when the lineage is unknown (two models of unknown
+    lineage are never pooled into one "unknown" unit)."""
+    lin = lineage.get(model)
+    return f"{UNKNOWN_LINEAGE}:{model}" if not lin or lin == UNKNOWN_LINEAGE else lin
 
 
 def unit_interactions(cell: Callable[[str, str], Any], cell_se: Callable[[str, str], float] | None, design: Design,

@@ -8,10 +8,9 @@ from typing import Literal, Mapping, Sequence, get_args
 import numpy as np
 
 from provenance.stats.base import TestResult
-from provenance.stats.nulls import MIN_UNITS, prediction_test
+from provenance.stats.nulls import MIN_UNITS, lineage_unit, prediction_test
 
 NAME = "text_likelihood"
-UNKNOWN_LINEAGE = "unknown"  # as in provenance.evidence; not imported, so this module stays a leaf of stats/
 REFERENCES = (
     "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
     "Mandel (1961), Non-additivity in two-way analysis of variance, JASA 56:878-888 (the rows-linear model)",
@@ -159,12 +158,6 @@ def answer_sharpness(table: np.ndarray) -> np.ndarray:
     return sharp
 
 
-def _unit_key(model: str, lineage: Mapping[str, str | None]) -> str:
-    lin = lineage.get(model)
-    # An unknown lineage is its own unit: it cannot be pooled with anything (as in provenance.analysis.evaluate).
-    return f"{UNKNOWN_LINEAGE}:{model}" if not lin or lin == UNKNOWN_LINEAGE else lin
-
-
 def _unit_table(scores: Mapping[str, Mapping[str, Sequence[float]]], scorers: list[list[str]],
                 sources: list[list[str]]) -> np.ndarray | str:
     """The table over lineage units (a scorer unit averages its members' scores, a source unit its members' answers),
@@ -228,15 +221,15 @@ def text_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect
     """
     if statistic not in STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; one of {STATISTICS}")
-    key_s, key_r = _unit_key(suspect, lineage), _unit_key(reference, lineage)
+    key_s, key_r = lineage_unit(suspect, lineage), lineage_unit(reference, lineage)
     if key_s == key_r:
         return TestResult.skip(NAME, f"the suspect and the reference are declared one lineage ({key_r})")
     controls = sorted(m for m in scores if m not in (suspect, reference))
-    excluded = [c for c in controls if _unit_key(c, lineage) in (key_s, key_r)]
+    excluded = [c for c in controls if lineage_unit(c, lineage) in (key_s, key_r)]
     units: dict[str, list[str]] = {}
     for c in controls:
         if c not in excluded:
-            units.setdefault(_unit_key(c, lineage), []).append(c)
+            units.setdefault(lineage_unit(c, lineage), []).append(c)
     names = sorted(units)
     if len(names) < MIN_UNITS:
         return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score and answer "
