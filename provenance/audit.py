@@ -11,14 +11,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
+from provenance.analysis import ANALYSIS_VERSION, check_version, evaluate, identity_plan, likelihood_plan, plan_probes
 from provenance.analysis.evaluate import control_units, preflight
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
 from provenance.evidence import ModelEvidence, ProbePlan
 from provenance.models import LoadOptions
 from provenance.panel import ControlsPanel
-from provenance.pipeline import check_out_dir, default_controls, gather, resolve_all
+from provenance.pipeline import check_out_dir, comparison_sources, default_controls, gather, resolve_all
 from provenance.probeset import load as load_probes
 from provenance.report.bundle import CaseInfo, write_bundle
 from provenance.report.manifest import build_manifest, environment, weights_compared
@@ -62,6 +62,8 @@ class AuditConfig:
     price: tuple[float, float] | None = None
     seconds_per_request: float = 1.0
     controls_note: str | None = None  # how the controls came to be (matched controls built, or why not): a warning
+    analysis_version: int = ANALYSIS_VERSION  # 3: the likelihood family against capable comparison sources
+    sources: Sequence[str] | None = None  # version 3's comparison sources (None: the packaged teachers)
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     t0 = time.time()
     if not cfg.references:
         raise InputError("give at least one --reference")
+    check_version(cfg.analysis_version)
+    version = cfg.analysis_version
     if cfg.evidentiary:
         from provenance.report.manifest import evidentiary_check
 
@@ -114,28 +118,41 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if refs_as_controls:
         warnings.append("no controls given: each reference serves as a control for the others, which assumes the "
                         "references are independent of one another (give -c or --controls if they may be related)")
+    # Version 3's comparison sources: capable models independent of a reference (the packaged teachers by default).
+    # A source that already sits in a seat is that model; the others answer the likelihood prompts and nothing else.
+    sources: dict[str, Any] = {}
+    if version >= 3 and instructions is not None:
+        sources, why_not = comparison_sources(cfg.sources, resolved, refs, cfg.suspect, cfg.options, lineages)
+        warnings.extend(why_not)
+        if not sources:
+            warnings.append("no comparison source could be used: the likelihood family cannot run (analysis v3)")
+    if version not in _validated():
+        warnings.append(f"analysis version {version} has no validation record yet: no error rate or likelihood ratio "
+                        "measured for it can be quoted (a candidate; see BENCHMARKS.md)")
     for w in warnings:
         log.warning("warning: %s", w)  # stderr (the CLI's -q hides it); always kept in results["warnings"]
     if cfg.dry_run:
-        return _plan(cfg, resolved, refs, null_pool, warnings, hopeless)
+        return _plan(cfg, resolved, refs, null_pool, warnings, hopeless, sources)
 
     def look(budget: int) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
         """The evidence for `budget` probes per model: every plan is a prefix, so a later look reuses the cache."""
         plans = plan_probes(budget, cont, nxt)
         if identity is not None:
             plans.append(identity_plan(budget, identity))
-        ll = likelihood_plan(budget, instructions) if instructions is not None else None
-        # Only the reference(s) and controls sample answers; every model with logits access scores them (the suspect
-        # included: whether it can is a capability its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, [*refs, *ctrl], cfg.cache, cfg.progress, yard, seed=cfg.seed,
-                      repeat=cfg.repeat)
+        ll = likelihood_plan(budget, instructions, version) if instructions is not None else None
+        # Only the reference(s) and controls (version 3: the reference(s) and the comparison sources) sample answers;
+        # every model with logits access in a seat scores them (the suspect included: whether it can is a capability
+        # its backend reports, not something its kind decides).
+        return gather(resolved, plans, ll, samplers(version, refs, ctrl, sources, resolved), cfg.cache, cfg.progress,
+                      yard, seed=cfg.seed, repeat=cfg.repeat, sources=sources)
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []
     for i, (budget, share) in enumerate(schedule):
         evidence, plans = look(budget)
         scale = 1.0 / share  # p at this look times ALPHA / alpha_i: valid over every look by the union bound
-        entries = evaluate(evidence, cfg.suspect, refs, null_pool, plans, cfg.seed, WEIGHT_PERMUTATIONS, p_scale=scale)
+        entries = evaluate(evidence, cfg.suspect, refs, null_pool, plans, cfg.seed, WEIGHT_PERMUTATIONS, p_scale=scale,
+                           version=version, sources=list(sources))
         decisive = any(e["verdict"] in FLAGGED for e in entries)
         futile = all(e["p_value_unadjusted"] is None or e["p_value_unadjusted"] > FUTILITY_P for e in entries)
         last = i == len(schedule) - 1
@@ -147,10 +164,10 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             break
     finished = datetime.now(timezone.utc)
     detail = attribute(entries)
-    validation = validation_for(entries, evidence[cfg.suspect].capabilities, looks[-1]["budget"])
+    validation = validation_for(entries, evidence[cfg.suspect].capabilities, looks[-1]["budget"], version)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
-        "analysis_version": ANALYSIS_VERSION,
+        "analysis_version": version,
         "case_id": cfg.case.case_id,
         "propositions": {
             "H1": "the suspect was distilled from the reference (trained on its outputs or logits) or derived from its "
@@ -167,6 +184,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "attribution": detail["attribution"],
         "attribution_detail": detail,
         "controls": [evidence[c].model.to_json() for c in ctrl],
+        **({"comparison_sources": [evidence[s].model.to_json() for s in sources if s in evidence]}
+           if version >= 3 else {}),
         "controls_panel": [e.to_json() for e in cfg.panel.controls] if cfg.panel else None,
         "references_as_controls": refs_as_controls,
         "reference_models": [evidence[r].model.to_json() for r in refs],
@@ -191,12 +210,29 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     }
     results["environment"]["tool"]["evidentiary"] = cfg.evidentiary
     if cfg.out is not None:
-        results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans)
+        results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans, [s for s in sources if s in evidence])
     return results
 
 
+def _validated() -> set[int]:
+    """Analysis versions with a validation record shipped (the study's measured rates)."""
+    from provenance.analysis import VERSIONS
+    from provenance.study.record import record_path
+
+    return {v for v in VERSIONS if record_path(v).is_file()}
+
+
+def samplers(version: int, refs: Sequence[str], ctrl: Sequence[str], sources: Mapping[str, Any],
+             resolved: Mapping[str, Any]) -> list[str]:
+    """Who answers the likelihood prompts: the references and controls (v2, whose family compares the reference's
+    answers with the controls'), or the references and the comparison sources that sit in a seat (v3)."""
+    if version >= 3:
+        return list(dict.fromkeys([*refs, *(s for s in sources if s in resolved)]))
+    return [*refs, *ctrl]
+
+
 def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ctrl: Sequence[str],
-          warnings: Sequence[str], hopeless: Sequence[str]) -> dict[str, Any]:
+          warnings: Sequence[str], hopeless: Sequence[str], sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What an audit would do (`--dry-run`): every model's identity and lineage, the control lineages per reference,
     how many probes of each set, and whether any test could decide; nothing is loaded or queried."""
     from provenance.evidence import UNKNOWN_LINEAGE
@@ -205,30 +241,40 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     if cfg.identity_set:
         plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
     if cfg.likelihood_set:
-        plans.append(likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set)))
+        plans.append(likelihood_plan(cfg.budget, load_probes(cfg.likelihood_set), cfg.analysis_version))
     lin = {s: (m.lineage or UNKNOWN_LINEAGE) for s, m in resolved.items()}
     fps = {s: m.fingerprint for s, m in resolved.items()}
     per_ref = [{"reference": r, "lineage": lin[r], "control_lineages": control_units(lin, cfg.suspect, r, ctrl, fps)[0],
                 "can_decide": not any(h.startswith(f"{r}:") for h in hopeless)} for r in refs]
-    # Requests each model would get: its answers to every plan (the likelihood plan only for the reference(s) and
-    # controls, who sample), plus one scoring request per sampled answer and yardstick passage (models with logits).
-    samplers = [*refs, *ctrl]
+    # Requests each model would get: its answers to every plan (the likelihood plan only for the models that sample),
+    # plus one scoring request per sampled answer and yardstick passage (models with logits, in a seat).
+    sources = dict(sources or {})
+    sampling = samplers(cfg.analysis_version, refs, ctrl, sources, resolved)
+    every = [*sampling, *(s for s in sources if s not in resolved)]
     ll = next((p for p in plans if p.role == "likelihood"), None)
     yard_set = load_probes(cfg.yardstick_set) if cfg.yardstick_set else None
     yard = len(yard_set.probes) if yard_set else 0
     requests: dict[str, dict[str, int]] = {}
     for s in resolved:
-        gen = [p for p in plans if p.role != "likelihood" or s in samplers]
+        gen = [p for p in plans if p.role != "likelihood" or s in sampling]
         requests[s] = {"generate": sum(len(p.probes) for p in gen),
                        "new_tokens_at_most": sum(len(p.probes) * max(1, p.probe_set.decoding.max_new_tokens)
                                                  for p in gen),
                        "prompt_chars": sum(len(pr.text) for p in gen for pr in p.probes),
-                       "score_if_logits": (len(ll.probes) * len(samplers) if ll else 0) + yard}
+                       "score_if_logits": (len(ll.probes) * len(every) if ll else 0) + yard}
+    for s in sources:
+        if s not in resolved and ll is not None:  # a comparison source answers the likelihood prompts, nothing else
+            requests[s] = {"generate": len(ll.probes), "prompt_chars": sum(len(pr.text) for pr in ll.probes),
+                           "new_tokens_at_most": len(ll.probes) * max(1, ll.probe_set.decoding.max_new_tokens),
+                           "score_if_logits": 0}
     plan = {"dry_run": True, "suspect": cfg.suspect, "budget": cfg.budget, "seed": cfg.seed, "requests": requests,
             "max_connections": cfg.options.max_connections,
             "models": {s: {"fingerprint": m.fingerprint, "lineage": lin[s], "remote": m.remote, "numerics": m.numerics,
                            "role": "suspect" if s == cfg.suspect else "reference" if s in refs else "control"}
                        for s, m in resolved.items()},
+            "analysis_version": cfg.analysis_version,
+            "comparison_sources": {s: {"fingerprint": m.fingerprint, "lineage": m.lineage or UNKNOWN_LINEAGE,
+                                       "in_a_seat": s in resolved} for s, m in sources.items()},
             "references": per_ref, "warnings": list(warnings),
             "probes": {p.role: len(p.probes) for p in plans},
             "note": "nothing was loaded, queried or written"}
@@ -259,7 +305,8 @@ def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seco
     return out
 
 
-def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int) -> dict[str, Any]:
+def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int,
+                   version: int = ANALYSIS_VERSION) -> dict[str, Any]:
     """The shipped record's entry for the weakest of this audit's conditions across its references."""
     from provenance.study.record import access_level, load_record, match
 
@@ -268,15 +315,16 @@ def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[
                                    for e in entries):
         access = access_level([c for c in capabilities if str(getattr(c, "value", c)) != "weights"])
     lineages = min((len(e.get("controls_used") or {}) for e in entries), default=0)
-    loaded = load_record(ANALYSIS_VERSION)
-    return match(loaded[0] if loaded else None, loaded[1] if loaded else None, ANALYSIS_VERSION, access, budget,
-                 lineages)
+    loaded = load_record(version)
+    return match(loaded[0] if loaded else None, loaded[1] if loaded else None, version, access, budget, lineages)
 
 
 def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, ModelEvidence], refs: Sequence[str],
-           ctrl: Sequence[str], plans: Sequence[ProbePlan]) -> str:
+           ctrl: Sequence[str], plans: Sequence[ProbePlan], sources: Sequence[str] = ()) -> str:
     """The evidence bundle; returns its hash (printed, and not stored inside what it covers)."""
-    roles = {cfg.suspect: "suspect", **{r: "reference" for r in refs}, **{c: "control" for c in ctrl}}
+    # A comparison source in a seat keeps its seat's role; the manifest lists it among the sources too (analysis).
+    roles = {**{s: "source" for s in sources}, cfg.suspect: "suspect", **{r: "reference" for r in refs},
+             **{c: "control" for c in ctrl}}
     transcripts, weights, seen = [], {}, set()
     # Weight evidence is shipped only for models a weights test actually compared (keeps bundles small).
     compared = weights_compared(evidence, cfg.suspect, refs)
@@ -287,7 +335,8 @@ def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, Mod
         transcripts.extend(ev.records)
         if ev.weights is not None and ev.model.fingerprint in compared:
             weights[ev.model.fingerprint] = {"__model_type__": np.array(str(ev.model_type)), **ev.weights}
-    analysis = {"version": ANALYSIS_VERSION, "p_scale": results["sequential"]["p_scale"],
+    analysis = {"version": results["analysis_version"], "p_scale": results["sequential"]["p_scale"],
+                **({"comparison_sources": list(sources)} if results["analysis_version"] >= 3 else {}),
                 "weight_permutations": WEIGHT_PERMUTATIONS,
                 # verify draws each reference's null from the same pool (the other references too, when set)
                 "references_as_controls": results["references_as_controls"]}

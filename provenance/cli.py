@@ -238,6 +238,15 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it)."),
         click.option("--identity-probes", default="identity", show_default=True, metavar="ID|FILE|none",
                      help="Identity questions for the identity-claims test ('none' skips it)."),
+        click.option("--analysis", "analysis_version", type=click.IntRange(2, 3), default=2, show_default=True,
+                     metavar="N",
+                     help="Analysis version. 2: the version the validation study measured. 3 (candidate, no validation "
+                          "record yet): the likelihood test compares the reference's answers with capable comparison "
+                          "sources' answers and uses half the budget as prompts; finds sequence-level students that 2 "
+                          "misses (BENCHMARKS.md)."),
+        click.option("--source", "sources", multiple=True, metavar="SPEC",
+                     help="With --analysis 3: a comparison source, a capable model independent of the reference "
+                          "(repeatable). Default: the packaged teachers outside the reference's lineage."),
         click.option("--case-id", default="unspecified", show_default=True, help="Case identifier printed on every page."),
         click.option("--examiner", default=None, help="Name of the person running the audit."),
         click.option("--examiner-role", default=None, help="Their role (e.g. 'ML engineer retained by counsel')."),
@@ -294,7 +303,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                        dry_run: bool = False, fresh: bool = False, sign_key: Path | None = None,
                        evidentiary: bool = False, tsa_url: str | None = None,
                        examiner_role: str | None = None, revision: int | None = None,
-                       repeat: int = 0, build_controls: str = "auto") -> dict[str, Any]:
+                       repeat: int = 0, build_controls: str = "auto", analysis_version: int = 2,
+                       sources: tuple[str, ...] = ()) -> dict[str, Any]:
     from provenance.audit import AuditConfig, run_audit
 
     from provenance.panel import apply_settings, load_panel
@@ -319,7 +329,9 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     if replaces is not None and revision is None:
         raise InputError("--replaces needs --revision N: this bundle's revision, the replaced bundle's plus one")
     panel = load_panel(controls_panel) if controls_panel is not None else None
-    raw = [suspect, *references, *controls, *(panel.specs if panel else [])]
+    if sources and analysis_version < 3:
+        raise InputError("--source is read by analysis version 3 only: add --analysis 3")
+    raw = [suspect, *references, *controls, *(panel.specs if panel else []), *sources]
     # Per-model settings of the panel or audit file: a revision pins the spec, a key variable names its endpoint.
     given, per_model, more_keys = apply_settings(raw, panel.settings if panel else {})
     specs, options = _endpoints(given, batch_size, unsafe_allow_pickle, api_key, timeout, (*api_key_env, *more_keys),
@@ -327,7 +339,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
     # Credentials stripped from endpoint specs (and revisions appended) before they reach any record.
     as_cleaned = {**dict(zip(raw, specs)), **dict(zip(given, specs))}
     suspect, references = specs[0], tuple(specs[1 : 1 + len(references)])
-    controls = tuple(specs[1 + len(references):])
+    controls = tuple(specs[1 + len(references) : len(specs) - len(sources)])
+    sources = tuple(specs[len(specs) - len(sources):]) if sources else ()
     lineages = {as_cleaned.get(k, k): v for k, v in (panel.lineages if panel else {}).items()}
     per_model = {as_cleaned.get(k, k): v for k, v in per_model.items()}
     if panel is not None:  # the panel as the audit will use it: the same spec strings as everywhere else
@@ -363,7 +376,8 @@ def _run_audit_command(suspect: str, references: tuple[str, ...], controls: tupl
                                     revision=revision or 1),
                       zip_bundle=zip_bundle, sequential=sequential, lineages=lineages, dry_run=dry_run,
                       model_options=per_model, evidentiary=evidentiary, price=_stored("price"), repeat=repeat,
-                      controls_note=controls_note, panel=panel,
+                      controls_note=controls_note, panel=panel, analysis_version=analysis_version,
+                      sources=sources or None,
                       seconds_per_request=float(_stored("seconds_per_request", 1.0)))
     results = run_audit(cfg)
     if sign_key is not None and not dry_run:
@@ -386,6 +400,11 @@ def _echo_plan(plan: dict[str, Any]) -> None:
     for spec, m in plan["models"].items():
         click.echo(f"  {m['role']:<9} {printable(spec)}  lineage {m['lineage']}  fingerprint {m['fingerprint'][:16]}"
                    f"{'  (endpoint)' if m['remote'] else ''}")
+    for spec, m in (plan.get("comparison_sources") or {}).items():
+        click.echo(f"  source    {printable(spec)}  lineage {m['lineage']}  fingerprint {m['fingerprint'][:16]}"
+                   f"{'  (also in a seat)' if m['in_a_seat'] else ''}")
+    if plan.get("analysis_version", 2) != 2:
+        click.echo(f"  analysis version {plan['analysis_version']}")
     for r in plan["references"]:
         units = ", ".join(f"{u} ({len(ms)})" for u, ms in r["control_lineages"].items()) or "none"
         click.echo(f"  reference {printable(r['reference'])}: control lineages {units}; "

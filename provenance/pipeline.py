@@ -21,6 +21,45 @@ def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
     return [name for name, m in PACKAGED.items() if name not in taken and m.family not in families]
 
 
+def comparison_sources(given: Sequence[str] | None, resolved: Mapping[str, ResolvedModel], references: Sequence[str],
+                       suspect: str, options: LoadOptions, lineages: Mapping[str, str]
+                       ) -> tuple[dict[str, ResolvedModel], list[str]]:
+    """Analysis v3's comparison sources, identified before any query: (sources by spec, one line per source not used).
+
+    Default: the packaged teachers (capable models of three unrelated makers). A source must be independent of at least
+    one reference (each pair then uses those outside its reference's lineage) and is never the suspect. A source
+    already in a seat is that seat's model, resolved once; one byte-identical to a seat model is that model.
+    """
+    from provenance.errors import ProvenanceError
+    from provenance.zoo.lineages import PACKAGED_TEACHERS
+
+    out: dict[str, ResolvedModel] = {}
+    notes: list[str] = []
+    seat_fp = {m.fingerprint: s for s, m in resolved.items()}
+    for spec in dict.fromkeys(given if given is not None else PACKAGED_TEACHERS):
+        try:
+            m = resolved[spec] if spec in resolved else resolve(spec, options)
+        except ProvenanceError as e:  # a packaged model not installed, a path that is not a model: said, not fatal
+            notes.append(f"comparison source {spec} not used: {e}")
+            continue
+        if spec not in resolved and lineages.get(spec):
+            m.lineage = lineages[spec]
+        spec = seat_fp.get(m.fingerprint, spec)  # the same files as a seat: that seat's model
+        m = resolved.get(spec, m)
+        if spec == suspect or m.fingerprint == resolved[suspect].fingerprint:
+            continue  # the suspect is never its own comparison
+        if all(m.lineage and m.lineage == resolved[r].lineage or m.fingerprint == resolved[r].fingerprint
+               for r in references):
+            # Said only for a source the user named: a packaged teacher of the reference's lineage is simply no
+            # comparison for it.
+            if given is not None:
+                notes.append(f"comparison source {spec} not used: it shares every reference's lineage "
+                             f"({m.lineage or 'the same files'})")
+            continue
+        out[spec] = m
+    return out, notes
+
+
 def check_out_dir(out: Path) -> None:
     """An existing output directory must be empty or a previous bundle (kept, with --replace), never user data."""
     from provenance.report.outdir import prepare_out
@@ -43,20 +82,31 @@ def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[st
 
 def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll_plan: ProbePlan | None,
            samplers: Sequence[str], cache: EvidenceCache | None, progress: bool, yardstick: ProbePlan | None = None,
-           seed: int = 0, repeat: int = 0) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
+           seed: int = 0, repeat: int = 0, sources: Mapping[str, ResolvedModel] | None = None
+           ) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
-    logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran."""
+    logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran.
+
+    `sources` (analysis v3): comparison sources that sit in no seat. They answer the likelihood plan only and score
+    nothing; their answers are scored like the samplers'.
+    """
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed,
                     repeat=repeat)
+    only = {s: m for s, m in (sources or {}).items() if s not in resolved}
+    if only and ll_plan is not None:
+        got = collect([m for m in only.values() if m.fingerprint not in by_fp], [ll_plan], cache, progress=progress,
+                      sampling_seed=seed)
+        by_fp = {**got, **by_fp}
     # Two specs with byte-identical files share one collection, but each keeps its own identity (spec, lineage), so the
     # manifest names every model it was given and `verify` finds each seat again.
+    every = {**resolved, **(only if ll_plan is not None else {})}
     evidence = {s: by_fp[m.fingerprint] if by_fp[m.fingerprint].model.label == s else
-                replace(by_fp[m.fingerprint], model=m.identity()) for s, m in resolved.items()}
+                replace(by_fp[m.fingerprint], model=m.identity()) for s, m in every.items()}
     items = yardstick_items(yardstick) if yardstick is not None else []
     if ll_plan is not None:
-        sources = [s for s in samplers if ll_plan.probe_set.id in evidence[s].answers]
-        items = [*score_items(evidence, sources, ll_plan), *items]
+        answered = [s for s in [*samplers, *(sources or {})] if ll_plan.probe_set.id in evidence[s].answers]
+        items = [*score_items(evidence, list(dict.fromkeys(answered)), ll_plan), *items]
     if items:
         collect_scores(list(resolved.values()), items, cache, by_fp, progress=progress)
     return evidence, [*plans, *([ll_plan] if ll_plan else []), *([yardstick] if yardstick else [])]

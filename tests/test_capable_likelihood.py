@@ -83,8 +83,11 @@ def test_lineage_rules_and_refusals() -> None:
     assert "needs at least" in (capable_likelihood(few, "S", "R", SOURCES, LINEAGE).skipped or "")
     assert "no comparison source" in (capable_likelihood(scores, "S", "R", ("R",), LINEAGE).skipped or "")
     gap = {k: dict(v) for k, v in scores.items()}
-    del gap["t2"]["B"]
-    assert "did not score" in (capable_likelihood(gap, "S", "R", SOURCES, LINEAGE).skipped or "")
+    del gap["t2"]["B"]  # a control that did not score every source (no logits access) is left out of its unit
+    r = capable_likelihood(gap, "S", "R", SOURCES, LINEAGE)
+    assert "t2" not in sum(r.details["controls_used"].values(), []) and not r.skipped
+    del gap["S"]["B"]  # the suspect must score them all
+    assert "the suspect did not score ['B']" in (capable_likelihood(gap, "S", "R", SOURCES, LINEAGE).skipped or "")
 
 
 def test_seeded_null_is_not_liberal_and_a_student_is_found() -> None:

@@ -14,6 +14,12 @@ from provenance.stats.nulls import Design
 
 BRANCHES = ("behaviour", "weights", "corroboration")
 COMMANDS = frozenset({"audit", "attribute", "matrix"})
+# Analysis versions this release computes. A bundle records its version and `verify` recomputes it with that version's
+# families; 1 (pairwise nulls, bundles before 2026-11-29) needs the release that wrote it.
+VERSIONS = frozenset({2, 3})
+# The version new audits use unless told otherwise: the one the validation study measured (3 is a candidate until a
+# study of it is recorded, provenance/study/records/).
+DEFAULT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,9 @@ class PairContext:
     plans: Mapping[str, ProbePlan]  # by role
     seed: int = 0
     n_permutations: int = 999
+    # Comparison sources (analysis v3): capable models independent of the reference that sampled the likelihood plan;
+    # the suspect and the controls score their answers beside the reference's. They never sit in a seat.
+    sources: tuple[str, ...] = ()
 
     def rng(self, family: str) -> np.random.Generator:
         """One generator per family and pair, from the seed and the two models' fingerprints (never shared state,
@@ -49,20 +58,28 @@ class TestFamily:
     placebo: bool = True  # run with a control lineage in the suspect's seat (behavioural families)
     commands: frozenset[str] = field(default=COMMANDS)  # where it runs; the report names the others
     references: tuple[str, ...] = ()  # the published methods it follows (the report's "Scientific basis")
+    versions: frozenset[int] = VERSIONS  # the analysis versions that run it
 
     @property
     def decides(self) -> bool:
         return self.branch != "corroboration"
 
 
-FAMILIES: dict[str, TestFamily] = {}
+# One registry per analysis version, each in registration order. FAMILIES is the default version's: what the report
+# lists as its scientific basis (report/render.py). A family of another version only is not in it, so adding one
+# changes no report of the default version (whose rendering `verify` compares byte for byte).
+REGISTRY: dict[int, dict[str, TestFamily]] = {v: {} for v in sorted(VERSIONS)}
+FAMILIES: dict[str, TestFamily] = REGISTRY[DEFAULT_VERSION]
 
 
 def register(family: TestFamily) -> TestFamily:
     """Add a family; evaluation order is registration order (it fixes the order of results, never their values)."""
     if family.branch not in BRANCHES:
         raise ValueError(f"unknown branch {family.branch!r}")
-    if family.name in FAMILIES:
+    if any(family.name in fams for fams in REGISTRY.values()):
         raise ValueError(f"test family {family.name!r} registered twice")
-    FAMILIES[family.name] = family
+    if not family.versions or not family.versions <= VERSIONS:
+        raise ValueError(f"test family {family.name!r}: versions {sorted(family.versions)} not among {sorted(VERSIONS)}")
+    for v in sorted(family.versions):
+        REGISTRY[v][family.name] = family
     return family

@@ -8,16 +8,20 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from provenance.analysis import families as _builtin  # noqa: F401 - registers the built-in families
-from provenance.analysis.base import FAMILIES, PairContext, TestFamily
+from provenance.analysis.base import DEFAULT_VERSION, REGISTRY, VERSIONS, PairContext, TestFamily
 from provenance.analysis.plans import plan_roles, scaled
+from provenance.errors import InputError
 from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, competence
 from provenance.stats.base import TestResult
 from provenance.stats.nulls import MIN_UNITS, Design
 from provenance.verdict import ALPHA, FLAGGED, Decision, bonferroni, combine, decide, holm
 
 # Version 2: lineage units, the interaction null, placebos, identity as corroboration (version 1: bundles written
-# before 2026-11-29, pairwise nulls; recompute those with the release that wrote them).
-ANALYSIS_VERSION = 2
+# before 2026-11-29, pairwise nulls; recompute those with the release that wrote them). Version 3: the likelihood
+# family compares the reference's answers with capable comparison sources' (stats/capable_likelihood.py) on a larger
+# likelihood plan. The default stays 2, the version the validation study measured, until a study of 3 is recorded.
+ANALYSIS_VERSION = DEFAULT_VERSION
+LATEST_VERSION = max(VERSIONS)
 BUDGET_CHECK_FRACTION = 0.5
 # A suspect whose competence on the yardstick lies further than this outside the controls' range (nats per byte, or
 # a quarter of the range if wider) is not of the controls' kind: a flag against such controls is not trusted.
@@ -132,24 +136,41 @@ def preflight(lineages: Mapping[str, str | None], suspect: str, references: Sequ
     return hopeless, warnings
 
 
-def families_for(command: str) -> list[TestFamily]:
-    return [f for f in FAMILIES.values() if command in f.commands]
+def check_version(version: int) -> None:
+    if version not in VERSIONS:
+        raise InputError(f"analysis version {version} is not computed by this release (it computes "
+                         f"{', '.join(map(str, sorted(VERSIONS)))})")
 
 
-def pair_results(ctx: PairContext, command: str = "audit") -> list[TestResult]:
+def pair_sources(evidence: Mapping[str, ModelEvidence], design: Design, sources: Sequence[str]) -> tuple[str, ...]:
+    """The comparison sources one pair uses: not the suspect or the reference (nor byte-identical to either), none of
+    the reference's lineage (a source must be independent of it). A control may also be a source: its lineage's unit
+    then never scores its answers."""
+    fps = {evidence[k].model.fingerprint for k in (design.suspect, design.reference)}
+    lr = lineage_of(evidence[design.reference], design.reference)
+    return tuple(s for s in dict.fromkeys(sources) if s not in (design.suspect, design.reference)
+                 and evidence[s].model.fingerprint not in fps and lineage_of(evidence[s], s) != lr)
+
+
+def families_for(command: str, version: int = ANALYSIS_VERSION) -> list[TestFamily]:
+    return [f for f in REGISTRY[version].values() if command in f.commands]
+
+
+def pair_results(ctx: PairContext, command: str = "audit", version: int = ANALYSIS_VERSION) -> list[TestResult]:
     """Every registered family for one suspect/reference pair, in registration order."""
     ev = ctx.evidence
     if ev[ctx.design.suspect].model.fingerprint == ev[ctx.design.reference].model.fingerprint:
         return [TestResult(name="identical_files", statistic=1.0, p_value=0.0, n=0,
                            null="identical SHA-256 fingerprints cannot arise independently")]
-    return [f.run(ctx) for f in families_for(command)]
+    return [f.run(ctx) for f in families_for(command, version)]
 
 
-def deciding_behaviour(command: str = "audit") -> list[str]:
-    return [f.name for f in families_for(command) if f.branch == "behaviour"]
+def deciding_behaviour(command: str = "audit", version: int = ANALYSIS_VERSION) -> list[str]:
+    return [f.name for f in families_for(command, version) if f.branch == "behaviour"]
 
 
-def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA) -> dict[str, Any]:
+def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA, version: int = ANALYSIS_VERSION
+             ) -> dict[str, Any]:
     """Each control lineage in the suspect's seat, against the other lineages, with the same behavioural families.
 
     Under a valid null a placebo is flagged with probability about alpha; a placebo that is flagged says the null
@@ -159,10 +180,12 @@ def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA) -> 
     if len(units) < MIN_UNITS + 1:
         return {"ran": False, "reason": f"a placebo needs at least {MIN_UNITS + 1} control lineages (has {len(units)})",
                 "rows": [], "flagged": []}
-    fams = [f for f in families_for(command) if f.branch == "behaviour" and f.placebo]
+    fams = [f for f in families_for(command, version) if f.branch == "behaviour" and f.placebo]
     rows = []
     for u in units:
-        pctx = PairContext(ctx.evidence, ctx.design.placebo(u), ctx.plans, ctx.seed, ctx.n_permutations)
+        seat = ctx.design.placebo(u)
+        pctx = PairContext(ctx.evidence, seat, ctx.plans, ctx.seed, ctx.n_permutations,
+                           pair_sources(ctx.evidence, seat, ctx.sources))
         tests = {f.name: f.run(pctx).p_value for f in fams}
         p = bonferroni(list(tests.values()))
         rows.append({"lineage": u, "model": pctx.design.suspect, "p_value": p, "tests": tests,
@@ -172,19 +195,23 @@ def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA) -> 
 
 def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Sequence[str], controls: Sequence[str],
              plans: Sequence[ProbePlan], seed: int, n_permutations: int = 999, p_scale: float = 1.0,
-             command: str = "audit") -> list[dict[str, Any]]:
+             command: str = "audit", version: int = ANALYSIS_VERSION, sources: Sequence[str] = ()
+             ) -> list[dict[str, Any]]:
     """Run every family for every reference on collected evidence alone (this is what `verify` recomputes).
 
     `p_scale` > 1 is a sequential audit's price for its interim looks (ALPHA / the alpha spent at this look).
+    `sources`: comparison sources (version 3), by spec; for each reference, those of another lineage than it and not
+    in this pair's seats are used.
     """
+    check_version(version)
     roles = plan_roles(plans)
     half = plan_roles(scaled(plans, BUDGET_CHECK_FRACTION))
-    deciding = deciding_behaviour(command)
+    deciding = deciding_behaviour(command, version)
     rows = []
     for ref in references:
         design, excluded = design_for(evidence, suspect, ref, controls)
-        ctx = PairContext(evidence, design, roles, seed, n_permutations)
-        tests = pair_results(ctx, command)
+        ctx = PairContext(evidence, design, roles, seed, n_permutations, pair_sources(evidence, design, sources))
+        tests = pair_results(ctx, command, version)
         comb = combine(tests, deciding)
         rows.append((ref, design, excluded, ctx, tests, comb))
     adjusted = holm([r[5].p_value for r in rows])
@@ -200,7 +227,7 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                           "placebo": {"ran": False, "reason": "identical files", "rows": [], "flagged": []},
                           "budget_check": None})
         else:
-            plac = placebos(ctx, command)
+            plac = placebos(ctx, command, version=version)
             kind = competence_check(evidence, design, roles)
             mismatch = None
             if kind["suspect_outside"]:
@@ -222,9 +249,9 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                                 if t.skipped and (t.name in deciding or t.name == "weight_alignment"))
                 d = Decision(d.verdict, d.p_value, f"{d.reason} ({why})" if why else d.reason)
             # The budget check: the same families on the first half of every probe set (no new queries).
-            hctx = PairContext(evidence, design, half, seed, n_permutations)
+            hctx = PairContext(evidence, design, half, seed, n_permutations, ctx.sources)
             htests = [t if t.name == "weight_alignment" else f.run(hctx)
-                      for f, t in zip(families_for(command), tests)]
+                      for f, t in zip(families_for(command, version), tests)]
             hcomb = combine(htests, deciding)
             hd = decide(hcomb, hcomb.p_value, hcomb.p_value, len(half["output"].probes) if "output" in half else 0)
             entry.update({
@@ -236,6 +263,8 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                                  "note": "same families on the first half of every probe set (no new queries); "
                                          "p not Holm-adjusted"},
             })
+        if version >= 3:
+            entry["comparison_sources"] = list(ctx.sources)
         entry["controls_used"] = {u: list(ms) for u, ms in design.units.items()}
         entry["controls_excluded"] = excluded
         entries.append(entry)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from provenance.analysis.base import PairContext, TestFamily, register
-from provenance.stats import behaviour, identity, likelihood, weights
+from provenance.stats import behaviour, capable_likelihood, identity, likelihood, weights
+from provenance.evidence import score_item_id
 from provenance.stats.base import TestResult
 from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
 from provenance.stats.identity import identity_claims
 from provenance.stats.likelihood import reference_likelihood
+from provenance.stats.nulls import lineage_unit
 from provenance.stats.weights import weight_permutation_test
 
 
@@ -45,6 +47,32 @@ def _likelihood(ctx: PairContext) -> TestResult:
                                 {k: e.model.fingerprint for k, e in ev.items()}, ctx.design)
 
 
+def _capable(ctx: PairContext) -> TestResult:
+    plan = ctx.plans.get("likelihood")
+    if plan is None:
+        return TestResult.skip(capable_likelihood.NAME, "not run: disabled, or the suspect gives no log-likelihoods "
+                                                        "(text or top-k access only)")
+    if not ctx.sources:
+        return TestResult.skip(capable_likelihood.NAME, "no comparison sources answered the likelihood prompts (the "
+                                                        "packaged models are not installed, or none is independent of "
+                                                        "the reference)")
+    ev, d = ctx.evidence, ctx.design
+    ids = [p.id for p in plan.probes]
+    need = [d.reference, *ctx.sources]
+    fps = {s: ev[s].model.fingerprint for s in need}
+
+    def row(m: str) -> dict[str, list[float]]:
+        # Only sources the model scored in full: a partial row is no row (tetrad_test leaves the model out).
+        sc = ev[m].scores
+        return {s: [sc[score_item_id(p, fps[s])].per_byte for p in ids] for s in need
+                if all(score_item_id(p, fps[s]) in sc for p in ids)}
+
+    scores = {m: row(m) for m in [d.suspect, *d.controls]}
+    # Keys as the Design's units are keyed (evaluate.design_for): a unit never scores its own lineage's answers.
+    source_unit = {s: lineage_unit(s, {s: ev[s].model.lineage}) for s in need}
+    return capable_likelihood.tetrad_test(scores, d.suspect, d.reference, ctx.sources, d.units, source_unit, ids)
+
+
 def _identity(ctx: PairContext) -> TestResult:
     plan = ctx.plans.get("identity")
     if plan is None:
@@ -71,7 +99,11 @@ register(TestFamily("next_token_divergence", _next_token, "behaviour", "next_tok
                     references=behaviour.REFERENCES))
 register(TestFamily("reference_likelihood", _likelihood, "behaviour", "likelihood", "logits",
                     "does the suspect find the reference's sampled answers unusually likely (sequence-level "
-                    "distillation)?", references=likelihood.REFERENCES))
+                    "distillation)?", references=likelihood.REFERENCES, versions=frozenset({2})))
+register(TestFamily(capable_likelihood.NAME, _capable, "behaviour", "likelihood", "logits",
+                    "does the suspect prefer the reference's sampled answers over other capable models' answers more "
+                    "than its kind does (sequence-level distillation)?", references=capable_likelihood.REFERENCES,
+                    versions=frozenset({3})))
 register(TestFamily("identity_claims", _identity, "corroboration", "identity", "text",
                     "does the suspect name itself as the reference does, more than its kind does? (corroboration)",
                     references=identity.REFERENCES))

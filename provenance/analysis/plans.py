@@ -20,9 +20,16 @@ def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> li
             ProbePlan(next_token, n_next, "next_token")]
 
 
-def likelihood_plan(budget: int, instructions: ProbeSet) -> ProbePlan:
-    """Sampled answers to a fifth of the budget's worth of instructions (each is then scored by every model)."""
-    return ProbePlan(instructions, max(4, min(budget // 5, len(instructions.probes))), "likelihood")
+# The share of the budget that becomes likelihood prompts, by analysis version. Version 3 takes half: its family has
+# most of the power against sequence-level students (bench/capable_sources.py used 120 prompts), and a prompt costs
+# each scorer three cheap forward passes (the reference's and two sources' answers), not a generation.
+LIKELIHOOD_SHARE = {2: 5, 3: 2}
+
+
+def likelihood_plan(budget: int, instructions: ProbeSet, version: int = 2) -> ProbePlan:
+    """Sampled answers to a share of the budget's worth of instructions (each is then scored by every model)."""
+    n = budget // LIKELIHOOD_SHARE.get(version, 5)
+    return ProbePlan(instructions, max(4, min(n, len(instructions.probes))), "likelihood")
 
 
 def identity_plan(budget: int, identity: ProbeSet) -> ProbePlan:

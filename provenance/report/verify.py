@@ -147,7 +147,7 @@ def _normal(obj: Any) -> Any:
 
 def recompute(bundle: Path) -> list[dict[str, Any]]:
     """Re-run every test on the bundle's transcripts, probe files and weight evidence; no model is loaded."""
-    from provenance.analysis import ANALYSIS_VERSION, evaluate
+    from provenance.analysis import VERSIONS, evaluate
     from provenance.evidence import LIKELIHOOD_SET, Completion, ModelEvidence, ModelIdentity, ProbePlan, Score
     from provenance.probeset import load_file
 
@@ -155,9 +155,10 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
     manifest = files.load_json("manifest.json")
     analysis = manifest.get("analysis", {})
     version = analysis.get("version", 1)
-    if version != ANALYSIS_VERSION:
+    if version not in VERSIONS:
         raise AnalysisVersionError(f"the bundle was analysed with analysis version {version}; this release implements "
-                                   f"version {ANALYSIS_VERSION}: recompute it with the release that wrote it "
+                                   f"versions {', '.join(map(str, sorted(VERSIONS)))}: recompute it with the release "
+                                   f"that wrote it "
                                    f"(tool {manifest.get('tool', {}).get('version', '?')})")
     transcripts = files.jsonl("transcripts.jsonl")
     plans = [ProbePlan(load_file(files.probe_file(ps["file"])), ps["n_used"], ps.get("role", ""))
@@ -170,7 +171,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
         else:
             answers.setdefault(r["fingerprint"], {}).setdefault(r["probe_set"], {})[r["probe_id"]] = Completion.from_json(r["response"])
     evidence: dict[str, ModelEvidence] = {}
-    roles: dict[str, list[str]] = {"suspect": [], "reference": [], "control": []}
+    roles: dict[str, list[str]] = {"suspect": [], "reference": [], "control": [], "source": []}
     for m in manifest["models"]:
         model = ModelIdentity(m["spec"], m["fingerprint"], m["kind"], m["source"], m["files"], m.get("lineage", "unknown"))
         ev = ModelEvidence(model=model, capabilities=frozenset(m["capabilities"]), tokenizer_id=m["tokenizer_id"],
@@ -184,7 +185,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
     pool = [*roles["reference"], *roles["control"]] if analysis.get("references_as_controls") else roles["control"]
     return evaluate(evidence, roles["suspect"][0], roles["reference"], pool, plans,
                     manifest["seeds"]["permutation_test"], analysis.get("weight_permutations", 999),
-                    analysis.get("p_scale", 1.0))
+                    analysis.get("p_scale", 1.0), version=version, sources=analysis.get("comparison_sources", []))
 
 
 class AnalysisVersionError(Exception):

@@ -1,4 +1,4 @@
-"""Candidate family for analysis v3 (not used by audits): reference likelihood against capable comparison sources."""
+"""Family 3 of analysis v3: the reference's sampled answers against capable comparison sources, as scorer x source tetrads."""
 
 from __future__ import annotations
 
@@ -42,14 +42,9 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
     scorers the suspect and the controls, and sources the reference and `sources` (capable models independent of the
     reference: the other packaged teachers). `lineage[model]` for every model (the suspect's is ignored: an audit does
     not know it). Controls sharing the reference's lineage are left out; the others form one unit per lineage (a
-    unit's row averages its members'). A unit never scores a source of its own lineage. The statistic is the mean
-    over prompts of `tetrad_seat` for the suspect's row; each control unit in the suspect's seat, against the other
-    units, gives the null; `prediction_test` compares (Student-t, df = units - 1, and the exact rank p).
+    unit's row averages its members'). See `tetrad_test` for the statistic and its null.
     """
     key_r = lineage_unit(reference, lineage)
-    srcs = [s for s in sources if s != reference and lineage_unit(s, lineage) != key_r]
-    if not srcs:
-        return TestResult.skip(NAME, "no comparison source independent of the reference")
     controls = sorted(m for m in scores if m not in (suspect, reference, *sources))
     units: dict[str, list[str]] = {}
     excluded = []
@@ -59,23 +54,43 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
             excluded.append(c)
         else:
             units.setdefault(key, []).append(c)
-    names = sorted(units)
-    if len(names) < MIN_UNITS:
-        return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score (has {len(names)}; "
-                                     f"left out as the reference's lineage: {excluded})")
+    return tetrad_test(scores, suspect, reference, sources, units,
+                       {s: lineage_unit(s, lineage) for s in [reference, *sources]}, probe_ids, excluded)
+
+
+def tetrad_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: str, reference: str,
+                sources: Sequence[str], units: Mapping[str, Sequence[str]], source_unit: Mapping[str, str],
+                probe_ids: Sequence[str] | None = None, excluded: Sequence[str] = ()) -> TestResult:
+    """The test itself, on control units already formed (an audit's Design; `capable_likelihood` forms them).
+
+    `units[key]`: the control models of one lineage (none of the reference's); `source_unit[model]`: the lineage key
+    of the reference and of each source, in the units' key space, so a unit never scores a source of its own lineage.
+    Sources of the reference's lineage are dropped. The statistic is the mean over prompts of `tetrad_seat` for the
+    suspect's row; each control unit in the suspect's seat, against the other units, gives the null; `prediction_test`
+    compares (Student-t, df = units - 1, and the exact rank p). `excluded`: controls left out, named in the details.
+    """
+    key_r = source_unit[reference]
+    srcs = [s for s in sources if s != reference and source_unit[s] != key_r]
+    if not srcs:
+        return TestResult.skip(NAME, "no comparison source independent of the reference")
     need = [reference, *srcs]
-    for m in [suspect, *controls]:
-        if m in excluded:
-            continue
-        missing = [s for s in need if s not in scores.get(m, {})]
-        if missing:
-            return TestResult.skip(NAME, f"{m} did not score {missing}")
+
+    def scored(m: str) -> bool:
+        return all(s in scores.get(m, {}) for s in need)
+
+    if not scored(suspect):
+        missing = [s for s in need if s not in scores.get(suspect, {})]
+        return TestResult.skip(NAME, f"the suspect did not score {missing or 'the answers'} (needs logits access)")
+    units = {u: [m for m in ms if scored(m)] for u, ms in units.items()}
+    names = sorted(u for u, ms in units.items() if ms)
+    if len(names) < MIN_UNITS:
+        return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score (has {len(names)}"
+                                     f"{f'; left out as the reference lineage: {list(excluded)}' if excluded else ''})")
     cell: dict[str, dict[str, np.ndarray]] = {
         SUSPECT: {s: np.asarray(scores[suspect][s], dtype=float) for s in need}}
     for u in names:
         cell[u] = {s: np.mean([np.asarray(scores[m][s], dtype=float) for m in units[u]], axis=0) for s in need}
-    src_key = {s: lineage_unit(s, lineage) for s in need}
-    reads = {SUSPECT: set(need), **{u: {s for s in need if src_key[s] != u} for u in names}}
+    reads = {SUSPECT: set(need), **{u: {s for s in need if source_unit[s] != u} for u in names}}
 
     def seat(row: str, others: Sequence[str]) -> tuple[np.ndarray | None, float, float]:
         g = tetrad_seat(cell, row, others, reference, srcs, reads)
@@ -94,7 +109,8 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
     pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
                          units=[u for u, _, _ in null])
     if pt is None or per_prompt is None:
-        return TestResult.skip(NAME, "the null could not be formed (non-finite values, or no admissible tetrad)")
+        return TestResult.skip(NAME, "the null could not be formed (non-finite values, or fewer than two control "
+                                     "lineages with an admissible tetrad)")
     ids = list(probe_ids) if probe_ids is not None else [str(i) for i in range(per_prompt.size)]
     order = np.argsort(-per_prompt, kind="stable")[:5]
     return TestResult(
@@ -105,9 +121,11 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
               f"own answers); Student-t prediction test with the spread between lineages plus prompt error, "
               f"df = {pt.df}"),
         effect=pt.effect, effect_ci=pt.effect_ci,
-        details={"candidate": "analysis v3; not used by audits", "t": pt.t, "df": pt.df, "observed": pt.observed,
+        details={"t": pt.t, "df": pt.df, "observed": pt.observed, "null_construction": "tetrads, capable sources",
                  "observed_se": obs_se, "null_values": list(pt.null_values), "null_units": list(pt.null_units),
                  "null_se": [s for _, _, s in null], "tau2": pt.tau2, "null_mean": pt.mean, "null_scale": pt.scale,
                  "rank_p_value": pt.rank_p, "sources": srcs, "controls_used": {u: units[u] for u in names},
-                 "controls_excluded": excluded, "units_without_null_value": silent, "effect_unit": "nats per byte"},
+                 "controls_excluded": list(excluded), "units_without_null_value": silent, "effect_unit": "nats per byte",
+                 "scale": "scorer x source tetrads of per-byte log-likelihood (nats per byte)",
+                 "per_prompt_preference": {"probe_ids": ids, "values": [float(x) for x in per_prompt]}},
         top_probes=tuple(ids[i] for i in order if per_prompt[i] > 0), references=REFERENCES)
