@@ -20,6 +20,14 @@ Outcome: each verdict, combined p, each family's p, the placebos and the kind ch
 with v3, "student" is flagged (combined p < 0.01) and neither independent suspect is; with v2, none is flagged.
 Whatever comes out is reported as it is. Three suspects are a demonstration with a count, not a rate.
 
+Amendment 1 (committed before any audit above had run: 2026-11-30, 13:15 UTC, while the suspects were training).
+Part 2, the other half of that done-when item (weak controls must not make independent models look related): each
+suspect audited again with controls given, small 2-layer models from bench/capable_sources.py's first set, as a panel
+with their lineages: its students of Qwen and of Gemma at 64 and 128 hidden (qwen-s0, qwen-s1, gemma-s0, gemma-s1;
+two lineages) and its prose models text-0 and text-1 (two lineages), with `--analysis 3` and `--analysis 2`.
+Expectation stated in advance: neither independent suspect is flagged (the competence check may make a verdict
+inconclusive); the student may be inconclusive for the same reason.
+
 Usage: python bench/v3_no_controls.py [--out DIR]   (resumable: trained models and finished audits are kept)
 """
 
@@ -78,20 +86,35 @@ def train_suspect(out: Path, name: str, spec: dict[str, Any]) -> Path:
     return d
 
 
-def audit(out: Path, name: str, path: Path, version: int) -> dict[str, Any]:
-    res_file = out / "audits" / f"{name}-v{version}.json"
+WEAK = {"qwen-s0": "qwen", "qwen-s1": "qwen", "gemma-s0": "gemma", "gemma-s1": "gemma", "text-0": "text-0",
+        "text-1": "text-1"}  # part 2's controls (bench/capable_sources.py's first set), lineages as the packaged names
+
+
+def weak_panel(out: Path) -> Path:
+    models = CACHE / "bench-capable-sources" / "models"
+    panel = {"control": [{"spec": str(models / m), "lineage": lin, "kind": "small model of bench/capable_sources.py"}
+                         for m, lin in WEAK.items()]}
+    path = out / "weak-controls.json"
+    path.write_text(json.dumps(panel, indent=1))
+    return path
+
+
+def audit(out: Path, name: str, path: Path, version: int, panel: Path | None = None) -> dict[str, Any]:
+    tag = f"{name}-v{version}{'-weak' if panel else ''}"
+    res_file = out / "audits" / f"{tag}.json"
     if res_file.is_file():
         return json.loads(res_file.read_text())
-    bundle = out / "bundles" / f"{name}-v{version}"
+    bundle = out / "bundles" / tag
     cmd = [sys.executable, "-m", "provenance", "audit", "-s", str(path), "-r", REFERENCE, "-o", str(bundle),
-           "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--no-progress", "--replace"]
+           "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--no-progress", "--replace",
+           *(["--controls", str(panel)] if panel else [])]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), cwd=ROOT)
     if proc.returncode not in (0, 1):  # 1: flagged (the CLI's exit for a distilled/derived verdict)
         raise SystemExit(f"audit of {name} (v{version}) failed ({proc.returncode}): {proc.stderr[-2000:]}")
     res = json.loads(proc.stdout)
     ref = res["references"][0]
-    row = {"suspect": name, "version": version, "seconds": round(time.time() - t0, 1), "verdict": ref["verdict"],
+    row = {"suspect": name, "version": version, "controls": "weak" if panel else "matched (built by the audit)", "seconds": round(time.time() - t0, 1), "verdict": ref["verdict"],
            "p_value": ref["p_value"], "reason": ref["reason"],
            "tests": {t["name"]: t.get("p_value") for t in ref["tests"]},
            "skipped": {t["name"]: t["skipped"] for t in ref["tests"] if t.get("skipped")},
@@ -101,7 +124,7 @@ def audit(out: Path, name: str, path: Path, version: int) -> dict[str, Any]:
            "controls_used": ref["controls_used"], "warnings": res["warnings"], "bundle": str(bundle)}
     res_file.parent.mkdir(parents=True, exist_ok=True)
     res_file.write_text(json.dumps(row, indent=1))
-    log(f"{name} v{version}: {row['verdict']} p={row['p_value']} {row['tests']}")
+    log(f"{tag}: {row['verdict']} p={row['p_value']} {row['tests']}")
     return row
 
 
@@ -114,8 +137,10 @@ def main() -> None:
     t0 = time.time()
     paths = {n: train_suspect(out, n, s) for n, s in SUSPECTS.items()}
     rows = [audit(out, n, p, v) for n, p in paths.items() for v in (3, 2)]
+    panel = weak_panel(out)
+    rows += [audit(out, n, p, v, panel) for n, p in paths.items() for v in (3, 2)]
     for r in rows:
-        print(f"{r['suspect']:13s} v{r['version']}  {r['verdict']:13s} p={r['p_value']}  "
+        print(f"{r['suspect']:13s} v{r['version']} {r['controls'][:7]:8s} {r['verdict']:13s} p={r['p_value']}  "
               + "  ".join(f"{k}={v:.3g}" for k, v in r["tests"].items() if v is not None))
     write_results("v3-no-controls", {"machine": info, "seconds": time.time() - t0, "reference": REFERENCE,
                                      "suspects": SUSPECTS, "shape": SHAPE, "teachers": TEACHERS, "rows": rows})
