@@ -31,6 +31,7 @@ def comparison_sources(given: Sequence[str] | None, resolved: Mapping[str, Resol
     already in a seat is that seat's model, resolved once; one byte-identical to a seat model is that model.
     """
     from provenance.errors import ProvenanceError
+    from provenance.models.packaged import canonical_lineage
     from provenance.zoo.lineages import PACKAGED_TEACHERS
 
     out: dict[str, ResolvedModel] = {}
@@ -48,8 +49,8 @@ def comparison_sources(given: Sequence[str] | None, resolved: Mapping[str, Resol
         m = resolved.get(spec, m)
         if spec == suspect or m.fingerprint == resolved[suspect].fingerprint:
             continue  # the suspect is never its own comparison
-        if all(m.lineage and m.lineage == resolved[r].lineage or m.fingerprint == resolved[r].fingerprint
-               for r in references):
+        if all(m.lineage and canonical_lineage(m.lineage) == canonical_lineage(resolved[r].lineage or "")
+               or m.fingerprint == resolved[r].fingerprint for r in references):
             # Said only for a source the user named: a packaged teacher of the reference's lineage is simply no
             # comparison for it.
             if given is not None:

@@ -151,3 +151,36 @@ def test_cli_analysis_and_source_options(tmp_path: Path) -> None:
     assert plan["requests"][FAKE_CONTROLS[0]]["generate"] == plan["probes"]["output"] + plan["probes"][
         "next_token"] + plan["probes"]["identity"]
     assert not (tmp_path / "never").exists()
+
+
+def test_a_student_labelled_with_the_zoo_name_of_a_source_never_scores_that_source() -> None:
+    """The study zoo names packaged lineages "p-qwen25" etc., a packaged model resolves as "qwen": one lineage."""
+    from provenance.analysis.base import PairContext
+    from provenance.analysis.families import _capable
+    from provenance.analysis.evaluate import design_for
+    from provenance.analysis.plans import likelihood_plan
+    from provenance.models import LoadOptions
+    from provenance.models.packaged import PACKAGED, canonical_lineage
+    from provenance.pipeline import gather, resolve_all
+    from provenance.probeset import load
+    from provenance.zoo.lineages import PACKAGED_FAMILY
+
+    assert all(canonical_lineage(z) == PACKAGED[name].family for name, z in PACKAGED_FAMILY.items())
+    student = "fake:q1?teacher=qx&q=0.8"
+    seats = ["fake:s", "fake:r", student, "fake:a", "fake:b"]
+    ll = likelihood_plan(40, load("instructions"), 3)
+
+    def run(label: str) -> dict:
+        resolved = resolve_all(seats, LoadOptions(), {"fake:r": "r", student: label, "fake:a": "a", "fake:b": "b"})
+        src = resolve_all(["fake:qx", "fake:y"], LoadOptions(), {"fake:qx": "qwen", "fake:y": "y"})
+        evidence, _ = gather(resolved, [], ll, ["fake:r"], None, False, sources=src)
+        design, _ = design_for(evidence, "fake:s", "fake:r", seats[2:])
+        r = _capable(PairContext(evidence, design, {"likelihood": ll}, sources=("fake:qx", "fake:y")))
+        assert not r.skipped
+        return {u: round(v, 12) for u, v in zip(r.details["null_units"], r.details["null_values"])}
+
+    canonical, zoo_name, unrelated = run("qwen"), run("p-qwen25"), run("zzz")
+    # Under either name the student's unit never reads its teacher's answers: the same null values; a lineage not
+    # known to be the source's reads them, and its seat's value is another.
+    assert list(canonical.values()) == list(zoo_name.values())
+    assert canonical["qwen"] != unrelated["zzz"]

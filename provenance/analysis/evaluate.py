@@ -146,10 +146,12 @@ def pair_sources(evidence: Mapping[str, ModelEvidence], design: Design, sources:
     """The comparison sources one pair uses: not the suspect or the reference (nor byte-identical to either), none of
     the reference's lineage (a source must be independent of it). A control may also be a source: its lineage's unit
     then never scores its answers."""
+    from provenance.models.packaged import canonical_lineage
+
     fps = {evidence[k].model.fingerprint for k in (design.suspect, design.reference)}
-    lr = lineage_of(evidence[design.reference], design.reference)
+    lr = canonical_lineage(lineage_of(evidence[design.reference], design.reference))
     return tuple(s for s in dict.fromkeys(sources) if s not in (design.suspect, design.reference)
-                 and evidence[s].model.fingerprint not in fps and lineage_of(evidence[s], s) != lr)
+                 and evidence[s].model.fingerprint not in fps and canonical_lineage(lineage_of(evidence[s], s)) != lr)
 
 
 def families_for(command: str, version: int = ANALYSIS_VERSION) -> list[TestFamily]:

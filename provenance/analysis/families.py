@@ -68,8 +68,13 @@ def _capable(ctx: PairContext) -> TestResult:
                 if all(score_item_id(p, fps[s]) in sc for p in ids)}
 
     scores = {m: row(m) for m in [d.suspect, *d.controls]}
-    # Keys as the Design's units are keyed (evaluate.design_for): a unit never scores its own lineage's answers.
-    source_unit = {s: lineage_unit(s, {s: ev[s].model.lineage}) for s in need}
+    # Each source's lineage in the Design's unit keys (evaluate.design_for), so a unit never scores its own lineage's
+    # answers; a unit named by another name of the same packaged lineage ("p-qwen25" for "qwen") is that lineage.
+    from provenance.models.packaged import canonical_lineage
+
+    unit_of = {canonical_lineage(u): u for u in d.units}
+    source_unit = {s: unit_of.get(c, c) for s in need
+                   for c in [canonical_lineage(lineage_unit(s, {s: ev[s].model.lineage}))]}
     return capable_likelihood.tetrad_test(scores, d.suspect, d.reference, ctx.sources, d.units, source_unit, ids)
 
 

@@ -100,6 +100,16 @@ def family_of(name: str) -> str | None:
     return m.family if m else None
 
 
+# Other names a packaged lineage goes by: the study zoo's family ids (provenance/zoo/lineages.py, PACKAGED_FAMILY).
+# A student of a packaged teacher labelled with either name is of that teacher's lineage (analysis v3's comparison
+# sources: a lineage never scores its own teacher's answers).
+LINEAGE_ALIASES = {"p-smollm2": "smollm", "p-qwen25": "qwen", "p-gemma3": "gemma"}
+
+
+def canonical_lineage(lineage: str) -> str:
+    return LINEAGE_ALIASES.get(lineage, lineage)
+
+
 # Names each packaged lineage gives itself or its maker (curated, case-sensitive): identity markers that do not
 # depend on which words a model happened to use in one audit's answers.
 MARKERS: dict[str, tuple[str, ...]] = {
