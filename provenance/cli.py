@@ -1002,13 +1002,17 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases of the run order (a seeded shuffle of the case list: a random sample, a quick look).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes, each on every N-th case (one per core; they share the evidence cache).")
+@click.option("--analysis", "analysis_version", type=click.IntRange(2, 3), default=2, show_default=True, metavar="N",
+              help="Analysis version to validate (3: comparison sources per case, two roots of the reference's kind; "
+                   "give it its own --out).")
 @click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")
 @click.option("--write-record", is_flag=True,
               help="Also write the validation record that ships in the package (after the pre-registered run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
-             workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool) -> None:
+             workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool,
+             analysis_version: int = 2) -> None:
     """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
 
     Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
@@ -1031,8 +1035,11 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
         raise InputError(f"unknown access level {bad[0]!r} (choose from {', '.join(ACCESS_LEVELS)})")
     res: dict[str, Any] = {}
     if not summarize_only:
+        if analysis_version != 2 and out == Path("reports/validation/v2"):
+            raise InputError(f"give --analysis {analysis_version} its own --out (reports/validation/v2 holds version 2's "
+                             "rows)")
         res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress,
-                                    workers=workers))
+                                    workers=workers, analysis_version=analysis_version))
     res.update(write_outputs(out, zoo_path, write_record))
     if as_json:
         click.echo(_dump(res))

@@ -88,9 +88,10 @@ def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
     logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran.
 
-    `sources` (analysis v3): comparison sources that sit in no seat. They answer the likelihood plan only and score
-    nothing; their answers are scored like the samplers'.
+    `sources` (analysis v3): comparison sources. One in a seat samples like the samplers; one in no seat answers the
+    likelihood plan only and scores nothing. Every source's answers are scored like the samplers'.
     """
+    samplers = list(dict.fromkeys([*samplers, *(s for s in (sources or {}) if s in resolved)]))
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed,
                     repeat=repeat)

@@ -334,3 +334,39 @@ def test_access_table_prices_each_level_in_requests_to_the_suspect() -> None:
             for a in ("text", "logits") for t, v in (("null", "no_evidence"), ("related", "distilled"))]
     md = access_markdown(summarize(rows), 200)
     assert "| text | 225 (225 + 0) | 0/1" in md and "| logits | 437 (225 + 212) | 0/1" in md
+
+
+def _labels(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """labels.json for the fake zoo: every case model, plus the roots of two families no case uses (sources)."""
+    models = {m["id"]: m for c in cases for m in [c["reference"], c["suspect"], *c["controls"]]}
+    for f in ("x0", "x1"):
+        models[f"{f}/root"] = _m(f, f"fake:{f}?skill=0.4", "root")
+    rows = [{**m, "role": "root" if m["kind"] == "root" else "student", "lineage_families": [m["family"]],
+             "path": None} for m in models.values()]
+    fams = {m["family"]: {"kind": "corpus", "slices": [f"s-{m['family']}"]} for m in rows}
+    return {"models": rows, "families": fams}
+
+
+def test_a_v3_study_gives_each_case_comparison_sources_and_keeps_its_rows_apart(fake_zoo: Path,
+                                                                                  tmp_path: Path) -> None:
+    from provenance.errors import InputError
+    from provenance.study.run import StudyConfig, run_study
+    from provenance.zoo.cases import case_sources
+
+    cases = json.loads((fake_zoo / "cases.json").read_text())["cases"]
+    labels = _labels(cases)
+    (fake_zoo / "labels.json").write_text(json.dumps(labels))
+    for c in cases:  # never the reference's or the suspect's family; of the reference's kind; stable per case
+        got = case_sources(labels, c)
+        assert len(got) == 2 and not {m["family"] for m in got} & {c["reference"]["family"], c["suspect"]["family"]}
+        assert got == case_sources(labels, c)
+    out = tmp_path / "v3"
+    run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False, analysis_version=3))
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["analysis_version"] == 3 and len(r["comparison_sources"]) == 2 for r in rows)
+    assert all("capable_likelihood" in r["tests"] and "reference_likelihood" not in r["tests"] for r in rows)
+    # Plumbing, not power: the fake student (it copies its teacher on 90% of prompts) ranks below both null cases.
+    p = {r["case"]: r["tests"]["capable_likelihood"]["p"] for r in rows}
+    assert max(v for k, v in p.items() if k.startswith("related")) < min(v for k, v in p.items() if k.startswith("null"))
+    with pytest.raises(InputError, match="holds rows of analysis version 3"):
+        run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from provenance.analysis import ANALYSIS_VERSION, evaluate, identity_plan, likelihood_plan, plan_probes
+from provenance.analysis import ANALYSIS_VERSION, check_version, evaluate, identity_plan, likelihood_plan, plan_probes
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
 from provenance.evidence import ACCESS_LEVELS, ModelEvidence, ProbePlan, restrict
@@ -17,7 +17,7 @@ from provenance.models import LoadOptions
 from provenance.pipeline import gather, resolve_all
 from provenance.probeset import load as load_probes
 from provenance.report.manifest import _git_commit
-from provenance.zoo.cases import case_models, resolve_spec
+from provenance.zoo.cases import case_models, case_sources, resolve_spec
 
 STUDY_SCHEMA = "provenance-study-rows/1"
 DEFAULT_BUDGETS = (100, 200, 400)  # the default audit budget and one smaller and one larger (protocol, section 3)
@@ -41,6 +41,7 @@ class StudyConfig:
     options: LoadOptions = field(default_factory=LoadOptions)
     workers: int = 1  # processes, each on every N-th case, sharing the (locked) evidence cache and rows.jsonl
     shard: tuple[int, int] | None = None  # (k, N): this process's part (set for the workers)
+    analysis_version: int = ANALYSIS_VERSION  # 3: comparison sources per case (zoo.cases.case_sources)
 
 
 def load_cases(zoo: Path) -> dict[str, Any]:
@@ -70,6 +71,19 @@ def built(zoo: Path, case: Mapping[str, Any]) -> bool:
     return True
 
 
+def other_version(rows_path: Path, version: int) -> int | None:
+    """The analysis version of the first row written by another version than `version` (None: none is)."""
+    if rows_path.is_file():
+        for line in rows_path.read_text().splitlines():
+            try:
+                v = json.loads(line).get("analysis_version")
+            except json.JSONDecodeError:
+                continue
+            if v is not None and v != version:
+                return int(v)
+    return None
+
+
 def done_keys(rows_path: Path) -> set[tuple[str, int, str]]:
     keys: set[tuple[str, int, str]] = set()
     if rows_path.is_file():
@@ -82,9 +96,10 @@ def done_keys(rows_path: Path) -> set[tuple[str, int, str]]:
     return keys
 
 
-def _plans(budget: int, sets: Mapping[str, Any]) -> tuple[list[ProbePlan], ProbePlan, ProbePlan]:
+def _plans(budget: int, sets: Mapping[str, Any], version: int = ANALYSIS_VERSION
+           ) -> tuple[list[ProbePlan], ProbePlan, ProbePlan]:
     plans = [*plan_probes(budget, sets["continuation"], sets["next-token"]), identity_plan(budget, sets["identity"])]
-    return plans, likelihood_plan(budget, sets["instructions"]), ProbePlan(sets["yardstick"], None, "yardstick")
+    return plans, likelihood_plan(budget, sets["instructions"], version), ProbePlan(sets["yardstick"], None, "yardstick")
 
 
 def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any], todo: set[tuple[int, str]]
@@ -96,30 +111,41 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
     resolved = resolve_all([s, r, *ctrl], cfg.options, lineages)
     for k, m in resolved.items():
         m.lineage = lineages[k]
+    version = cfg.analysis_version
+    sources: dict[str, Any] = {}
+    if version >= 3:  # the sources as an audit would have them: lineage known, in no seat
+        labels = json.loads((zoo / "labels.json").read_text())
+        picked = case_sources(labels, case)
+        sources = resolve_all([resolve_spec(zoo, m) for m in picked], cfg.options,
+                              {resolve_spec(zoo, m): m["family"] for m in picked})
+        for (k, m), fam in zip(sources.items(), (m["family"] for m in picked)):
+            m.lineage = fam
     top = max(b for b, _ in todo)
-    plans, ll, yard = _plans(top, sets)
+    plans, ll, yard = _plans(top, sets, version)
     t0 = time.time()
-    evidence, _ = gather(resolved, plans, ll, [r, *ctrl], cfg.cache, False, yard, seed=cfg.seed)
+    samplers = [r] if version >= 3 else [r, *ctrl]
+    evidence, _ = gather(resolved, plans, ll, samplers, cfg.cache, False, yard, seed=cfg.seed, sources=sources)
     collect_s = time.time() - t0
     for budget in sorted({b for b, _ in todo}):
-        bplans, bll, _ = _plans(budget, sets)
+        bplans, bll, _ = _plans(budget, sets, version)
         used = [*bplans, bll, yard]
         for access in [a for a in cfg.access if (budget, a) in todo]:
             t1 = time.time()
             ev: dict[str, ModelEvidence] = {k: (restrict(v, access) if k == s else v) for k, v in evidence.items()}
-            entry = evaluate(ev, s, [r], ctrl, used, cfg.seed, STUDY_PERMUTATIONS)[0]
+            entry = evaluate(ev, s, [r], ctrl, used, cfg.seed, STUDY_PERMUTATIONS, version=version,
+                             sources=list(sources))[0]
             yield row(case, budget, access, entry, {"collect": round(collect_s, 2),
-                                                    "evaluate": round(time.time() - t1, 2)})
+                                                    "evaluate": round(time.time() - t1, 2)}, version)
 
 
-def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float]
-        ) -> dict[str, Any]:
+def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float],
+        version: int = ANALYSIS_VERSION) -> dict[str, Any]:
     """One study row: the case's ground truth and every raw p-value the audit computed (nothing thresholded away)."""
     comb = entry.get("combination") or {}
     tests = {t["name"]: t for t in entry["tests"]}
     kind = entry.get("competence_check") or {}
     return {
-        "schema": STUDY_SCHEMA, "analysis_version": ANALYSIS_VERSION,
+        "schema": STUDY_SCHEMA, "analysis_version": version,
         "case": case["id"], "type": case["type"], "split": case["split"], "design": case.get("design"),
         "relation_kind": case.get("relation_kind"), "truth": case.get("truth", "independent"),
         "tags": case.get("tags", []), "families": case["families"],
@@ -133,6 +159,7 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         "tests": {n: {"p": t.get("p_value"), "skipped": t.get("skipped"),
                       "rank_p": (t.get("details") or {}).get("rank_p_value")} for n, t in tests.items()},
         "placebo_flagged": (entry.get("placebo") or {}).get("flagged", []),
+        **({"comparison_sources": entry.get("comparison_sources", [])} if version >= 3 else {}),
         "placebo_ran": (entry.get("placebo") or {}).get("ran", False),
         "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
         "reason": entry.get("reason"),
@@ -142,9 +169,10 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
     }
 
 
-def error_row(case: Mapping[str, Any], budget: int, access: str, message: str) -> dict[str, Any]:
+def error_row(case: Mapping[str, Any], budget: int, access: str, message: str, version: int = ANALYSIS_VERSION
+              ) -> dict[str, Any]:
     entry = {"verdict": "error", "p_value": None, "p_value_unadjusted": None, "tests": [], "reason": message}
-    return row(case, budget, access, entry, {})
+    return row(case, budget, access, entry, {}, version)
 
 
 def one_thread() -> None:
@@ -173,6 +201,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         keys = ("cases", "ran", "already_done", "pending_build", "errors")
         return {"rows": got[0]["rows"], **{k: sum(g[k] for g in got) for k in keys}, "workers": cfg.workers}
 
+    check_version(cfg.analysis_version)
     if not set(cfg.access) <= set(ACCESS_LEVELS):
         raise InputError(f"unknown access level (choose from {', '.join(ACCESS_LEVELS)})")
     if not cfg.budgets or min(cfg.budgets) < 10:
@@ -181,6 +210,10 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
+    other = other_version(rows_path, cfg.analysis_version)
+    if other is not None:
+        raise InputError(f"{rows_path} holds rows of analysis version {other}; give version "
+                         f"{cfg.analysis_version}'s study its own --out")
     done = done_keys(rows_path)
     names = {"continuation": "continuation", "next-token": "next-token", "identity": "identity",
              "instructions": "instructions", "yardstick": "yardstick"}
@@ -212,7 +245,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
                     # error) for the same (case, budget, access), which the summary would count twice.
                     first = (str(exc).splitlines() or [""])[0][:300]
                     for b, a in sorted(todo - written):
-                        append_line(rows_path, json.dumps(error_row(case, b, a, f"{type(exc).__name__}: {first}"),
+                        append_line(rows_path, json.dumps(error_row(case, b, a, f"{type(exc).__name__}: {first}", cfg.analysis_version),
                                                           sort_keys=True))
                     errors += 1
                 ran += 1

@@ -316,6 +316,26 @@ def case_models(zoo_dir: Path, case: dict[str, Any]) -> tuple[str, str, list[str
     return s, r, ctrl, lineages
 
 
+def case_sources(labels: dict[str, Any], case: dict[str, Any], n: int = 2) -> list[dict[str, Any]]:
+    """Analysis v3's comparison sources for a case: `n` roots of the reference's kind (packaged teachers for a packaged
+    reference, corpus roots for a corpus one), of no family of the reference's or the suspect's lineage and sharing no
+    corpus slice with the reference's family; chosen by a hash of the case id, so a case always gets the same ones.
+    A control's family may be a source's (its unit then never scores that source's answers)."""
+    import hashlib
+
+    fams = labels["families"]
+    by_id = {m["id"]: m for m in labels["models"]}
+    rf = case["reference"]["family"]
+    taken = {rf, *by_id[case["suspect"]["id"]].get("lineage_families", []),
+             *by_id[case["reference"]["id"]].get("lineage_families", [])}
+    ref_slices = set(fams[rf].get("slices") or [])
+    roots = [m for m in labels["models"] if m["role"] == "root" and m["family"] not in taken
+             and fams[m["family"]]["kind"] == fams[rf]["kind"]
+             and not set(fams[m["family"]].get("slices") or []) & ref_slices]
+    roots.sort(key=lambda m: hashlib.sha256(f"{case['id']}|{m['id']}".encode()).hexdigest())
+    return [_ref(m) | ({"path": m["path"]} if m.get("path") else {}) for m in roots[:n]]
+
+
 def resolve_spec(zoo_dir: Path, model: dict[str, Any]) -> str:
     """What to pass to `provenance audit` for a model of the zoo: its directory (relative to the zoo, so a moved zoo
     still resolves) or the packaged model's name."""
