@@ -126,6 +126,11 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         warnings.extend(why_not)
         if not sources:
             warnings.append("no comparison source could be used: the likelihood family cannot run (analysis v3)")
+        unknown = [c for c in null_pool if not resolved[c].lineage or resolved[c].lineage == "unknown"]
+        if sources and unknown:
+            warnings.append(f"{len(unknown)} control(s) of unknown lineage: analysis v3 takes none of them to descend "
+                            "from a comparison source (such a control would score its teacher's answers); give each "
+                            "control's lineage (--controls FILE) to be sure")
     if version not in _validated():
         warnings.append(f"analysis version {version} has no validation record yet: no error rate or likelihood ratio "
                         "measured for it can be quoted (a candidate; see BENCHMARKS.md)")
