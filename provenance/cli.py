@@ -171,10 +171,11 @@ def _apply_config(ctx: click.Context, param: click.Parameter, value: Path | None
     if not isinstance(data, dict):
         raise InputError(f"{value}: an audit file is a table of settings")
     names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
-    aliases = {"reference": "references", "control_specs": "controls", "panel": "controls_panel", "question": "questions"}
+    aliases = {"reference": "references", "control_specs": "controls", "panel": "controls_panel", "question": "questions",
+               "analysis": "analysis_version", "source": "sources"}
     if "specs" in names:  # matrix: `models = [...]` are its SPECs
         aliases["models"] = "specs"
-    lists = {"references", "controls", "questions", "api_key_env", "specs"}
+    lists = {"references", "controls", "questions", "api_key_env", "specs", "sources"}
     settings: dict[str, Any] = {}
     for key, v in data.items():
         if key in ("control", "lineages") or (key == "models" and isinstance(v, dict)):

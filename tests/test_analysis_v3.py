@@ -184,3 +184,13 @@ def test_a_student_labelled_with_the_zoo_name_of_a_source_never_scores_that_sour
     # known to be the source's reads them, and its seat's value is another.
     assert list(canonical.values()) == list(zoo_name.values())
     assert canonical["qwen"] != unrelated["zzz"]
+
+
+def test_an_audit_file_names_the_analysis_version_and_its_sources(tmp_path: Path) -> None:
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(f'suspect = "{FAKE_SUSPECT}"\nreferences = ["{FAKE_REFERENCE}"]\n'
+                   'controls = ["fake:c1", "fake:c2", "fake:c3"]\nanalysis = 3\nsource = "fake:x1"\n')
+    r = run_cli("audit", "--config", str(cfg), "-o", str(tmp_path / "never"), "--dry-run", "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["analysis_version"] == 3 and list(plan["comparison_sources"]) == ["fake:x1"]
