@@ -28,6 +28,12 @@ two lineages) and its prose models text-0 and text-1 (two lineages), with `--ana
 Expectation stated in advance: neither independent suspect is flagged (the competence check may make a verdict
 inconclusive); the student may be inconclusive for the same reason.
 
+Amendment 2 (13:45 UTC, before any audit had finished): the matched controls take about 15-25 minutes each at this
+suspect's size on the shared 2-core machine (four per suspect, and each suspect's competence needs its own), more than
+the session has for all three. Order of runs: the student's matched audits (running), then part 2 for all three
+suspects (no training), then the independent suspects' matched audits as time allows. What does not run is reported
+as not run; nothing else changes.
+
 Usage: python bench/v3_no_controls.py [--out DIR]   (resumable: trained models and finished audits are kept)
 """
 
@@ -136,9 +142,12 @@ def main() -> None:
     info = machine()
     t0 = time.time()
     paths = {n: train_suspect(out, n, s) for n, s in SUSPECTS.items()}
-    rows = [audit(out, n, p, v) for n, p in paths.items() for v in (3, 2)]
     panel = weak_panel(out)
-    rows += [audit(out, n, p, v, panel) for n, p in paths.items() for v in (3, 2)]
+    # Amendment 2's order: the student's matched audits, part 2 for every suspect, then the other matched audits.
+    order = [(n, v, None) for n in ("student",) for v in (3, 2)]
+    order += [(n, v, panel) for n in paths for v in (3, 2)]
+    order += [(n, v, None) for n in paths if n != "student" for v in (3, 2)]
+    rows = [audit(out, n, paths[n], v, pn) for n, v, pn in order]
     for r in rows:
         print(f"{r['suspect']:13s} v{r['version']} {r['controls'][:7]:8s} {r['verdict']:13s} p={r['p_value']}  "
               + "  ".join(f"{k}={v:.3g}" for k, v in r["tests"].items() if v is not None))
