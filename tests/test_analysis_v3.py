@@ -194,3 +194,13 @@ def test_an_audit_file_names_the_analysis_version_and_its_sources(tmp_path: Path
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["analysis_version"] == 3 and list(plan["comparison_sources"]) == ["fake:x1"]
+
+
+def test_a_v2_bundle_is_written_as_before(fake_bundle: Path) -> None:
+    """Version 2 stays the default and its bundles carry nothing of version 3 (the committed examples re-render)."""
+    res = json.loads((fake_bundle / "results.json").read_text())
+    man = json.loads((fake_bundle / "manifest.json").read_text())
+    assert res["analysis_version"] == 2 and "comparison_sources" not in res
+    assert "comparison_sources" not in man["analysis"] and "comparison_sources" not in res["references"][0]
+    assert {m["role"] for m in man["models"]} == {"suspect", "reference", "control"}
+    assert "reference_likelihood" in [t["name"] for t in res["references"][0]["tests"]]
