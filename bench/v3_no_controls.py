@@ -34,6 +34,22 @@ the session has for all three. Order of runs: the student's matched audits (runn
 suspects (no training), then the independent suspects' matched audits as time allows. What does not run is reported
 as not run; nothing else changes.
 
+Amendment 3 (14:25 UTC, after the student's two part-1/part-2 v3 audits were seen: no_evidence, capable_likelihood
+p = 0.52 with matched controls and 0.32 with weak ones, against 6-9 of 12 such students found by the same statistic
+in bench/capable_sources.py). Hypothesis, from reading what differs: the audit's likelihood prompts are the chat
+`instructions` set (40 tokens, temperature 0.7), while every student here, of the study zoo and of the matched
+controls learnt its teacher's plain-text continuations of `continuation` prompts (completion mode), and
+bench/capable_sources.py measured on such continuations. Part 3 tests it with `--likelihood-probes
+continuation-samples` (probes/continuation-samples.json: continuation prompts 600-849, completion mode, 48 new tokens,
+temperature 1; prompts that no audit's greedy prefix and no training set here reaches), analysis 3, the controls the
+audit built for "student" given as that panel (`--controls`, every suspect here is 192 x 4), for:
+- "student" (development: its result above was seen, so its part-3 result is not evidence);
+- "student-b", trained after this amendment: the same 640 answers, 6 epochs, seed 7011 (a sibling of "student" by
+  data, a new model) - the replication;
+- "qwen-student" and "prose" (independent: must not be flagged).
+Expectation stated in advance: student-b's capable_likelihood p < 0.01 and neither independent suspect flagged. One
+new related suspect is a demonstration, not a rate.
+
 Usage: python bench/v3_no_controls.py [--out DIR]   (resumable: trained models and finished audits are kept)
 """
 
@@ -58,7 +74,9 @@ SUSPECTS = {
     "student": {"teacher": "smollm2", "epochs": 8, "seed": 7001, "truth": "distilled"},
     "qwen-student": {"teacher": "qwen", "epochs": 8, "seed": 7002, "truth": "independent"},
     "prose": {"slices": (72, 84), "epochs": 3, "seed": 7003, "truth": "independent"},
+    "student-b": {"teacher": "smollm2", "epochs": 6, "seed": 7011, "truth": "distilled"},  # amendment 3
 }
+PART3_PROBES = "continuation-samples"
 CACHE = Path.home() / ".cache" / "provenance"
 
 
@@ -105,22 +123,31 @@ def weak_panel(out: Path) -> Path:
     return path
 
 
-def audit(out: Path, name: str, path: Path, version: int, panel: Path | None = None) -> dict[str, Any]:
-    tag = f"{name}-v{version}{'-weak' if panel else ''}"
+def matched_panel(out: Path) -> Path:
+    """The panel the audit built for "student" (part 3 gives it to every suspect: all are 192 x 4)."""
+    bundle = json.loads((out / "bundles" / "student-v3" / "results.json").read_text())
+    line = next(w for w in bundle["warnings"] if w.startswith("matched controls:"))
+    return Path(line.split("panel ", 1)[1].split(";", 1)[0])
+
+
+def audit(out: Path, name: str, path: Path, version: int, panel: Path | None = None,
+          likelihood: str | None = None) -> dict[str, Any]:
+    tag = f"{name}-v{version}{'-weak' if panel and not likelihood else ''}{'-' + likelihood if likelihood else ''}"
     res_file = out / "audits" / f"{tag}.json"
     if res_file.is_file():
         return json.loads(res_file.read_text())
     bundle = out / "bundles" / tag
     cmd = [sys.executable, "-m", "provenance", "audit", "-s", str(path), "-r", REFERENCE, "-o", str(bundle),
            "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--no-progress", "--replace",
-           *(["--controls", str(panel)] if panel else [])]
+           *(["--controls", str(panel)] if panel else []), *(["--likelihood-probes", likelihood] if likelihood else [])]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), cwd=ROOT)
     if proc.returncode not in (0, 1):  # 1: flagged (the CLI's exit for a distilled/derived verdict)
         raise SystemExit(f"audit of {name} (v{version}) failed ({proc.returncode}): {proc.stderr[-2000:]}")
     res = json.loads(proc.stdout)
     ref = res["references"][0]
-    row = {"suspect": name, "version": version, "controls": "weak" if panel else "matched (built by the audit)", "seconds": round(time.time() - t0, 1), "verdict": ref["verdict"],
+    row = {"suspect": name, "version": version, "likelihood_probes": likelihood or "instructions",
+           "controls": ("matched to student (panel)" if likelihood else "weak") if panel else "matched (built by the audit)", "seconds": round(time.time() - t0, 1), "verdict": ref["verdict"],
            "p_value": ref["p_value"], "reason": ref["reason"],
            "tests": {t["name"]: t.get("p_value") for t in ref["tests"]},
            "skipped": {t["name"]: t["skipped"] for t in ref["tests"] if t.get("skipped")},
@@ -146,8 +173,10 @@ def main() -> None:
     # Amendment 2's order: the student's matched audits, part 2 for every suspect, then the other matched audits.
     order = [(n, v, None) for n in ("student",) for v in (3, 2)]
     order += [(n, v, panel) for n in paths for v in (3, 2)]
-    order += [(n, v, None) for n in paths if n != "student" for v in (3, 2)]
-    rows = [audit(out, n, paths[n], v, pn) for n, v, pn in order]
+    rows = [audit(out, n, paths[n], v, pn) for n, v, pn in order if n != "student-b"]
+    part3 = matched_panel(out)  # amendment 3, before the independents' matched audits (time)
+    rows += [audit(out, n, paths[n], 3, part3, PART3_PROBES) for n in ("student-b", "qwen-student", "prose", "student")]
+    rows += [audit(out, n, paths[n], v) for n in ("qwen-student", "prose") for v in (3, 2)]
     for r in rows:
         print(f"{r['suspect']:13s} v{r['version']} {r['controls'][:7]:8s} {r['verdict']:13s} p={r['p_value']}  "
               + "  ".join(f"{k}={v:.3g}" for k, v in r["tests"].items() if v is not None))
