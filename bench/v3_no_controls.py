@@ -164,10 +164,22 @@ def audit(out: Path, name: str, path: Path, version: int, panel: Path | None = N
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=CACHE / "bench-v3-no-controls")
+    ap.add_argument("--collect", action="store_true",
+                    help="Write the results of the audits already finished, naming those not run; run nothing.")
     args = ap.parse_args()
     out: Path = args.out
     info = machine()
     t0 = time.time()
+    if args.collect:
+        rows = [json.loads(f.read_text()) for f in sorted((out / "audits").glob("*.json"))]
+        done = {f.stem for f in (out / "audits").glob("*.json")}
+        planned = ([f"student-v{v}" for v in (3, 2)] + [f"{n}-v{v}-weak" for n in SUSPECTS if n != "student-b"
+                                                       for v in (3, 2)]
+                   + [f"{n}-v3-{PART3_PROBES}" for n in ("student-b", "qwen-student", "prose", "student")]
+                   + [f"{n}-v{v}" for n in ("qwen-student", "prose") for v in (3, 2)])
+        write_results("v3-no-controls", {"machine": info, "reference": REFERENCE, "suspects": SUSPECTS, "shape": SHAPE,
+                                         "rows": rows, "not_run": [t for t in planned if t not in done]})
+        return
     paths = {n: train_suspect(out, n, s) for n, s in SUSPECTS.items()}
     panel = weak_panel(out)
     # Amendment 2's order: the student's matched audits, part 2 for every suspect, then the other matched audits.

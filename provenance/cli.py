@@ -1006,6 +1006,8 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 @click.option("--analysis", "analysis_version", type=click.IntRange(2, 3), default=2, show_default=True, metavar="N",
               help="Analysis version to validate (3: comparison sources per case, two roots of the reference's kind; "
                    "give it its own --out).")
+@click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE",
+              help="The likelihood family's prompts (the v3 protocol's second arm: continuation-samples).")
 @click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")
 @click.option("--write-record", is_flag=True,
               help="Also write the validation record that ships in the package (after the pre-registered run).")
@@ -1013,7 +1015,7 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
              workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool,
-             analysis_version: int = 2) -> None:
+             analysis_version: int = 2, likelihood_probes: str = "instructions") -> None:
     """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
 
     Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
@@ -1040,7 +1042,8 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
             raise InputError(f"give --analysis {analysis_version} its own --out (reports/validation/v2 holds version 2's "
                              "rows)")
         res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress,
-                                    workers=workers, analysis_version=analysis_version))
+                                    workers=workers, analysis_version=analysis_version,
+                                    likelihood_set=likelihood_probes))
     res.update(write_outputs(out, zoo_path, write_record))
     if as_json:
         click.echo(_dump(res))

@@ -361,9 +361,11 @@ def test_a_v3_study_gives_each_case_comparison_sources_and_keeps_its_rows_apart(
         assert len(got) == 2 and not {m["family"] for m in got} & {c["reference"]["family"], c["suspect"]["family"]}
         assert got == case_sources(labels, c)
     out = tmp_path / "v3"
-    run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False, analysis_version=3))
+    run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False, analysis_version=3,
+                          likelihood_set="continuation-samples"))
     rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["analysis_version"] == 3 and len(r["comparison_sources"]) == 2 for r in rows)
+    assert {r["likelihood_set"] for r in rows} == {"continuation-samples"}
     assert all("capable_likelihood" in r["tests"] and "reference_likelihood" not in r["tests"] for r in rows)
     # Plumbing, not power: the fake student (it copies its teacher on 90% of prompts) ranks below both null cases.
     p = {r["case"]: r["tests"]["capable_likelihood"]["p"] for r in rows}

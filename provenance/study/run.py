@@ -42,6 +42,7 @@ class StudyConfig:
     workers: int = 1  # processes, each on every N-th case, sharing the (locked) evidence cache and rows.jsonl
     shard: tuple[int, int] | None = None  # (k, N): this process's part (set for the workers)
     analysis_version: int = ANALYSIS_VERSION  # 3: comparison sources per case (zoo.cases.case_sources)
+    likelihood_set: str = "instructions"  # the likelihood prompts (docs/study-protocol-v3.md: two arms)
 
 
 def load_cases(zoo: Path) -> dict[str, Any]:
@@ -135,11 +136,12 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
             entry = evaluate(ev, s, [r], ctrl, used, cfg.seed, STUDY_PERMUTATIONS, version=version,
                              sources=list(sources))[0]
             yield row(case, budget, access, entry, {"collect": round(collect_s, 2),
-                                                    "evaluate": round(time.time() - t1, 2)}, version)
+                                                    "evaluate": round(time.time() - t1, 2)}, version,
+                      sets["instructions"].id)
 
 
 def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float],
-        version: int = ANALYSIS_VERSION) -> dict[str, Any]:
+        version: int = ANALYSIS_VERSION, likelihood_set: str = "instructions") -> dict[str, Any]:
     """One study row: the case's ground truth and every raw p-value the audit computed (nothing thresholded away)."""
     comb = entry.get("combination") or {}
     tests = {t["name"]: t for t in entry["tests"]}
@@ -159,7 +161,8 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         "tests": {n: {"p": t.get("p_value"), "skipped": t.get("skipped"),
                       "rank_p": (t.get("details") or {}).get("rank_p_value")} for n, t in tests.items()},
         "placebo_flagged": (entry.get("placebo") or {}).get("flagged", []),
-        **({"comparison_sources": entry.get("comparison_sources", [])} if version >= 3 else {}),
+        **({"comparison_sources": entry.get("comparison_sources", []), "likelihood_set": likelihood_set}
+           if version >= 3 else {}),
         "placebo_ran": (entry.get("placebo") or {}).get("ran", False),
         "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
         "reason": entry.get("reason"),
@@ -216,7 +219,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
                          f"{cfg.analysis_version}'s study its own --out")
     done = done_keys(rows_path)
     names = {"continuation": "continuation", "next-token": "next-token", "identity": "identity",
-             "instructions": "instructions", "yardstick": "yardstick"}
+             "instructions": cfg.likelihood_set, "yardstick": "yardstick"}
     sets = {k: load_probes(v) for k, v in names.items()}
     cfg.cache = cfg.cache or EvidenceCache()
     _git_commit()  # now, at the start: rows name the code this process loaded, whatever is committed while it runs
