@@ -388,10 +388,12 @@ def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
 
     path = root / "corpus" / f"v{CORPUS_VERSION}-{SLICE_CHARS}-{'+'.join(s.id for s in sources)}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return dict(sorted(json.loads(path.read_text()).items()))
     slices, _ = build_slices(SLICE_CHARS, tuple(sources))
     atomic_write_json(path, slices)
-    return slices
+    # In the order the cached file gives (sorted ids): the lineages' shares of slices follow this order, and the audit
+    # that first cut the slices used to get other shares, so other controls, than every audit after it.
+    return dict(sorted(slices.items()))
 
 
 def _band(target: Profile) -> str:

@@ -37,6 +37,22 @@ def test_public_text_lineages_read_disjoint_shares_that_mix_sources() -> None:
     assert len({x.name for x in plan}) == 3
 
 
+def test_the_audit_that_cuts_the_slices_plans_the_lineages_every_later_audit_plans(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first audit cut the corpus in the sources' order, later ones read the cached file (sorted ids): the same
+    suspect got other public-text controls on its second audit, trained again (bench/v3_no_controls.py)."""
+    from provenance import matched
+    from provenance.zoo import corpus
+
+    unsorted = {sid: f"text of {sid}" for sid in ("stdlib-000", "pydocs-001", "jargon-000", "pydocs-000", "stdlib-001",
+                                                 "jargon-001")}
+    monkeypatch.setattr(corpus, "build_slices", lambda chars, sources: (dict(unsorted), {}))
+    first = matched._slices(tmp_path, ())
+    again = matched._slices(tmp_path, ())
+    assert list(first) == list(again) == sorted(unsorted)
+    assert plan_lineages(2, set(), (), list(first), 3) == plan_lineages(2, set(), (), list(again), 3)
+
+
 @pytest.mark.slow
 def test_endpoints_fakes_and_large_models_are_not_trained_against(tmp_path: Path) -> None:
     assert "not a local transformers directory" in (why_not(resolve(FAKE_SUSPECT, LoadOptions())) or "")
