@@ -370,5 +370,9 @@ def test_a_v3_study_gives_each_case_comparison_sources_and_keeps_its_rows_apart(
     # Plumbing, not power: the fake student (it copies its teacher on 90% of prompts) ranks below both null cases.
     p = {r["case"]: r["tests"]["capable_likelihood"]["p"] for r in rows}
     assert max(v for k, v in p.items() if k.startswith("related")) < min(v for k, v in p.items() if k.startswith("null"))
+    from provenance.study.outputs import suspect_requests
+
+    v2, v3 = suspect_requests(200, "logits"), suspect_requests(200, "logits", version=3)
+    assert v3["scored_texts"] - v2["scored_texts"] == 100 * 3 - 40 * 5  # v3: 100 prompts x (R + 2 sources)
     with pytest.raises(InputError, match="holds rows of analysis version 3"):
         run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False))

@@ -202,8 +202,8 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
     """Run every family for every reference on collected evidence alone (this is what `verify` recomputes).
 
     `p_scale` > 1 is a sequential audit's price for its interim looks (ALPHA / the alpha spent at this look).
-    `sources`: comparison sources (version 3), by spec; for each reference, those of another lineage than it and not
-    in this pair's seats are used.
+    `sources`: comparison sources (version 3), by spec; each pair uses those that are not its suspect or reference
+    and not of the reference's lineage (`pair_sources`).
     """
     check_version(version)
     roles = plan_roles(plans)

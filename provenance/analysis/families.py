@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from provenance.analysis.base import PairContext, TestFamily, register
-from provenance.stats import behaviour, capable_likelihood, identity, likelihood, weights
 from provenance.evidence import score_item_id
+from provenance.stats import behaviour, capable_likelihood, identity, likelihood, weights
 from provenance.stats.base import TestResult
 from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
 from provenance.stats.identity import identity_claims

@@ -100,28 +100,30 @@ def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") 
     return "\n".join(lines) + "\n"
 
 
-def suspect_requests(budget: int, access: str, samplers: int = 5) -> dict[str, int]:
+def suspect_requests(budget: int, access: str, samplers: int | None = None, version: int = 2) -> dict[str, int]:
     """What an audit at `budget` asks of a suspect at each access level (the study's plans, `run._plans`): greedy and
     sampled answers (top-k comes with them), and at logits or weights access one scoring request per sampled answer of
-    the reference and each control (`samplers`: 1 + 4 controls in every study case) and per yardstick passage."""
-    answers, sampled, passages = _plan_sizes(budget)
+    each sampler and per yardstick passage. Samplers: the reference and 4 controls in every study case (version 2), the
+    reference and 2 comparison sources (version 3)."""
+    samplers = samplers if samplers is not None else (3 if version >= 3 else 5)
+    answers, sampled, passages = _plan_sizes(budget, version)
     score = sampled * samplers + passages if access in ("logits", "weights") else 0
     return {"answers": answers, "scored_texts": score, "total": answers + score}
 
 
 @functools.lru_cache(maxsize=None)
-def _plan_sizes(budget: int) -> tuple[int, int, int]:
+def _plan_sizes(budget: int, version: int = 2) -> tuple[int, int, int]:
     """(answers the suspect gives, sampled answers per sampler, yardstick passages) at `budget`: the probe sets are
     read once per budget, not once per table row."""
     from provenance.probeset import load as load_probes
     from provenance.study.run import _plans
 
     sets = {k: load_probes(k) for k in ("continuation", "next-token", "identity", "instructions", "yardstick")}
-    plans, ll, yard = _plans(budget, sets)
+    plans, ll, yard = _plans(budget, sets, version)
     return sum(len(p.probes) for p in plans), len(ll.probes), len(yard.probes)
 
 
-def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
+def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all", version: int = 2) -> str:
     """The access-level benchmark (issue #18): one row per level of access to the suspect at one budget, with what
     the level costs in requests to the suspect. Wall time is not per level here: the study collects a case once at the
     largest budget and evaluates each level on that evidence (median collection time per case is in summary.json)."""
@@ -130,7 +132,7 @@ def access_markdown(summary: Mapping[str, Any], budget: int, split: str = "all")
     for c in summary["cells"]:
         if c["split"] != split or c["budget"] != budget:
             continue
-        q = suspect_requests(budget, c["access"])
+        q = suspect_requests(budget, c["access"], version=version)
         lrs = _lr_text(c["likelihood_ratio"])
         lines.append(f"| {c['access']} | {q['total']} ({q['answers']} + {q['scored_texts']}) | "
                      f"{_pct(c['null']['decision'])} | {_pct(c['related']['detected'])} | {lrs} |")
@@ -164,6 +166,7 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                   ) -> dict[str, Any]:
     out = Path(out)
     rows, duplicates = first_rows(read_rows(out / "rows.jsonl"))
+    version = max((int(r.get("analysis_version") or 2) for r in rows), default=2)
     summary = summarize(rows)
     # Time to collect one case's evidence (six models, the largest budget, every access level at once), per case.
     per_case = sorted({r["case"]: float(r["seconds"]["collect"]) for r in rows
@@ -182,7 +185,7 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                 qq_plot(null, out / f"qq-null-{split}-{slug}.png",
                         f"{fam}: null p-values, {split} cases, budget {PRIMARY_BUDGET}, full access", only=fam)
     md = ["## All cases\n", markdown(summary, "all"),
-          f"\n### By access to the suspect (budget {PRIMARY_BUDGET})\n", access_markdown(summary, PRIMARY_BUDGET),
+          f"\n### By access to the suspect (budget {PRIMARY_BUDGET})\n", access_markdown(summary, PRIMARY_BUDGET, version=version),
           f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
           kinds_markdown(summary, PRIMARY_BUDGET, "all"),
           f"\n### Why verdicts were inconclusive (budget {PRIMARY_BUDGET})\n", reasons_markdown(summary, PRIMARY_BUDGET)]
@@ -192,9 +195,9 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
     result: dict[str, Any] = {"rows": len(rows), "duplicate_rows_left_out": duplicates,
                               "summary": str(out / "summary.json")}
     if write_record:
-        info = {"analysis_version": max((r["analysis_version"] for r in rows), default=None),
+        info = {"analysis_version": version if rows else None,
                 "commit": _git_commit()["commit"], "date": datetime.now(timezone.utc).date().isoformat(),
-                "protocol": "docs/study-protocol.md",
+                "protocol": "docs/study-protocol-v3.md" if version >= 3 else "docs/study-protocol.md",
                 "zoo": {"labels_sha256": _sha(Path(zoo) / "labels.json"), "cases_sha256": _sha(Path(zoo) / "cases.json")},
                 "rows_sha256": _sha(out / "rows.jsonl"), "rows": len(rows),
                 "duplicate_rows_left_out": duplicates,
