@@ -56,18 +56,20 @@ def outside_tetrad(x: dict[str, dict[str, np.ndarray]], lineage: dict[str, str],
     keys = sorted(units)
     if len(keys) < 3:
         return None
-    scorers = [t for t in TEACHERS if t != ref]
+    from provenance.stats.capable_likelihood import tetrad_seat
 
-    def col(scorer: str, node: str) -> np.ndarray:
-        members = [suspect] if node == "@S" else units[node]
-        return np.mean([x[scorer][m] for m in members], axis=0)
+    scorers = [t for t in TEACHERS if t != ref]
+    # The table transposed (cell[source node][scorer]), so capable_likelihood's tetrad x(r, R) - x(r, j) - x(i, R) +
+    # x(i, j) reads x(R, S) - x(j, S) - x(R, i) + x(j, i). A unit is never scored by its own teacher; the seat, as the
+    # suspect whose lineage is unknown, is scored by every teacher.
+    cell = {node: {sc: np.mean([x[sc][m] for m in ([suspect] if node == "@S" else units[node])], axis=0)
+                   for sc in TEACHERS} for node in ["@S", *keys]}
+    masked = {u: {sc for sc in TEACHERS if sc != u} for u in keys}
 
     def seat(node: str, others: list[str]) -> tuple[float, float]:
-        tets = [col(ref, node) - col(j, node) - col(ref, i) + col(j, i)
-                for j in scorers for i in others if i != j]  # a unit of j's students is never scored by j
-        if not tets:
+        g = tetrad_seat(cell, node, others, ref, scorers, {**masked, node: set(TEACHERS)})
+        if g is None:
             return math.nan, math.nan
-        g = np.mean(tets, axis=0)
         g = g[np.isfinite(g)]
         return float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size))
 

@@ -15,10 +15,11 @@ from provenance.analysis import ANALYSIS_VERSION, check_version, evaluate, ident
 from provenance.analysis.evaluate import control_units, preflight
 from provenance.cache import EvidenceCache
 from provenance.errors import InputError
-from provenance.evidence import ModelEvidence, ProbePlan
+from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan
 from provenance.models import LoadOptions
 from provenance.panel import ControlsPanel
-from provenance.pipeline import check_out_dir, comparison_sources, default_controls, gather, resolve_all
+from provenance.pipeline import (check_out_dir, comparison_sources, default_controls, gather, likelihood_samplers,
+                                 resolve_all)
 from provenance.probeset import load as load_probes
 from provenance.report.bundle import CaseInfo, write_bundle
 from provenance.report.manifest import build_manifest, environment, weights_compared
@@ -126,7 +127,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         warnings.extend(why_not)
         if not sources:
             warnings.append("no comparison source could be used: the likelihood family cannot run (analysis v3)")
-        unknown = [c for c in null_pool if not resolved[c].lineage or resolved[c].lineage == "unknown"]
+        unknown = [c for c in null_pool if (resolved[c].lineage or UNKNOWN_LINEAGE) == UNKNOWN_LINEAGE]
         if sources and unknown:
             warnings.append(f"{len(unknown)} control(s) of unknown lineage: analysis v3 takes none of them to descend "
                             "from a comparison source (such a control would score its teacher's answers); give each "
@@ -148,8 +149,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         # Only the reference(s) and controls (version 3: the reference(s) and the comparison sources) sample answers;
         # every model with logits access in a seat scores them (the suspect included: whether it can is a capability
         # its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, samplers(version, refs, ctrl, sources, resolved), cfg.cache, cfg.progress,
-                      yard, seed=cfg.seed, repeat=cfg.repeat, sources=sources)
+        return gather(resolved, plans, ll, likelihood_samplers(version, refs, ctrl, sources, resolved), cfg.cache,
+                      cfg.progress, yard, seed=cfg.seed, repeat=cfg.repeat, sources=sources)
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []
@@ -227,21 +228,10 @@ def _validated() -> set[int]:
     return {v for v in VERSIONS if record_path(v).is_file()}
 
 
-def samplers(version: int, refs: Sequence[str], ctrl: Sequence[str], sources: Mapping[str, Any],
-             resolved: Mapping[str, Any]) -> list[str]:
-    """Who answers the likelihood prompts: the references and controls (v2, whose family compares the reference's
-    answers with the controls'), or the references and the comparison sources that sit in a seat (v3)."""
-    if version >= 3:
-        return list(dict.fromkeys([*refs, *(s for s in sources if s in resolved)]))
-    return [*refs, *ctrl]
-
-
 def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ctrl: Sequence[str],
           warnings: Sequence[str], hopeless: Sequence[str], sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What an audit would do (`--dry-run`): every model's identity and lineage, the control lineages per reference,
     how many probes of each set, and whether any test could decide; nothing is loaded or queried."""
-    from provenance.evidence import UNKNOWN_LINEAGE
-
     plans = plan_probes(cfg.budget, load_probes(cfg.continuation_set), load_probes(cfg.next_token_set))
     if cfg.identity_set:
         plans.append(identity_plan(cfg.budget, load_probes(cfg.identity_set)))
@@ -254,7 +244,7 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     # Requests each model would get: its answers to every plan (the likelihood plan only for the models that sample),
     # plus one scoring request per sampled answer and yardstick passage (models with logits, in a seat).
     sources = dict(sources or {})
-    sampling = samplers(cfg.analysis_version, refs, ctrl, sources, resolved)
+    sampling = likelihood_samplers(cfg.analysis_version, refs, ctrl, sources, resolved)
     every = [*sampling, *(s for s in sources if s not in resolved)]
     ll = next((p for p in plans if p.role == "likelihood"), None)
     yard_set = load_probes(cfg.yardstick_set) if cfg.yardstick_set else None

@@ -61,6 +61,16 @@ def comparison_sources(given: Sequence[str] | None, resolved: Mapping[str, Resol
     return out, notes
 
 
+def likelihood_samplers(version: int, references: Sequence[str], controls: Sequence[str],
+                        sources: Mapping[str, ResolvedModel], seats: Mapping[str, ResolvedModel]) -> list[str]:
+    """Who in a seat answers the likelihood prompts: the references and controls (v2, whose family compares the
+    reference's answers with the controls'), or the references and the comparison sources that sit in a seat (v3;
+    the other sources answer them through `gather`'s `sources`)."""
+    if version >= 3:
+        return list(dict.fromkeys([*references, *(s for s in sources if s in seats)]))
+    return [*references, *controls]
+
+
 def check_out_dir(out: Path) -> None:
     """An existing output directory must be empty or a previous bundle (kept, with --replace), never user data."""
     from provenance.report.outdir import prepare_out
@@ -88,10 +98,9 @@ def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
     logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran.
 
-    `sources` (analysis v3): comparison sources. One in a seat samples like the samplers; one in no seat answers the
-    likelihood plan only and scores nothing. Every source's answers are scored like the samplers'.
+    `sources` (analysis v3): comparison sources. One in a seat is among the samplers (`likelihood_samplers`); one in
+    no seat answers the likelihood plan only and scores nothing. Every source's answers are scored like the samplers'.
     """
-    samplers = list(dict.fromkeys([*samplers, *(s for s in (sources or {}) if s in resolved)]))
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed,
                     repeat=repeat)

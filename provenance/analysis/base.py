@@ -32,7 +32,8 @@ class PairContext:
     seed: int = 0
     n_permutations: int = 999
     # Comparison sources (analysis v3): capable models independent of the reference that sampled the likelihood plan;
-    # the suspect and the controls score their answers beside the reference's. They never sit in a seat.
+    # the suspect and the controls score their answers beside the reference's. Never the suspect or the reference; a
+    # control may be one (its lineage's unit then never scores its answers).
     sources: tuple[str, ...] = ()
 
     def rng(self, family: str) -> np.random.Generator:

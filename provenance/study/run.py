@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -14,7 +15,7 @@ from provenance.cache import EvidenceCache
 from provenance.errors import InputError
 from provenance.evidence import ACCESS_LEVELS, ModelEvidence, ProbePlan, restrict
 from provenance.models import LoadOptions
-from provenance.pipeline import gather, resolve_all
+from provenance.pipeline import gather, likelihood_samplers, resolve_all
 from provenance.probeset import load as load_probes
 from provenance.report.manifest import _git_commit
 from provenance.zoo.cases import case_models, case_sources, resolve_spec
@@ -72,6 +73,12 @@ def built(zoo: Path, case: Mapping[str, Any]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4)
+def zoo_labels(zoo: Path) -> dict[str, Any]:
+    """A zoo's labels.json, read once per process (every version-3 case picks its comparison sources from it)."""
+    return json.loads((Path(zoo) / "labels.json").read_text())
+
+
 def other_version(rows_path: Path, version: int) -> int | None:
     """The analysis version of the first row written by another version than `version` (None: none is)."""
     if rows_path.is_file():
@@ -115,17 +122,14 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
     version = cfg.analysis_version
     sources: dict[str, Any] = {}
     if version >= 3:  # the sources as an audit would have them: lineage known, in no seat
-        labels = json.loads((zoo / "labels.json").read_text())
-        picked = case_sources(labels, case)
+        picked = case_sources(zoo_labels(zoo), case)
         sources = resolve_all([resolve_spec(zoo, m) for m in picked], cfg.options,
                               {resolve_spec(zoo, m): m["family"] for m in picked})
-        for (k, m), fam in zip(sources.items(), (m["family"] for m in picked)):
-            m.lineage = fam
     top = max(b for b, _ in todo)
     plans, ll, yard = _plans(top, sets, version)
     t0 = time.time()
-    samplers = [r] if version >= 3 else [r, *ctrl]
-    evidence, _ = gather(resolved, plans, ll, samplers, cfg.cache, False, yard, seed=cfg.seed, sources=sources)
+    evidence, _ = gather(resolved, plans, ll, likelihood_samplers(version, [r], ctrl, sources, resolved), cfg.cache,
+                         False, yard, seed=cfg.seed, sources=sources)
     collect_s = time.time() - t0
     for budget in sorted({b for b, _ in todo}):
         bplans, bll, _ = _plans(budget, sets, version)
