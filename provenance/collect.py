@@ -137,6 +137,8 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         meta = {"capabilities": sorted(c.value for c in backend.capabilities), "tokenizer_id": backend.tokenizer_id}
         if model.remote:
             meta["access"] = model.access
+        else:  # whether a chat prompt is rendered, so a replay can tell an unrendered old record from a plain model
+            meta["chat_template"] = backend.rendered("", True) is not None
         if want_weights and is_local and not wpath.is_file():
             sketch = backend.weight_sketch()
             if sketch is not None:
@@ -161,6 +163,13 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
                     cached[ps.id][r["probe_id"]] = r
                 bar.update(len(chunk))
             bar.close()
+        if backend is not None and is_local:
+            # Chat records cached before transcripts carried the rendered prompt get it now, from the same chat
+            # template (the model's fingerprint covers its tokenizer files, so the template is the one that ran).
+            for ps_id, recs_by_id in cached.items():
+                for pid, rec in recs_by_id.items():
+                    if rec["request"].get("chat") and "rendered" not in rec["request"]:
+                        recs_by_id[pid] = {**rec, "request": _rendered(backend, rec["request"])}
         if backend is not None:
             http_caps = backend.capabilities  # an endpoint may have turned out to omit logprobs
             meta["capabilities"] = sorted(c.value for c in http_caps)
@@ -192,6 +201,11 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
             ev.answers[ps.id][pr.id] = Completion.from_json(rec["response"])
             ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ps.id,
                                "probe_set_sha256": ps.sha256, **rec, "replayed": pr.id in replayed[ps.id]})
+    unrendered = sum(1 for r in ev.records if r["request"].get("chat") and "rendered" not in r["request"])
+    if is_local and unrendered and meta.get("chat_template") is not False:
+        ev.notes.append(f"{model.label}: {unrendered} chat record(s) replayed from the evidence cache do not carry the "
+                        "prompt as the chat template rendered it (cached before transcripts recorded it, and the model "
+                        "was not loaded in this run); an audit with an empty cache records it")
     for rec in access_recs:
         ev.records.append({"model": model.label, "fingerprint": fp, "probe_set": ACCESS_SET,
                            "probe_set_sha256": ACCESS_PROBE_VERSION, **rec, "replayed": access_replayed})

@@ -1,5 +1,5 @@
-"""Regenerate the committed example bundles (reports/example/) from the validation study's cases, each citing the
-bundle it replaces.
+"""Regenerate the committed example bundles (reports/example/) from the validation study's cases; a bundle of a case
+already in the tree amends it (cites its hash, next revision), one of a new case starts at revision 1.
 
 The examples are cases of the study (docs/study-protocol.md), audited as the study audited them (4 control lineages,
 the reference's and controls' lineages given, the suspect's unknown), at the default budget, so that each report's
@@ -8,7 +8,9 @@ evaluation rests on the validation record for its conditions. Which cases, fixed
 - distilled: a related case whose reference is SmolLM2-135M-Instruct and whose suspect is its sequence-level student
   (relation kind "sequence");
 - independent: a null case whose reference is SmolLM2-135M-Instruct;
-- derived: a related case of relation kind "noised" (a corpus root's weights plus noise).
+- derived: a related case of relation kind "noised" (a corpus root's weights plus noise);
+- endpoint (added 2026-11-30, session 14): the distilled case again, its suspect served by `provenance serve` on
+  loopback and audited as an OpenAI-compatible endpoint.
 
 Run from the repository root on a committed tree, after `provenance zoo lineages` (the study's zoo):
 python3 scripts/make_examples.py
@@ -16,10 +18,14 @@ python3 scripts/make_examples.py
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from provenance.audit import AuditConfig, run_audit
@@ -45,6 +51,10 @@ def pick(cases: list[dict]) -> dict[str, dict]:
     }
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
             "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
+
+
+def case_id_of(bundle: Path) -> str | None:
+    return json.loads((bundle / "manifest.json").read_text()).get("case", {}).get("case_id")
 
 
 def revision_of(bundle: Path) -> int:
@@ -76,10 +86,62 @@ def demo_key(tmp: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def served(spec: str) -> Iterator[str]:
+    """`provenance serve SPEC` on a free loopback port, for the length of the block: the endpoint's spec."""
+    proc = subprocess.Popen([sys.executable, "-m", "provenance", "serve", spec, "--port", "0", "--name", "suspect"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        m = re.search(r"(http://127\.0\.0\.1:\d+/v1)", proc.stdout.readline())  # printed once it listens
+        if not m:
+            raise SystemExit("provenance serve did not start")
+        yield f"{m.group(1)}#suspect"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def write_example(relation: str, case: dict, suspect: str, reference: str, controls: list[str],
+                  lineages: dict[str, str], key: Path, repeat: int = 0, why: str = WHY) -> None:
+    """Audit one case into reports/example/RELATION-SUSPECT, signed with `key`; the earlier bundle of the same case,
+    if any, is the one it amends, and every earlier example of this relation is removed."""
+    from provenance.report.signing import sign_bundle
+
+    name = f"{relation}-{case['suspect']['id'].replace('/', '-')}"
+    case_id = f"DEMO-{case['id']}" + ("-endpoint" if relation == "endpoint" else "")
+    target = EXAMPLES / name
+    old_dirs = sorted(p for p in EXAMPLES.glob(f"{relation}-*") if (p / "SHA256SUMS").is_file())
+    # A bundle amends only an earlier bundle of the same case: an example of another case (another suspect) is
+    # superseded, not amended, so the new one starts at revision 1 and cites nothing.
+    same = [d for d in old_dirs if case_id_of(d) == case_id]
+    old = same[0] / "SHA256SUMS" if same else None
+    replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old else None
+    revision = revision_of(old.parent) + 1 if old else 1
+    tmp = EXAMPLES.parent / f".{name}.new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    truth = "distilled" if relation == "endpoint" else relation
+    res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls, repeat=repeat,
+                                out=tmp, budget=BUDGET, progress=False, lineages=lineages, evidentiary=True,
+                                case=CaseInfo(case_id=case_id,
+                                              note=f"ground truth: {truth} (study case {case['id']}); {why}",
+                                              replaces=replaces, revision=revision,
+                                              examiner="provenance maintainers (demo)",
+                                              examiner_role="maintainers of the tool, running its demonstration",
+                                              requested_by="the provenance project (a demonstration, no legal matter)",
+                                              questions=["Was the suspect trained on the reference's outputs, or "
+                                                         "derived from its weights?"])))
+    for d in old_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
+    ref = res["references"][0]
+    print(f"{name}: {ref['verdict']} (p = {ref['p_value']}) {ref['reason']}; replaces {replaces}", file=sys.stderr)
+
+
 def main() -> None:
     import tempfile
-
-    from provenance.report.signing import sign_bundle
 
     keydir = Path(tempfile.mkdtemp(prefix="provenance-demo-key-"))
     key = demo_key(keydir)
@@ -87,35 +149,19 @@ def main() -> None:
     labels = json.loads((zoo / "labels.json").read_text())
     write_recipes(zoo, labels)  # hidden files: fingerprints, and so the study's cached evidence, are unchanged
     cases = json.loads((zoo / "cases.json").read_text())["cases"]
-    for relation, case in pick(cases).items():
-        name = f"{relation}-{case['suspect']['id'].replace('/', '-')}"
-        target = EXAMPLES / name
-        old_dirs = sorted(p for p in EXAMPLES.glob(f"{relation}-*") if (p / "SHA256SUMS").is_file())
-        old = old_dirs[0] / "SHA256SUMS" if old_dirs else None  # the example of this relation it replaces
-        replaces = hashlib.sha256(old.read_bytes()).hexdigest() if old else None
-        revision = revision_of(old.parent) + 1 if old else 1
-        tmp = EXAMPLES.parent / f".{name}.new"
-        shutil.rmtree(tmp, ignore_errors=True)
+    picked = pick(cases)
+    for relation, case in picked.items():
         suspect, reference, controls, lineages = case_models(zoo, case)  # as the study audited it
-        res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls,
-                                    out=tmp, budget=BUDGET, progress=False, lineages=lineages, evidentiary=True,
-                                    case=CaseInfo(case_id=f"DEMO-{case['id']}",
-                                                  note=f"ground truth: {relation} (study case {case['id']}); {WHY}",
-                                                  replaces=replaces, revision=revision,
-                                                  examiner="provenance maintainers (demo)",
-                                                  examiner_role="maintainers of the tool, running its demonstration",
-                                                  requested_by="the provenance project (a demonstration, no legal "
-                                                               "matter)",
-                                                  questions=["Was the suspect trained on the reference's outputs, or "
-                                                             "derived from its weights?"])))
-        for d in old_dirs:
-            shutil.rmtree(d, ignore_errors=True)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
-        ref = res["references"][0]
-        print(f"{name}: {ref['verdict']} (p = {ref['p_value']}) {ref['reason']}; replaces {replaces}", file=sys.stderr)
-
+        write_example(relation, case, suspect, reference, controls, lineages, key)
+    # The endpoint example: the distilled case's suspect behind an OpenAI-compatible server (`provenance serve` on
+    # loopback), audited as a remote model: the bundle shows what endpoint evidence looks like (each request's tries,
+    # headers, the served model's self-report, repeated probes).
+    case = picked["distilled"]
+    suspect, reference, controls, lineages = case_models(zoo, case)
+    with served(suspect) as url:
+        write_example("endpoint", case, url, reference, controls, lineages, key, repeat=3,
+                      why="the suspect served over an OpenAI-compatible HTTP API on loopback (provenance serve), "
+                          "audited as a remote model")
 
     shutil.copyfile(keydir / "examiner-demo.pub", EXAMPLES / "examiner-demo.pub")
     shutil.rmtree(keydir, ignore_errors=True)  # the private half is never kept

@@ -14,6 +14,7 @@ from provenance.fsutil import atomic_write_bytes, atomic_write_text
 from provenance.report.evaluation import evaluation
 from provenance.report.figures import null_figure, per_probe_figure
 from provenance.report.names import how_to_obtain, model_names
+from provenance.report.reproduce import PANEL_FILE, audit_command, controls_panel
 
 VERDICT_WORDS = {
     "derived": "shares weights (directly, or through a common base model) with",
@@ -68,20 +69,25 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
         prompts[r["probe_id"]] = r["request"]["prompt"]
     suspect = results["suspect"]["spec"]
     controls = [c["spec"] for c in results["controls"]]
+    likelihood_set = next((ps["id"] for ps in results.get("probe_sets", []) if ps.get("role") == "likelihood"), None)
     out = []
     for ref in results["references"]:
         # The family that carried the decision comes first: its exhibits are the ones the verdict rests on.
         carried = (ref.get("combination") or {}).get("behaviour_families") or []
         for t in sorted(ref["tests"], key=lambda t: t["name"] not in carried):
-            if t["name"] == "reference_likelihood" and not t.get("skipped"):
+            if t["name"] in LIKELIHOOD_TESTS and not t.get("skipped"):
                 pref = (t.get("details") or {}).get("per_prompt_preference") or {}
                 values = dict(zip(pref.get("probe_ids", []), pref.get("values", [])))
+                # Version 2 compares the reference's sampled answers with the controls'; version 3 with the comparison
+                # sources' (the controls only score them).
+                others = (t.get("details") or {}).get("sources") if t["name"] == "capable_likelihood" else controls
                 for pid in t.get("top_probes", [])[:limit]:
-                    answers = next((v for (ps, p), v in by_probe.items() if p == pid), {})
+                    answers = (by_probe.get((likelihood_set, pid)) if likelihood_set else None) or next(
+                        (v for (ps, p), v in by_probe.items() if p == pid), {})
                     out.append({"reference": ref["spec"], "probe_id": pid, "prompt": prompts.get(pid, ""),
                                 "test": t["name"], "preference": values.get(pid),
                                 "reference_answer": answers.get(ref["spec"], ""),
-                                "controls": [(c, answers.get(c, "")) for c in controls], "suspect": None})
+                                "controls": [(c, answers.get(c, "")) for c in others or []], "suspect": None})
                 continue
             # Identity claims are quoted only when the test flagged them: a quote is an exhibit, not an anecdote.
             if t["name"] != "output_agreement" and not (t["name"] == "identity_claims" and (t["p_value"] or 1) < 0.05):
@@ -96,7 +102,8 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     return out
 
 
-EXHIBIT_TESTS = ("output_agreement", "reference_likelihood", "identity_claims")  # the tests that quote answers
+LIKELIHOOD_TESTS = ("reference_likelihood", "capable_likelihood")  # version 2's and version 3's likelihood family
+EXHIBIT_TESTS = ("output_agreement", *LIKELIHOOD_TESTS, "identity_claims")  # the tests that quote answers
 
 
 def exhibit_tests_ran(results: dict[str, Any]) -> bool:
@@ -108,13 +115,14 @@ def scientific_basis(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every registered test family's published methods, whether it ran here, and each citation's status as the citation
     itself shows it (an arXiv number: a preprint, not known to this tool to be peer reviewed; a journal or conference:
     published there). A family that did not run is listed too: the method is the tool's, whichever tests ran."""
-    from provenance.analysis import FAMILIES
+    from provenance.analysis.base import REGISTRY
 
     ran = {t["name"] for ref in results["references"] for t in ref["tests"] if not t.get("skipped")}
+    families = REGISTRY[results.get("analysis_version", 2)]  # the families of the version that wrote the bundle
     return [{"family": f.name, "ran": f.name in ran,
              "references": [{"text": r, "status": "preprint (arXiv); peer review not known" if "arxiv" in r.lower()
                              else "peer-reviewed venue"} for r in f.references]}
-            for f in FAMILIES.values()]
+            for f in families.values()]
 
 
 def evidence_digest(bundle: Path) -> str:
@@ -165,6 +173,7 @@ def render_derived(bundle: Path) -> None:
         verdict_words=VERDICT_WORDS, n_transcripts=len(transcripts),
         models=_model_rows(manifest, names), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
         exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
+        rerun={"command": audit_command(results, manifest), "panel": controls_panel(results), "panel_file": PANEL_FILE},
     )
     atomic_write_text(bundle / "report.html", html)
 

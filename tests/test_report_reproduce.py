@@ -1,0 +1,130 @@
+"""What a report prints for re-running its audit, and the rendered chat prompt of replayed records (fake backend)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.clirun import run_cli
+from tests.conftest import FAKE_CONTROLS, FAKE_REFERENCE, FAKE_SUSPECT
+
+SOURCES = ["fake:x1?skill=0.3", "fake:x2?skill=0.3"]
+
+
+@pytest.fixture(scope="module")
+def v3_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from provenance.audit import AuditConfig, run_audit
+
+    out = tmp_path_factory.mktemp("v3") / "bundle"
+    run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], controls=list(FAKE_CONTROLS), out=out,
+                          budget=60, progress=False, analysis_version=3, sources=SOURCES, identity_set=None,
+                          likelihood_set="continuation-samples"))
+    return out
+
+
+def _text(bundle: Path) -> str:
+    import html
+
+    page = (bundle / "report.html").read_text()
+    page = re.sub(r"<style.*?</style>|<img[^>]*>", "", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_the_printed_command_and_panel_re_run_the_same_analysis(v3_bundle: Path, tmp_path: Path) -> None:
+    """The report's panel parses as a controls panel with the audit's lineages, and its command, run as printed (dry
+    run), names the same version, sources, probe sets and control lineages."""
+    from provenance.panel import load_panel
+    from provenance.report.reproduce import audit_command, controls_panel
+
+    res = json.loads((v3_bundle / "results.json").read_text())
+    man = json.loads((v3_bundle / "manifest.json").read_text())
+    panel_text, command = controls_panel(res), audit_command(res, man)
+    text = _text(v3_bundle)
+    assert command in text and "lineage = " in text
+    (tmp_path / "controls.toml").write_text(panel_text)
+    panel = load_panel(tmp_path / "controls.toml")
+    assert {c.spec: c.lineage for c in panel.controls} == {c["spec"]: c["lineage"] for c in res["controls"]}
+    assert panel.lineages[FAKE_REFERENCE] == res["reference_models"][0]["lineage"]
+    assert "--analysis 3" in command and command.count("--source") == 2
+    assert "--identity-probes none" in command  # skipped here, so the re-run skips it too
+    assert "--likelihood-probes BUNDLE_DIR/probes/" in command  # not the default set: the bundle's own copy
+
+    import shlex
+
+    args = shlex.split(command.replace("BUNDLE_DIR", str(v3_bundle)).replace("NEW_DIR", str(tmp_path / "new")))
+    args = [a if a != "controls.toml" else str(tmp_path / "controls.toml") for a in args]
+    assert args[:2] == ["provenance", "audit"]
+    proc = run_cli(*args[1:], "--dry-run", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for s in SOURCES:
+        assert f"source    {s}" in proc.stdout
+    used = res["references"][0]["controls_used"]
+    assert all(u in proc.stdout for u in used)
+    n_used = {ps["role"]: ps["n_used"] for ps in man["probe_sets"]}
+    assert f"output {n_used['output']}, next_token {n_used['next_token']}, likelihood {n_used['likelihood']}" in proc.stdout
+
+
+def test_a_v3_report_names_its_sources_exhibits_and_families(v3_bundle: Path) -> None:
+    text = _text(v3_bundle)
+    assert "Comparison sources (analysis version 3)" in text
+    assert "capable_likelihood (ran here)" in text and "reference_likelihood (" not in text
+    res = json.loads((v3_bundle / "results.json").read_text())
+    cap = next(t for t in res["references"][0]["tests"] if t["name"] == "capable_likelihood")
+    if cap["top_probes"]:
+        assert "over the comparison sources' by" in text and "comparison source " in text
+
+
+def test_budget_check_says_when_only_the_label_changes(tmp_path: Path) -> None:
+    """A label that changes while the flag does not (inconclusive -> no_evidence) is said, not called unchanged."""
+    from jinja2 import Environment, PackageLoader
+
+    env = Environment(loader=PackageLoader("provenance.report", "templates"))
+    src = env.loader.get_source(env, "report.html.j2")[0]
+    line = next(x for x in src.splitlines() if "Budget check" in x)
+    env.filters["p"] = lambda p: f"{p:.2g}"
+
+    def said(verdict: str, half: str, fragile: bool) -> str:
+        ref = {"verdict": verdict, "budget_check": {"p_value": 0.2, "verdict": half, "fragile": fragile}}
+        return env.from_string(line).render(ref=ref)
+
+    assert "the label changes from inconclusive to no_evidence" in said("inconclusive", "no_evidence", False)
+    assert "the verdict does not change" in said("no_evidence", "no_evidence", False)
+    assert "fragile" in said("distilled", "no_evidence", True)
+
+
+def test_replayed_chat_records_get_their_rendered_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat records cached before transcripts carried `request.rendered` get it when the model is loaded again, and
+    a replay that loads nothing says they lack it."""
+    from provenance.cache import EvidenceCache
+    from provenance.collect import collect_model
+    from provenance.evidence import ProbePlan
+    from provenance.models import resolve
+    from provenance.models.fake import FakeBackend
+    from provenance.probeset import load as load_probes
+
+    monkeypatch.setattr(FakeBackend, "rendered", lambda self, prompt, chat: f"<user>{prompt}</user>" if chat else None)
+    cache = EvidenceCache(tmp_path / "cache")
+    rm = resolve(FAKE_SUSPECT)
+    ps = load_probes("instructions")
+    collect_model(rm, [ProbePlan(ps, 3, "likelihood")], cache, progress=False, want_weights=False)
+    # The cache as an older tool left it: no rendered prompt, no chat_template in the model's facts.
+    path = next(p for p in (tmp_path / "cache").rglob("*") if p.is_file() and b'"rendered"' in p.read_bytes())
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for rec in lines[1:]:
+        rec["request"].pop("rendered")
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    meta = cache.load_meta(rm.fingerprint)
+    meta.pop("chat_template")
+    cache.model_meta_path(rm.fingerprint).write_text(json.dumps(meta))
+
+    replay = collect_model(rm, [ProbePlan(ps, 3, "likelihood")], cache, progress=False, want_weights=False)
+    assert not replay.loaded and all("rendered" not in r["request"] for r in replay.records)
+    assert any("3 chat record(s) replayed from the evidence cache do not carry the prompt" in n for n in replay.notes)
+
+    more = collect_model(rm, [ProbePlan(ps, 4, "likelihood")], cache, progress=False, want_weights=False)
+    assert more.loaded and len(more.records) == 4
+    assert all(r["request"]["rendered"] == f"<user>{r['request']['prompt']}</user>" for r in more.records)
+    assert not any("do not carry the prompt" in n for n in more.notes)
