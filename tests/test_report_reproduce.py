@@ -128,3 +128,58 @@ def test_replayed_chat_records_get_their_rendered_prompt(tmp_path: Path, monkeyp
     assert more.loaded and len(more.records) == 4
     assert all(r["request"]["rendered"] == f"<user>{r['request']['prompt']}</user>" for r in more.records)
     assert not any("do not carry the prompt" in n for n in more.notes)
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(bundle, out)
+    return out
+
+
+def test_custody_rows_re_hash_what_they_cover(v3_bundle: Path, tmp_path: Path) -> None:
+    """The probe sets are dated before collection, the analysis row hashes its input and output, a render row follows;
+    a record edited where no statistic reads it (its send time), with SHA256SUMS rewritten, fails on its custody row."""
+    from provenance.report.bundle import write_sums
+    from provenance.report.verify import verify
+
+    man = json.loads((v3_bundle / "manifest.json").read_text())
+    actions = [c["action"] for c in man["custody"]]
+    assert actions[0] == "probe sets fixed" and actions[-2:] == ["analysis", "render"]
+    from datetime import datetime
+
+    fixed = datetime.fromisoformat(man["custody"][0]["utc"])
+    assert all(fixed <= datetime.fromisoformat(c["utc"]) for c in man["custody"] if c["action"] == "collected")
+    assert verify(v3_bundle).ok
+    edited = _copy(v3_bundle, tmp_path)
+    lines = (edited / "transcripts.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["sent"] = rec["sent"] - 3600.0
+    lines[0] = json.dumps(rec, sort_keys=True, ensure_ascii=False)
+    (edited / "transcripts.jsonl").write_text("\n".join(lines) + "\n")
+    write_sums(edited)
+    report = verify(edited)
+    assert not report.ok
+    assert any("custody row" in p and "its records hash to" in p for p in report.problems)
+    assert any("custody row" in p and "(analysis): transcripts.jsonl does not hash" in p for p in report.problems)
+
+
+def test_an_older_bibliography_is_not_tampering(v3_bundle: Path, tmp_path: Path) -> None:
+    """Citations are descriptive: a bundle whose tests cite the method as an earlier release did still verifies (the
+    committed examples of 2026-11-30 cite Nikolic et al. as an arXiv preprint)."""
+    from provenance.report.bundle import write_sums
+    from provenance.report.verify import verify
+
+    edited = _copy(v3_bundle, tmp_path)
+    res = json.loads((edited / "results.json").read_text())
+    res["references"][0]["tests"][0]["references"] = ["an older citation of the same method"]
+    (edited / "results.json").write_text(json.dumps(res))
+    # results.json changed, so the analysis custody row's hash is restated as a release before it would have none.
+    man = json.loads((edited / "manifest.json").read_text())
+    for row in man["custody"]:
+        row.pop("results_sha256", None)
+    (edited / "manifest.json").write_text(json.dumps(man))
+    write_sums(edited)
+    report = verify(edited)
+    assert not any("recomputed statistic differs" in p for p in report.problems), report.problems

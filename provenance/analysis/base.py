@@ -59,6 +59,7 @@ class TestFamily:
     placebo: bool = True  # run with a control lineage in the suspect's seat (behavioural families)
     commands: frozenset[str] = field(default=COMMANDS)  # where it runs; the report names the others
     references: tuple[str, ...] = ()  # the published methods it follows (the report's "Scientific basis")
+    deviations: str = ""  # how it departs from those methods (the report lists it beside them)
     versions: frozenset[int] = VERSIONS  # the analysis versions that run it
 
     @property

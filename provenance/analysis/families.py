@@ -98,20 +98,43 @@ def _weights(ctx: PairContext) -> TestResult:
 
 register(TestFamily("output_agreement", _output, "behaviour", "output", "text",
                     "greedy continuations: does the suspect agree with the reference beyond its kind?",
-                    references=behaviour.REFERENCES))
+                    references=behaviour.REFERENCES,
+                    deviations="Nikolic et al. compare token-level output similarity with a baseline of unrelated "
+                               "models, each model a unit; here similarity is word-prefix agreement over the first six "
+                               "words (comparable across tokenizers), the statistic is an interaction (the suspect's "
+                               "affinity to the reference beyond both models' general agreement), control models of "
+                               "one lineage count once, and the test is a Student-t prediction test over lineages with "
+                               "the exact rank p beside it"))
 register(TestFamily("next_token_divergence", _next_token, "behaviour", "next_token", "top_logprobs",
                     "first-token distributions: does the suspect's match the reference's beyond its kind?",
-                    references=behaviour.REFERENCES))
+                    references=behaviour.REFERENCES,
+                    deviations="Lin's Jensen-Shannon divergence is a measure, not a provenance test; its use here on "
+                               "renormalised top-20 next-token distributions keyed by decoded strings, inside output "
+                               "agreement's interaction null, is this tool's"))
 register(TestFamily("reference_likelihood", _likelihood, "behaviour", "likelihood", "logits",
                     "does the suspect find the reference's sampled answers unusually likely (sequence-level "
-                    "distillation)?", references=likelihood.REFERENCES, versions=frozenset({2})))
+                    "distillation)?", references=likelihood.REFERENCES, versions=frozenset({2}),
+                    deviations="Kim & Rush describe the training regime, not a test of it; the test (per-byte "
+                               "log-likelihood of the reference's sampled answers, as an interaction against the "
+                               "control lineages' answers) is this tool's, built on Nikolic et al.'s baseline of "
+                               "unrelated models"))
 register(TestFamily(capable_likelihood.NAME, _capable, "behaviour", "likelihood", "logits",
                     "does the suspect prefer the reference's sampled answers over other capable models' answers more "
                     "than its kind does (sequence-level distillation)?", references=capable_likelihood.REFERENCES,
-                    versions=frozenset({3})))
+                    versions=frozenset({3}),
+                    deviations="Kim & Rush describe the training regime, not a test of it; the test (scorer x source "
+                               "tetrads of per-byte log-likelihood, the reference's sampled answers against capable "
+                               "independent models' answers, control lineages in the suspect's seat) is this tool's"))
 register(TestFamily("identity_claims", _identity, "corroboration", "identity", "text",
                     "does the suspect name itself as the reference does, more than its kind does? (corroboration)",
-                    references=identity.REFERENCES))
+                    references=identity.REFERENCES,
+                    deviations="not a test of Nikolic et al.'s; their baseline of unrelated models is applied to the "
+                               "share of identity answers that name the reference's markers; corroboration only, it "
+                               "never decides"))
 register(TestFamily("weight_alignment", _weights, "weights", None, "weights",
                     "are the suspect's MLP units aligned with the reference's beyond every permutation?",
-                    placebo=False, references=weights.REFERENCES))
+                    placebo=False, references=weights.REFERENCES,
+                    deviations="one of Zhu et al.'s constrained-setting statistics only (the correlation of matched "
+                               "MLP up-projection units in the first, middle and last layers, 9999 random permutations, "
+                               "no Fisher aggregation over every layer), and not their unconstrained test that matches "
+                               "activations: a derivative whose units were permuted escapes it"))

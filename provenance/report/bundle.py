@@ -130,9 +130,9 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
             buf = io.BytesIO()
             np.savez(buf, **tensors)
             atomic_write_bytes(tmp / "evidence" / "weights" / f"{fp}.npz", buf.getvalue())
-        manifest = redact_obj(manifest)
-        atomic_write_json(tmp / "manifest.json", manifest)
         atomic_write_json(tmp / "results.json", redact_obj(results))
+        manifest = redact_obj(_rehashed(manifest, tmp))
+        atomic_write_json(tmp / "manifest.json", manifest)
         render_derived(tmp)
         digest = write_sums(tmp)
         _swap_in(tmp, out)
@@ -145,6 +145,25 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
     finally:
         release(out)
     return digest
+
+
+def _rehashed(manifest: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The manifest with the analysis custody row re-hashing what it read and wrote (transcripts.jsonl and
+    results.json as written), and a row for the rendering that follows (its outputs are hashed in SHA256SUMS)."""
+    from provenance.report.manifest import template_sha256
+
+    rows = []
+    for row in manifest.get("custody", []):
+        if row.get("action") == "analysis":
+            row = {**row, "records_sha256": sha256_file(tmp / "transcripts.jsonl"),
+                   "results_sha256": sha256_file(tmp / "results.json")}
+        rows.append(row)
+    rows.append(custody_entry("render", f"report.html, tables/ and figures/ rendered from results.json, manifest.json "
+                                        f"and transcripts.jsonl with report template {template_sha256()[:16]}", "provenance renderer",
+                              "derive the human-readable report from the evidence files alone (what `provenance "
+                              "verify` re-renders and compares); SHA256SUMS hashes every file, and a signature, when "
+                              "made, is SHA256SUMS.sig"))
+    return {**manifest, "custody": rows}
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

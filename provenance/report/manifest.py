@@ -136,7 +136,7 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
         # How `verify` must recompute: the analysis version, and a sequential audit's price for its interim looks.
         "analysis": dict(analysis),
         "budget": budget,
-        "custody": [*collection_custody(evidence, roles),
+        "custody": [probes_custody(plans, results["started_utc"]), *collection_custody(evidence, roles),
                     custody_entry("analysis", f"analysis version {analysis.get('version')} computed the results from "
                                   f"the {sum(len(e.records) for e in evidence.values())} transcript records", case.examiner,
                                   "compute every test, the combination and the screening classification from the "
@@ -146,6 +146,18 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
 
 def _utc(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def probes_custody(plans: Sequence[ProbePlan], started_utc: str) -> dict[str, Any]:
+    """The row that dates the prompts: every probe set was loaded and hashed when the audit started, before any model
+    was queried (the collection rows that follow are later, or replayed from an earlier run of the same plan)."""
+    sets = "; ".join(f"{p.probe_set.id} {p.probe_set.version}, {len(p.probes)} used, content SHA-256 "
+                     f"{p.probe_set.sha256[:16]}" for p in plans)
+    # To the second, like the collection rows: a collection in the same second must not read as earlier.
+    utc = datetime.fromisoformat(started_utc).isoformat(timespec="seconds")
+    return {"utc": utc, "actor": "provenance collector", "action": "probe sets fixed",
+            "detail": f"{len(plans)} probe set(s) loaded and hashed: {sets}",
+            "purpose": "fix the prompts before any model is queried, so that no prompt can be chosen after an answer"}
 
 
 def collection_custody(evidence: Mapping[str, ModelEvidence], roles: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from provenance.report.evaluation import evaluation
 from provenance.report.figures import null_figure, per_probe_figure
 from provenance.report.names import how_to_obtain, model_names
 from provenance.report.reproduce import PANEL_FILE, audit_command, controls_panel
+from provenance.stats import citations
 
 VERDICT_WORDS = {
     "derived": "shares weights (directly, or through a common base model) with",
@@ -113,15 +114,15 @@ def exhibit_tests_ran(results: dict[str, Any]) -> bool:
 
 def scientific_basis(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every registered test family's published methods, whether it ran here, and each citation's status as the citation
-    itself shows it (an arXiv number: a preprint, not known to this tool to be peer reviewed; a journal or conference:
-    published there). A family that did not run is listed too: the method is the tool's, whichever tests ran."""
+    itself shows it (`stats.citations.status`: a named peer-reviewed venue, or an arXiv preprint). A family that did
+    not run is listed too: the method is the tool's, whichever tests ran."""
     from provenance.analysis.base import REGISTRY
 
     ran = {t["name"] for ref in results["references"] for t in ref["tests"] if not t.get("skipped")}
     families = REGISTRY[results.get("analysis_version", 2)]  # the families of the version that wrote the bundle
     return [{"family": f.name, "ran": f.name in ran,
-             "references": [{"text": r, "status": "preprint (arXiv); peer review not known" if "arxiv" in r.lower()
-                             else "peer-reviewed venue"} for r in f.references]}
+             "references": [{"text": r, "status": citations.status(r)} for r in f.references],
+             "deviations": f.deviations}
             for f in families.values()]
 
 

@@ -11,12 +11,13 @@ import numpy as np
 
 from provenance.evidence import Completion
 from provenance.stats.base import TestResult
+from provenance.stats.citations import LIN, NIKOLIC
 from provenance.stats.nulls import MIN_UNITS, Design, log_affinity, prediction_test, unit_interactions
 from provenance.stats.similarity import text_agreement, topk_similarity
 
 REFERENCES = (
-    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
-    "Lin (1991), Divergence measures based on the Shannon entropy, IEEE Trans. Inf. Theory 37(1)",
+    NIKOLIC,
+    LIN,
 )
 NULL_TEXT = (
     "the suspect~reference interaction (log affinity minus the suspect's and the reference's mean affinity to the "

@@ -8,12 +8,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from provenance.stats.base import TestResult
+from provenance.stats.citations import KIM_RUSH, NIKOLIC
 from provenance.stats.nulls import MIN_UNITS, lineage_unit, prediction_test
 
 NAME = "capable_likelihood"
 REFERENCES = (
-    "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
-    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+    KIM_RUSH,
+    NIKOLIC,
 )
 SUSPECT = "@suspect"  # the suspect's row: its lineage is unknown, so none of its cells is left out
 

@@ -15,11 +15,12 @@ import numpy as np
 
 from provenance.evidence import Completion
 from provenance.stats.base import TestResult
+from provenance.stats.citations import NIKOLIC
 from provenance.stats.nulls import MIN_UNITS, Design, by_lineage, logit_affinity, prediction_test
 
 NAME = "identity_claims"
 REFERENCES = (
-    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+    NIKOLIC,
 )
 MIN_SHARE = 0.2  # a learned marker must appear in >= 20% of the reference's identity answers
 MIN_ANSWERS = 3  # ... and in at least this many of them

@@ -8,11 +8,12 @@ import numpy as np
 
 from provenance.evidence import Score, score_item_id
 from provenance.stats.base import TestResult
+from provenance.stats.citations import KIM_RUSH, NIKOLIC
 from provenance.stats.nulls import MIN_UNITS, Design, prediction_test, unit_interactions
 
 REFERENCES = (
-    "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
-    "Nikolic, Baluta, Saxena (2025), Model Provenance Testing for Large Language Models, arXiv:2502.00706",
+    KIM_RUSH,
+    NIKOLIC,
 )
 NAME = "reference_likelihood"
 

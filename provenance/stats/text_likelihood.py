@@ -8,12 +8,13 @@ from typing import Literal, Mapping, Sequence, get_args
 import numpy as np
 
 from provenance.stats.base import TestResult
+from provenance.stats.citations import KIM_RUSH, MANDEL
 from provenance.stats.nulls import MIN_UNITS, lineage_unit, prediction_test
 
 NAME = "text_likelihood"
 REFERENCES = (
-    "Kim & Rush (2016), Sequence-Level Knowledge Distillation, EMNLP (the training regime this test targets)",
-    "Mandel (1961), Non-additivity in two-way analysis of variance, JASA 56:878-888 (the rows-linear model)",
+    KIM_RUSH,
+    MANDEL,
 )
 
 # "interaction": the double-centred (reference, suspect) cell, i.e. the mean of every admissible tetrad.

@@ -7,9 +7,10 @@ from typing import Mapping
 import numpy as np
 
 from provenance.stats.base import TestResult
+from provenance.stats.citations import ZHU
 
 REFERENCES = (
-    "Zhu, Zhang, Kim et al. (2025), Independence Tests for Language Models, arXiv:2502.12292",
+    ZHU,
 )
 
 

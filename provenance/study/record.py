@@ -67,13 +67,28 @@ def match(record: Mapping[str, Any] | None, record_sha: str | None, analysis_ver
     # "100.0" (the protocol's target) and a false-positive bound of 1.004% is not "1.00%".
     summary = (f"Measured on {fp['n']} independent null cases and {det['n']} related cases of the validation study "
                f"({access} access, budget {e['budget']}): false-positive rate {fp['k']}/{fp['n']} (95% upper bound "
-               f"{-round_down(-fp['upper95_one_sided'] * 100, 2):.2f}%), detection {det['k']}/{det['n']}; likelihood "
-               f"ratio of a flag at least {round_down(lr['lower95'], 1):.1f} (one-sided 95%)."
+               f"{-round_down(-fp['upper95_one_sided'] * 100, 2):.2f}%), detection {det['k']}/{det['n']}{_ci(det)}, so "
+               f"a false-negative rate of {_miss(det)}; likelihood ratio of a flag at least "
+               f"{round_down(lr['lower95'], 1):.1f} (one-sided 95%)."
                if lr.get("lower95") is not None else
                f"Measured on {fp['n']} null and {det['n']} related cases ({access} access, budget {e['budget']}): "
-               f"false-positive rate {fp['k']}/{fp['n']}, detection {det['k']}/{det['n']}; no likelihood ratio bound.")
+               f"false-positive rate {fp['k']}/{fp['n']}, detection {det['k']}/{det['n']}{_ci(det)}, so a "
+               f"false-negative rate of {_miss(det)}; no likelihood ratio bound.")
     return {**base, "matched": True, "reason": None, "entry": e, "summary": summary,
             "conditions": record.get("conditions", {}), "study": {k: record.get(k) for k in ("commit", "date")}}
+
+
+def _ci(rate: Mapping[str, Any]) -> str:
+    """' (95% CI a%-b%)' from a rate's exact Clopper-Pearson interval, or nothing when the record has none."""
+    ci = rate.get("ci95")
+    return f" (95% CI {ci[0] * 100:.1f}%-{ci[1] * 100:.1f}%)" if ci else ""
+
+
+def _miss(det: Mapping[str, Any]) -> str:
+    """The false-negative rate with its interval: the complement of detection's."""
+    ci = det.get("ci95")
+    k, n = det["n"] - det["k"], det["n"]
+    return f"{k}/{n}" + (f" (95% CI {(1 - ci[1]) * 100:.1f}%-{(1 - ci[0]) * 100:.1f}%)" if ci else "")
 
 
 def check_copy(validation: Mapping[str, Any] | None, root: Path | None = None) -> tuple[list[str], list[str]]:
