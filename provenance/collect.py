@@ -213,6 +213,9 @@ def collect_model(model: ResolvedModel, plans: Sequence[ProbePlan], cache: Evide
         ev.notes.append(f"{model.label}: endpoint access ({'probed earlier, from the evidence cache' if access_replayed else 'probed now'}): "
                         f"{access.summary()}")
         ev.notes.extend(f"{model.label}: {r}" for r in access.reasons)
+        # What the request body leaves to the server: its defaults decided these, and the API does not report them.
+        ev.notes.append(f"{model.label}: requests set no top_p, top_k truncation, penalty or stop sequence: the "
+                        "server's defaults applied, which it does not report (each request body is transcribed as sent)")
     ev.notes.extend(fresh_notes)
     sha = {p.probe_set.id: p.probe_set.sha256 for p in plans}
     for rec in repeats:
@@ -296,9 +299,12 @@ def refusals(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _rendered(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
     """The request as transcribed: with `rendered`, the text a local model was fed for a chat prompt (its chat
-    template's system prompt included), when that differs from the prompt itself."""
+    template's system prompt included), when that differs from the prompt itself; and for a local model's generation,
+    `decoding`: what else decided the answer (truncation, penalties, stop tokens: `Backend.decoding_details`)."""
     text = backend.rendered(request["prompt"], bool(request.get("chat")))
-    return {**request, "rendered": text} if text is not None and text != request["prompt"] else request
+    out = {**request, "rendered": text} if text is not None and text != request["prompt"] else dict(request)
+    details = backend.decoding_details() if "max_new_tokens" in request and "decoding" not in request else None
+    return {**out, "decoding": details} if details is not None else out
 
 
 def collect(models: Sequence[ResolvedModel], plans: Sequence[ProbePlan], cache: EvidenceCache | None = None, *,

@@ -131,3 +131,8 @@ def test_a_local_chat_prompt_is_transcribed_as_the_model_was_fed_it(tmp_path: Pa
     assert len(chat) == 3 and all(r["request"]["prompt"] in r["request"]["rendered"] for r in chat)
     assert all("SmolLM" in r["request"]["rendered"] and "<|im_start|>" in r["request"]["rendered"] for r in chat)
     assert plain and all("rendered" not in r["request"] for r in plain)  # plain text is fed as it is
+    # What else decided each answer is transcribed too: no truncation, no stop strings, the model's EOS ids.
+    for r in chat + plain:
+        d = r["request"]["decoding"]
+        assert d["top_p"] is None and d["top_k_truncation"] is None and d["stop_strings"] == []
+        assert isinstance(d["eos_token_ids"], list)

@@ -82,6 +82,11 @@ class Backend(ABC):
         they record the request body as sent)."""
         return None
 
+    def decoding_details(self) -> dict[str, Any] | None:
+        """What else decided a local model's answers besides the request (nucleus and top-k truncation, repetition
+        penalties, stop tokens), for the transcript; None for endpoints, whose request body as sent is recorded."""
+        return None
+
     def discover_access(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """What a served model's endpoint accepts, probed once: (access as JSON, transcript records of the probes).
 

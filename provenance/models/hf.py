@@ -251,6 +251,16 @@ class HFBackend(Backend):
     def rendered(self, prompt: str, chat: bool) -> str | None:
         return self._render(Request(prompt, chat=True)) if chat and self.has_chat_template else None
 
+    def decoding_details(self) -> dict[str, Any] | None:
+        # generate() is called with top_p and top_k unset (no truncation: greedy, or _RowSampler over the full
+        # distribution) and no stop strings; what the model's generation_config still contributes is read from it.
+        gc = getattr(getattr(self, "model", None), "generation_config", None)
+        eos = getattr(gc, "eos_token_id", None)
+        return {"top_p": None, "top_k_truncation": None, "stop_strings": [],
+                "eos_token_ids": eos if isinstance(eos, list) else ([] if eos is None else [eos]),
+                "repetition_penalty": getattr(gc, "repetition_penalty", None),
+                "no_repeat_ngram_size": getattr(gc, "no_repeat_ngram_size", None)}
+
     def _render(self, req: Request) -> str:
         if req.chat and self.has_chat_template:
             return self.tokenizer.apply_chat_template(
