@@ -43,8 +43,9 @@ def test_bundle_verifies(bundle: Path) -> None:
             "tables/tests.csv", "probes/output-continuation.json"} <= names
     assert any(n.startswith("figures/") and n.endswith(".png") for n in names)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["case"]["case_id"] == "CASE-7" and manifest["custody"][-1]["action"] == "analysis"
-    assert {c["action"] for c in manifest["custody"][:-1]} <= {"collected", "replayed from cache"}
+    assert manifest["case"]["case_id"] == "CASE-7" and [c["action"] for c in manifest["custody"][-2:]] == ["analysis", "render"]
+    assert {c["action"] for c in manifest["custody"][1:-2]} <= {"collected", "replayed from cache"}
+    assert manifest["custody"][0]["action"] == "probe sets fixed"
     assert {m["role"] for m in manifest["models"]} == {"suspect", "reference", "control"}
     assert all(len(m["fingerprint"]) == 64 for m in manifest["models"])
     assert manifest["tool"]["version"] and "torch" in manifest["environment"]["packages"]

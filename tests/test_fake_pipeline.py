@@ -258,7 +258,7 @@ def test_every_printed_page_carries_case_digest_and_page_numbers(fake_bundle: Pa
     manifest = json.loads((fake_bundle / "manifest.json").read_text())
     collected = [c for c in manifest["custody"] if c["action"] in ("collected", "replayed from cache")]
     assert collected and all(c["utc"] and c["utc_end"] and len(c["records_sha256"]) == 64 for c in collected)
-    assert manifest["custody"][-1]["action"] == "analysis"
+    assert [c["action"] for c in manifest["custody"][-2:]] == ["analysis", "render"]
 
 
 def test_dry_run_identifies_and_plans_without_querying_or_writing(tmp_path: Path) -> None:

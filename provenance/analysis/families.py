@@ -134,7 +134,7 @@ register(TestFamily("identity_claims", _identity, "corroboration", "identity", "
 register(TestFamily("weight_alignment", _weights, "weights", None, "weights",
                     "are the suspect's MLP units aligned with the reference's beyond every permutation?",
                     placebo=False, references=weights.REFERENCES,
-                    deviations="one of Zhu et al.'s constrained-setting statistics only (the correlation of matched "
-                               "MLP up-projection units in the first, middle and last layers, 9999 random permutations, "
-                               "no Fisher aggregation over every layer), and not their unconstrained test that matches "
-                               "activations: a derivative whose units were permuted escapes it"))
+                    deviations="one of Zhu et al.'s constrained-setting statistics only (the correlation of "
+                               "same-index MLP up-projection units in the first, middle and last layers, 9999 random "
+                               "permutations, no Fisher aggregation over every layer), and not their unconstrained test "
+                               "that aligns hidden activations: a derivative whose units were permuted escapes it"))
