@@ -34,8 +34,9 @@ from provenance.zoo.cases import case_models
 from provenance.zoo.lineages import default_lineages_dir, write_recipes
 
 EXAMPLES = Path("reports/example")
-WHY = ("regenerated from a case of the validation study (4 control lineages, budget 200), so that the evaluation rests "
-       "on the validation record; models named in words, keyed to their specs and origins")
+WHY = ("a case of the validation study (4 control lineages, budget 200), so that the evaluation rests on the validation "
+       "record; picked by a rule fixed before any case was looked at (the first case by id of its kind: "
+       "scripts/make_examples.py), not for its result; models named in words, keyed to their specs and origins")
 BUDGET = 200
 REFERENCE_FAMILY = "p-smollm2"
 
