@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from provenance.audit import AuditConfig, run_audit
+from provenance.cache import EvidenceCache
 from provenance.report.bundle import CaseInfo
 from provenance.zoo.cases import case_models
 from provenance.zoo.lineages import default_lineages_dir, write_recipes
@@ -104,11 +105,12 @@ def served(spec: str) -> Iterator[str]:
 
 
 def write_example(relation: str, case: dict, suspect: str, reference: str, controls: list[str],
-                  lineages: dict[str, str], key: Path, repeat: int = 0, why: str = WHY) -> None:
-    """Audit one case into reports/example/RELATION-SUSPECT, signed with `key`; the earlier bundle of the same case,
-    if any, is the one it amends, and every earlier example of this relation is removed."""
-    from provenance.report.signing import sign_bundle
-
+                  lineages: dict[str, str], cache: EvidenceCache, repeat: int = 0,
+                  why: str = WHY) -> tuple[Path, Path, list[Path]]:
+    """Audit one case into a hidden directory beside reports/example/RELATION-SUSPECT; the earlier bundle of the same
+    case, if any, is the one it amends. Returns (written, target, earlier examples of this relation): nothing tracked
+    is touched until every audit has run, since each runs in evidentiary mode and refuses a tree that differs from its
+    commit."""
     name = f"{relation}-{case['suspect']['id'].replace('/', '-')}"
     case_id = f"DEMO-{case['id']}" + ("-endpoint" if relation == "endpoint" else "")
     target = EXAMPLES / name
@@ -122,7 +124,7 @@ def write_example(relation: str, case: dict, suspect: str, reference: str, contr
     tmp = EXAMPLES.parent / f".{name}.new"
     shutil.rmtree(tmp, ignore_errors=True)
     truth = "distilled" if relation == "endpoint" else relation
-    res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls, repeat=repeat,
+    res = run_audit(AuditConfig(suspect=suspect, references=[reference], controls=controls, repeat=repeat, cache=cache,
                                 out=tmp, budget=BUDGET, progress=False, lineages=lineages, evidentiary=True,
                                 case=CaseInfo(case_id=case_id,
                                               note=f"ground truth: {truth} (study case {case['id']}); {why}",
@@ -132,13 +134,9 @@ def write_example(relation: str, case: dict, suspect: str, reference: str, contr
                                               requested_by="the provenance project (a demonstration, no legal matter)",
                                               questions=["Was the suspect trained on the reference's outputs, or "
                                                          "derived from its weights?"])))
-    for d in old_dirs:
-        shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
     ref = res["references"][0]
     print(f"{name}: {ref['verdict']} (p = {ref['p_value']}) {ref['reason']}; replaces {replaces}", file=sys.stderr)
+    return tmp, target, old_dirs
 
 
 def main() -> None:
@@ -146,23 +144,35 @@ def main() -> None:
 
     keydir = Path(tempfile.mkdtemp(prefix="provenance-demo-key-"))
     key = demo_key(keydir)
+    # Every answer is collected afresh for the examples (an evidence cache of this run only): no record is replayed
+    # from an earlier run, so each carries what this release transcribes (the rendered chat prompt, decoding details).
+    cache = EvidenceCache(keydir / "evidence")
     zoo = default_lineages_dir()
     labels = json.loads((zoo / "labels.json").read_text())
     write_recipes(zoo, labels)  # hidden files: fingerprints, and so the study's cached evidence, are unchanged
     cases = json.loads((zoo / "cases.json").read_text())["cases"]
     picked = pick(cases)
+    written = []
     for relation, case in picked.items():
         suspect, reference, controls, lineages = case_models(zoo, case)  # as the study audited it
-        write_example(relation, case, suspect, reference, controls, lineages, key)
+        written.append(write_example(relation, case, suspect, reference, controls, lineages, cache))
     # The endpoint example: the distilled case's suspect behind an OpenAI-compatible server (`provenance serve` on
     # loopback), audited as a remote model: the bundle shows what endpoint evidence looks like (each request's tries,
     # headers, the served model's self-report, repeated probes).
     case = picked["distilled"]
     suspect, reference, controls, lineages = case_models(zoo, case)
     with served(suspect) as url:
-        write_example("endpoint", case, url, reference, controls, lineages, key, repeat=3,
-                      why="the suspect served over an OpenAI-compatible HTTP API on loopback (provenance serve), "
-                          "audited as a remote model")
+        written.append(write_example("endpoint", case, url, reference, controls, lineages, cache, repeat=3,
+                                     why="the suspect served over an OpenAI-compatible HTTP API on loopback "
+                                         "(provenance serve), audited as a remote model"))
+    from provenance.report.signing import sign_bundle
+
+    for tmp, target, old_dirs in written:
+        for d in old_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
 
     shutil.copyfile(keydir / "examiner-demo.pub", EXAMPLES / "examiner-demo.pub")
     shutil.rmtree(keydir, ignore_errors=True)  # the private half is never kept
