@@ -247,3 +247,19 @@ def test_only_builds_the_named_families(tiny: tuple[Path, dict[str, Any]]) -> No
     assert res["trained"] == 0 and res["summary"]["null"] == 0 and (out / "cases.json").read_text() == before
     with pytest.raises(InputError, match="no family zz9"):
         build_lineages(out, "tiny", progress=False, only=["zz9"])
+
+
+def test_a_fresh_corpus_plans_as_its_frozen_copy_does() -> None:
+    """Regression (2026-11-30): the run that cut the corpus planned from the sources' order of slices, every later run
+    from slices.json's sorted order, so the two disagreed on every recipe and a shared build (`--only` builders, then
+    the final run) rebuilt the first builder's families. Both orders are now the sorted one."""
+    from provenance.zoo.corpus import SOURCES, build_slices
+    from provenance.zoo.lineages import plan_hashes
+
+    spec = PRESETS["full"]
+    sources = tuple(s for s in SOURCES if spec.sources is None or s.id in spec.sources)
+    fresh, _ = build_slices(spec.slice_chars, sources)
+    assert len({k.rsplit("-", 1)[0] for k in fresh}) > 1  # several sources, so their order could differ
+    frozen = json.loads(json.dumps(fresh, sort_keys=True))  # as ensure_corpus writes slices.json and reads it back
+    assert list(fresh) == list(frozen)
+    assert plan_hashes(make_plan(spec, list(fresh), None, 0)) == plan_hashes(make_plan(spec, list(frozen), None, 0))

@@ -183,7 +183,9 @@ def build_slices(slice_chars: int, sources: tuple[Source, ...] = SOURCES) -> tup
         manifest.append({"source": src.id, "title": src.title, "package": src.package or "(python)",
                          "version": package_version(src.package), "licence": src.licence, "paths": list(src.paths),
                          "paragraphs": len(pars), "chars": sum(len(p) + 1 for p in pars), "slices": ids})
-    return slices, manifest
+    # Sorted by id, the order a frozen corpus reads back in (slices.json is written with sorted keys): a plan built
+    # from the slices' order must come out the same on the run that cut them and on every run that reads them back.
+    return dict(sorted(slices.items())), manifest
 
 
 def slice_sha256(text: str) -> str:

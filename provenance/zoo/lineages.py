@@ -284,7 +284,8 @@ def ensure_corpus(out: Path, preset: Preset, tok: Any) -> Corpus:
 
     d = out / "corpus"
     if (d / "manifest.json").is_file() and (d / "tokens.json").is_file() and (d / "slices.json").is_file():
-        return Corpus(json.loads((d / "slices.json").read_text()), json.loads((d / "tokens.json").read_text()),
+        return Corpus(dict(sorted(json.loads((d / "slices.json").read_text()).items())),
+                      json.loads((d / "tokens.json").read_text()),
                       json.loads((d / "manifest.json").read_text())["keep"], json.loads((d / "manifest.json").read_text()))
     sources = tuple(s for s in SOURCES if preset.sources is None or s.id in preset.sources)
     slices, per_source = build_slices(preset.slice_chars, sources)
