@@ -10,6 +10,7 @@ with `pip install llama-cpp-python[server] --extra-index-url https://abetlen.git
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -55,6 +56,31 @@ def test_llama_cpp_python_server_is_discovered_and_audited(tmp_path: Path) -> No
             backend.close()
         assert access["completions"] and access["chat"] and records
         assert resolve(f"{url}#smol").fingerprint == rm.fingerprint  # `created` is the time of the call there too
+        # llama-cpp-python 0.3.x returns echo logprobs one position late (each prompt token's logprob is read from the
+        # distribution after it: abetlen/llama-cpp-python#1983, open): the probe must refuse that route rather than
+        # score with it, and say why. Measured 2026-11-30 with 0.3.36 (built here from its sdist).
+        assert not access["echo"] and not access["prompt_logprobs"]
+        assert any("echo with logprobs not usable for prompt scoring" in r for r in access["reasons"])
+
+        # A short audit with the served model as the suspect: every family that its access allows runs, the bundle
+        # verifies, and the endpoint's evidence (HTTP tries, repeats) is in it.
+        from provenance.audit import AuditConfig, run_audit
+        from provenance.report.verify import verify
+
+        out = tmp_path / "bundle"
+        res = run_audit(AuditConfig(suspect=f"{url}#smol", references=["smollm2-135m-instruct"],
+                                    controls=["qwen2.5-coder-0.5b-instruct", "gemma-3-270m"], out=out, budget=8,
+                                    progress=False, repeat=2, options=LoadOptions(http_timeout=120)))
+        tests = {t["name"]: t for t in res["references"][0]["tests"]}
+        assert set(tests) >= {"output_agreement", "reference_likelihood"}
+        caps = next(m for m in json.loads((out / "manifest.json").read_text())["models"]
+                    if m["role"] == "suspect")["capabilities"]
+        assert "logits" not in caps and "text" in caps  # no usable prompt scoring: the likelihood family says so
+        assert tests["reference_likelihood"]["skipped"]
+        assert verify(out).ok
+        lines = [json.loads(x) for x in (out / "transcripts.jsonl").read_text().splitlines()]
+        assert any(r["probe_set"] == "repeat" for r in lines)
+        assert any((r.get("response") or {}).get("raw", {}).get("http") for r in lines)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
