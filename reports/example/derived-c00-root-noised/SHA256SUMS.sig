@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF+YnOIUItrSdCyN1OHxJ5brmgIKblUr4qp5ks+NyXZ6",
-  "public_key_fingerprint": "SHA256:J8Vbu34pZiaEj/2TS51KPZjJfav9XEJeuut9D/EoWCY",
-  "signature": "u1kv9aP5iRczLTrO0tuhSBf9BjjGFgmkx9kn6SHo60K63kThDd5MWMKxnrHIVDrlc2xIhmh2Xm/QKGCop27lBw==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIZ3RN93whabqTFZO9YVcX9W7Oc/mdaH8zyrqHQrUhUb",
+  "public_key_fingerprint": "SHA256:e3zDD5OeNYflfvFGhitxvDQf3BuaPWmcUEznqRs8gak",
+  "signature": "juwQoBTx+nTFLBKaZzU7o7QEbPrYBI+5d4DZZfgm7WGvdRKbxk/9Me2ugzTAohSLz9bOtMOzyGWlzL2QoDMpCw==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "da6c132527a1cc7457088d07cdc0e3602febb37697c6e624c06e01c11cbd9e74",
-  "signed_utc": "2026-11-30T09:04:39+00:00",
+  "signed_file_sha256": "5ba6cadecc065b89a777ea257247044a95365c7199c97502c59764d527d9fe78",
+  "signed_utc": "2026-11-30T17:52:03+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
