@@ -160,6 +160,13 @@ def probes_custody(plans: Sequence[ProbePlan], started_utc: str) -> dict[str, An
             "purpose": "fix the prompts before any model is queried, so that no prompt can be chosen after an answer"}
 
 
+def records_digest(records: Sequence[Mapping[str, Any]]) -> str:
+    """SHA-256 over records as transcribed (one sorted-key JSON line each): what a collection custody row states and
+    `verify` checks."""
+    return hashlib.sha256("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
+                                  for r in records).encode()).hexdigest()
+
+
 def collection_custody(evidence: Mapping[str, ModelEvidence], roles: Mapping[str, str]) -> list[dict[str, Any]]:
     """One custody row per model and collection: when its records were really sent and received (UTC), how many were
     replayed from the cache (collected by an earlier run, at the times shown), and the SHA-256 of the records."""
@@ -176,8 +183,7 @@ def collection_custody(evidence: Mapping[str, ModelEvidence], roles: Mapping[str
             sent = [r["sent"] for r in recs if isinstance(r.get("sent"), (int, float))]
             got = [r["received"] for r in recs if isinstance(r.get("received"), (int, float))]
             # Over the records as the bundle's transcripts.jsonl holds them (redacted, one sorted-key JSON line each).
-            digest = hashlib.sha256("".join(json.dumps(_redact_record(r), sort_keys=True, ensure_ascii=False) + "\n"
-                                            for r in recs).encode()).hexdigest()
+            digest = records_digest([_redact_record(r) for r in recs])
             rows.append({"utc": _utc(min(sent)) if sent else None, "utc_end": _utc(max(got)) if got else None,
                          "actor": "provenance collector", "action": "replayed from cache" if replayed else "collected",
                          "detail": f"{len(recs)} records of {role} {spec} (fingerprint {ev.model.fingerprint[:12]}); "

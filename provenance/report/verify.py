@@ -269,6 +269,7 @@ def custody_problems(bundle: Path, manifest: Mapping[str, Any]) -> list[str]:
     the bundle adds to every line) and the analysis row's transcripts.jsonl and results.json. Rows written before
     they carried a hash are not checked."""
     from provenance.fsutil import sha256_file
+    from provenance.report.manifest import records_digest
 
     files = safe_io.BundleFiles(bundle)
     lines = [json.loads(x) for x in files.read_text("transcripts.jsonl").splitlines() if x.strip()]
@@ -279,8 +280,7 @@ def custody_problems(bundle: Path, manifest: Mapping[str, Any]) -> list[str]:
             recs = [{k: v for k, v in r.items() if k != "case_id"} for r in lines
                     if r.get("fingerprint") == row["model_fingerprint"]
                     and bool(r.get("replayed")) == (action == "replayed from cache")]
-            got = hashlib.sha256("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
-                                         for r in recs).encode()).hexdigest()
+            got = records_digest(recs)
             if got != row["records_sha256"] or len(recs) != row.get("records", len(recs)):
                 out.append(f"custody row {i + 1} ({action}, fingerprint {row['model_fingerprint'][:12]}): its records "
                            f"hash to {got[:16]}, not the {row['records_sha256'][:16]} it states")
