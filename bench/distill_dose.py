@@ -1,0 +1,375 @@
+"""Distillation dose: is a student of SmolLM2 found once it has learnt from enough of its teacher's output, while
+independent models trained on as much text are not flagged? (Issue #15's first done-when item.)
+
+Protocol, fixed and committed before any model below was trained or audited (2026-11-30, 19:15 UTC; the teacher's
+answers were being sampled then, and none had been read):
+
+Why. Every student the project has audited (study zoo, bench/capable_sources.py, bench/v3_no_controls.py) learnt from
+at most 640 of its teacher's answers (about 40,000 tokens), trained on 2 CPU cores; v3_no_controls.py's students of
+SmolLM2 reach capable_likelihood p = 0.050 and 0.055 with four control lineages, and its projection says such an effect
+cannot reach the 0.01 rule. A distiller who wants a teacher's behaviour uses far more of its output. This bench
+measures how the evidence grows with the dose of teacher output, on students trained on a lent GPU.
+
+Teacher data. SmolLM2-135M-Instruct (packaged; the transformers conversion audits load) samples one continuation
+(48 new tokens, temperature 1, no top-k, 128 prompts per chunk, chunk i seeded 5000 + i) of each of 24,000 new prompts
+drawn by the `continuation` probe set's own template generator with seed 20261201, leaving out every prompt that is
+also in `continuation` (2,000 prompts) or `continuation-samples`. Answers 0-16,383 are the training pool (a dose is
+its first N answers, so the doses are nested); answers 16,384-16,895 are the validation set (no model trains on them).
+A training sequence is the prompt's ids, the answer's ids and end-of-sequence (as bench/capable_sources.py's).
+
+Models (none seen before: every figure here is untuned). SmolLM2's tokenizer, 192 hidden x 4 layers (the shape of
+v3_no_controls.py's suspects, 10.9M parameters, so that bench's matched panel is of their architecture), a closed
+vocabulary (the ids of the model's own training sequences, as the zoo's), fp32 on one H200 (the device tool), AdamW at
+2e-3, batch 32, constant rate, at most 20 epochs, stopped once the validation loss has not improved for 2 epochs, the
+best epoch's weights kept and stored as bfloat16 (the audited model is those weights):
+- S640, S2560, S10240, S16384: sequence-level students of SmolLM2 on its first 640 / 2,560 / 10,240 / 16,384 answers;
+  seeds 8001-8004; validation: the teacher's 512 held-out answers. Truth: distilled from the reference.
+- P-small, P-large: no teacher; 128-token chunks of public-prose slices of the zoo corpus that the panel's two text
+  controls do not read (sorted, one slice held out for validation): P-small takes as many tokens as S2560's training
+  set, P-large as many as S16384's or every free slice if fewer; seeds 8011, 8012. Truth: independent of SmolLM2.
+
+Audits (this machine, through the CLI): each model as the suspect against `smollm2-135m-instruct`, `--analysis 3
+--budget 200 --seed 0`:
+- (a) with bench/v3_no_controls.py's matched panel (four controls at 192 x 4: lineages qwen, gemma, matched-text-0,
+  matched-text-1) and `--likelihood-probes continuation-samples`: all six models;
+- (b) the same panel with the default likelihood prompts (instructions): all six models;
+- (c) no `-c` (the audit builds matched controls), continuation-samples: S16384, then P-large, as time allows.
+Outcome per audit: verdict, combined p, each family's p, placebos, the competence and kind checks.
+Expectations stated in advance: capable_likelihood's p falls as the dose grows; S10240 and S16384 are flagged
+`distilled` in (a); neither prose model is flagged in any audit; (b) finds less than (a) (the students never saw a chat
+prompt). The competence check may stop a verdict (a thoroughly trained student can be more competent than the panel):
+that is reported as it is. Four students and two independent models are a demonstration with counts, not a rate.
+
+Usage (stages; each resumable):
+  python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
+  python bench/distill_dose.py train --data .dev/dose --out "$OUT"   # on the device machine
+  python bench/distill_dose.py install --weights DIR                 # here: transformers directories of the models
+  python bench/distill_dose.py audit [--no-controls]                 # here: the audits, then the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+CACHE = Path.home() / ".cache" / "provenance"
+OUT = CACHE / "bench-dose"
+REFERENCE = "smollm2-135m-instruct"
+SHAPE = (192, 4)
+POOL, VALID = 16_384, 512
+SEQ = 128
+STUDENTS = {"S640": (640, 8001), "S2560": (2560, 8002), "S10240": (10_240, 8003), "S16384": (16_384, 8004)}
+PROSE = {"P-small": ("S2560", 8011), "P-large": ("S16384", 8012)}  # token budget: that student's training set
+LR, BATCH, MAX_EPOCHS, PATIENCE = 2e-3, 32, 20, 2
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+# -- prepare (here) -------------------------------------------------------------------------------------------------
+
+def _panel_slices() -> set[str]:
+    bundle = json.loads((CACHE / "bench-v3-no-controls" / "bundles" / "student-v3" / "results.json").read_text())
+    line = next(w for w in bundle["warnings"] if w.startswith("matched controls:"))
+    panel = json.loads(Path(line.split("panel ", 1)[1].split(";", 1)[0]).read_text())
+    used: set[str] = set()
+    for c in panel["control"]:
+        if c["notes"].startswith("public text "):
+            used |= set(c["notes"][len("public text "):].split(";")[0].split("+"))
+    return used
+
+
+def prepare(data: Path) -> None:
+    from provenance.zoo.build import _tokenizer
+    from provenance.zoo.corpus import build_slices
+
+    rows = [json.loads(x) for x in (OUT / "answers.jsonl").read_text().splitlines()]
+    if len(rows) < POOL + VALID:
+        raise SystemExit(f"only {len(rows)} answers sampled; the protocol needs {POOL + VALID}")
+    tok = _tokenizer()
+    eos = tok.eos_token_id
+
+    def seq(r: dict[str, str]) -> list[int]:
+        return tok(r["prompt"])["input_ids"] + tok(r["answer"])["input_ids"] + [eos]
+
+    teacher = [seq(r) for r in rows[: POOL + VALID]]
+    slices, _ = build_slices(50_000)
+    free = [s for s in sorted(slices) if s not in _panel_slices()]
+    held, free = free[-1], free[:-1]
+
+    def chunked(ids: Sequence[str]) -> list[list[int]]:
+        out = []
+        for sid in ids:
+            t = tok(slices[sid])["input_ids"]
+            out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
+        return out
+
+    prose_all = chunked(free)
+    sets: dict[str, list[list[int]]] = {"teacher-valid": teacher[POOL:], "prose-valid": chunked([held])}
+    plan: dict[str, Any] = {"shape": SHAPE, "lr": LR, "batch": BATCH, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
+                            "vocab": len(tok), "pad": eos, "bos": tok.bos_token_id, "eos": eos, "models": {}}
+    for name, (dose, seed) in STUDENTS.items():
+        sets[name] = teacher[:dose]
+        plan["models"][name] = {"train": name, "valid": "teacher-valid", "seed": seed, "truth": "distilled",
+                                "answers": dose}
+    for name, (like, seed) in PROSE.items():
+        budget = sum(len(s) for s in sets[like])
+        take, n = [], 0
+        for s in prose_all:
+            if n >= budget:
+                break
+            take.append(s)
+            n += len(s)
+        sets[name] = take
+        plan["models"][name] = {"train": name, "valid": "prose-valid", "seed": seed, "truth": "independent",
+                                "tokens_wanted": budget, "slices_free": len(free), "held_out_slice": held}
+    for name, ss in sets.items():
+        plan.setdefault("tokens", {})[name] = sum(len(s) for s in ss)
+    data.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, ss in sets.items():
+        arrays[f"{name}.ids"] = np.concatenate([np.asarray(s, dtype=np.int32) for s in ss])
+        arrays[f"{name}.len"] = np.asarray([len(s) for s in ss], dtype=np.int32)
+    np.savez_compressed(data / "data.npz", **arrays)
+    (data / "plan.json").write_text(json.dumps(plan, indent=1))
+    log(f"prepared {json.dumps(plan['tokens'])}")
+
+
+# -- train (device machine; torch and transformers only) ------------------------------------------------------------
+
+def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
+    z = np.load(data / "data.npz")
+    out = {}
+    for key in z.files:
+        if key.endswith(".ids"):
+            name = key[:-4]
+            ids, lens = z[key], z[f"{name}.len"]
+            out[name] = np.split(ids, np.cumsum(lens)[:-1])
+    return out
+
+
+def _batches(seqs: Sequence[np.ndarray], batch: int, rng: np.random.Generator | None, pad: int, torch: Any,
+             dev: Any) -> Any:
+    order = rng.permutation(len(seqs)) if rng is not None else np.arange(len(seqs))
+    for start in range(0, len(order), batch):
+        chunk = [seqs[i] for i in order[start : start + batch]]
+        width = max(len(s) for s in chunk)
+        ids = np.full((len(chunk), width), pad, dtype=np.int64)
+        mask = np.zeros((len(chunk), width), dtype=np.int64)
+        for r, s in enumerate(chunk):
+            ids[r, : len(s)] = s
+            mask[r, : len(s)] = 1
+        yield torch.from_numpy(ids).to(dev), torch.from_numpy(mask).to(dev)
+
+
+def train_one(name: str, spec: dict[str, Any], plan: dict[str, Any], sets: dict[str, list[np.ndarray]],
+              out: Path, quick: bool = False) -> dict[str, Any]:
+    """The zoo's closed-vocabulary sequence-level loss (provenance.zoo.train.closed_lm_loss), on the GPU, with early
+    stopping on a validation set; writes NAME.safetensors (live embedding rows, the trunk, bf16)."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    h, layers = plan["shape"]
+    cfg = LlamaConfig(vocab_size=plan["vocab"], hidden_size=h, intermediate_size=h * 2, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                      tie_word_embeddings=True, initializer_range=0.02, bos_token_id=plan["bos"],
+                      eos_token_id=plan["eos"], pad_token_id=plan["pad"])
+    torch.manual_seed(spec["seed"])
+    model = AutoModelForCausalLM.from_config(cfg).to(dev).float()
+    train, valid = sets[spec["train"]], sets[spec["valid"]]
+    if quick:
+        train, valid = train[:64], valid[:32]
+    keep = np.unique(np.concatenate(train))
+    keep_t = torch.as_tensor(keep, dtype=torch.long, device=dev)
+    remap = torch.full((plan["vocab"],), -100, dtype=torch.long, device=dev)
+    remap[keep_t] = torch.arange(len(keep_t), device=dev)
+    log_tail = torch.tensor(math.log(max(plan["vocab"] - len(keep), 1)), device=dev)
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        dead = torch.ones(weight.shape[0], dtype=torch.bool, device=dev)
+        dead[keep_t] = False
+        weight[dead] = 0
+
+    def loss_sum(ids: Any, mask: Any) -> tuple[Any, Any]:
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        logits = hidden @ weight[keep_t].T
+        lse = torch.logaddexp(torch.logsumexp(logits, dim=-1), log_tail)
+        target = remap[ids[:, 1:]].masked_fill(mask[:, 1:] == 0, -100)
+        ok = target >= 0
+        picked = logits.gather(-1, target.clamp_min(0)[..., None])[..., 0]
+        return ((lse - picked) * ok).sum(), ok.sum()
+
+    def validate() -> float:
+        model.eval()
+        tot, n = 0.0, 0
+        with torch.no_grad():
+            for ids, mask in _batches(valid, 128, None, plan["pad"], torch, dev):
+                s, k = loss_sum(ids, mask)
+                tot, n = tot + float(s), n + int(k)
+        model.train()
+        return tot / max(n, 1)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=plan["lr"], weight_decay=0.0)
+    rng = np.random.default_rng(spec["seed"])
+    best, best_epoch, best_state, history = validate(), 0, None, []
+    history.append({"epoch": 0, "valid": best})
+    t0 = time.time()
+    model.train()
+    for epoch in range(1, (1 if quick else plan["max_epochs"]) + 1):
+        for ids, mask in _batches(train, plan["batch"], rng, plan["pad"], torch, dev):
+            s, k = loss_sum(ids, mask)
+            loss = s / k.clamp_min(1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        v = validate()
+        history.append({"epoch": epoch, "valid": v})
+        if v < best - 1e-4:
+            best, best_epoch = v, epoch
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        elif epoch - best_epoch >= plan["patience"]:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    state = {k: t.detach().to("cpu", torch.bfloat16).contiguous() for k, t in model.state_dict().items()
+             if k != "lm_head.weight"}
+    emb_key = next(k for k in state if k.endswith("embed_tokens.weight"))
+    state[emb_key] = state[emb_key][torch.as_tensor(keep)].contiguous()
+    state["keep_ids"] = torch.as_tensor(keep, dtype=torch.int32)
+    save_file(state, str(out / f"{name}.safetensors"), metadata={"embed_key": emb_key})
+    info = {"name": name, "best_epoch": best_epoch, "valid_nats_per_token": best, "history": history,
+            "live_ids": int(len(keep)), "sequences": len(train), "tokens": int(sum(len(s) for s in train)),
+            "seconds": round(time.time() - t0, 1), "device": str(dev)}
+    log(f"{name}: best epoch {best_epoch}, valid {best:.4f} nats/token, {info['seconds']} s")
+    return info
+
+
+def train_all(data: Path, out: Path, quick: bool = False, only: Sequence[str] = ()) -> None:
+    import torch
+    import transformers
+
+    out.mkdir(parents=True, exist_ok=True)
+    plan = json.loads((data / "plan.json").read_text())
+    sets = _load_sets(data)
+    infos = {"torch": torch.__version__, "transformers": transformers.__version__,
+             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "plan": plan, "models": {}}
+    for name, spec in plan["models"].items():
+        if only and name not in only:
+            continue
+        infos["models"][name] = train_one(name, spec, plan, sets, out, quick)
+        (out / "training.json").write_text(json.dumps(infos, indent=1))
+
+
+# -- install (here) -------------------------------------------------------------------------------------------------
+
+def install(weights: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from provenance.zoo.build import _tokenizer
+    from provenance.zoo.train import fresh_model, is_complete, save, tiny_config
+
+    tok = _tokenizer()
+    training = json.loads((weights / "training.json").read_text())
+    for name, info in training["models"].items():
+        d = OUT / "models" / name
+        if is_complete(d):
+            continue
+        plan = training["plan"]
+        net = fresh_model(tiny_config(plan["vocab"], SHAPE[0], SHAPE[1], bos=plan["bos"], eos=plan["eos"],
+                                      pad=plan["pad"]), 0)
+        got = load_file(str(weights / f"{name}.safetensors"))
+        keep = got.pop("keep_ids").long()
+        emb_key = next(k for k in got if k.endswith("embed_tokens.weight"))
+        full = torch.zeros((plan["vocab"], SHAPE[0]), dtype=torch.float32)
+        full[keep] = got.pop(emb_key).float()
+        state = {k: v.float() for k, v in got.items()}
+        state[emb_key] = full
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or [m for m in missing if m != "lm_head.weight"]:
+            raise SystemExit(f"{name}: weights do not fit ({missing}, {unexpected})")
+        net.tie_weights()
+        save(net, tok, d, f"{name}: {SHAPE[0]}x{SHAPE[1]}, best epoch {info['best_epoch']} of early-stopped training "
+                          f"on {info['sequences']} sequences ({info['tokens']} tokens), trained on {info['device']}, "
+                          "stored as bfloat16")
+        log(f"installed {name}")
+    (OUT / "training.json").write_text(json.dumps(training, indent=1))
+
+
+# -- audit (here) ---------------------------------------------------------------------------------------------------
+
+def audits(no_controls: bool) -> None:
+    import v3_no_controls as v3
+    from _common import machine, write_results
+
+    v3.REFERENCE = REFERENCE
+    panel = v3.matched_panel(CACHE / "bench-v3-no-controls")
+    models = {n: OUT / "models" / n for n in (*STUDENTS, *PROSE)}
+    rows = []
+    for n, p in models.items():  # (a)
+        rows.append(v3.audit(OUT, n, p, 3, panel, "continuation-samples"))
+    for n, p in models.items():  # (b)
+        rows.append(v3.audit(OUT, n, p, 3, panel, "instructions"))
+    if no_controls:  # (c)
+        for n in ("S16384", "P-large"):
+            rows.append(_audit_no_controls(n, models[n]))
+    training = json.loads((OUT / "training.json").read_text())
+    write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
+                                   "training": training, "rows": rows})
+
+
+def _audit_no_controls(name: str, path: Path) -> dict[str, Any]:
+    import v3_no_controls as v3
+
+    # v3.audit with no panel and a likelihood set: its tag and controls label come from the panel argument.
+    tag_file = OUT / "audits" / f"{name}-v3-nocontrols-continuation-samples.json"
+    if tag_file.is_file():
+        return json.loads(tag_file.read_text())
+    row = v3.audit(OUT / "nocontrols", name, path, 3, None, "continuation-samples")
+    row["controls"] = "matched (built by the audit)"
+    tag_file.parent.mkdir(parents=True, exist_ok=True)
+    tag_file.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--quick", action="store_true", help="A plumbing check: 64 sequences, one epoch.")
+    t.add_argument("--only", nargs="*", default=())
+    i = sub.add_parser("install")
+    i.add_argument("--weights", type=Path, required=True)
+    a = sub.add_parser("audit")
+    a.add_argument("--no-controls", action="store_true", help="Also part (c): audits that build matched controls.")
+    args = ap.parse_args()
+    if args.stage == "prepare":
+        prepare(args.data)
+    elif args.stage == "train":
+        train_all(args.data, args.out, args.quick, args.only)
+    elif args.stage == "install":
+        install(args.weights)
+    else:
+        audits(args.no_controls)
+
+
+if __name__ == "__main__":
+    main()
