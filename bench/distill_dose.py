@@ -40,6 +40,10 @@ Expectations stated in advance: capable_likelihood's p falls as the dose grows; 
 prompt). The competence check may stop a verdict (a thoroughly trained student can be more competent than the panel):
 that is reported as it is. Four students and two independent models are a demonstration with counts, not a rate.
 
+Amendment 1 (2026-11-30, 19:30 UTC, before any model was trained): order of runs. (c) for S16384 runs first (it
+answers issue #15's done-when item and takes longest), then (a), then (b), then (c) for P-large as time allows.
+Nothing else changes.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
   python bench/distill_dose.py train --data .dev/dose --out "$OUT"   # on the device machine
@@ -320,13 +324,14 @@ def audits(no_controls: bool) -> None:
     panel = v3.matched_panel(CACHE / "bench-v3-no-controls")
     models = {n: OUT / "models" / n for n in (*STUDENTS, *PROSE)}
     rows = []
+    if no_controls:  # (c) for the most dosed student first (amendment 1)
+        rows.append(_audit_no_controls("S16384", models["S16384"]))
     for n, p in models.items():  # (a)
         rows.append(v3.audit(OUT, n, p, 3, panel, "continuation-samples"))
     for n, p in models.items():  # (b)
         rows.append(v3.audit(OUT, n, p, 3, panel, "instructions"))
-    if no_controls:  # (c)
-        for n in ("S16384", "P-large"):
-            rows.append(_audit_no_controls(n, models[n]))
+    if no_controls:  # (c), then the most dosed independent model
+        rows.append(_audit_no_controls("P-large", models["P-large"]))
     training = json.loads((OUT / "training.json").read_text())
     write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
                                    "training": training, "rows": rows})
