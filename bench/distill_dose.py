@@ -323,18 +323,23 @@ def audits(no_controls: bool) -> None:
     v3.REFERENCE = REFERENCE
     panel = v3.matched_panel(CACHE / "bench-v3-no-controls")
     models = {n: OUT / "models" / n for n in (*STUDENTS, *PROSE)}
-    rows = []
-    if no_controls:  # (c) for the most dosed student first (amendment 1)
-        rows.append(_audit_no_controls("S16384", models["S16384"]))
-    for n, p in models.items():  # (a)
-        rows.append(v3.audit(OUT, n, p, 3, panel, "continuation-samples"))
-    for n, p in models.items():  # (b)
-        rows.append(v3.audit(OUT, n, p, 3, panel, "instructions"))
-    if no_controls:  # (c), then the most dosed independent model
-        rows.append(_audit_no_controls("P-large", models["P-large"]))
+    rows: list[dict[str, Any]] = []
     training = json.loads((OUT / "training.json").read_text())
-    write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
-                                   "training": training, "rows": rows})
+    info = machine()
+
+    def done(row: dict[str, Any]) -> None:  # the results file after every audit: a stopped run keeps what finished
+        rows.append(row)
+        write_results("distill-dose", {"machine": info, "reference": REFERENCE, "shape": SHAPE, "training": training,
+                                       "rows": rows})
+
+    if no_controls:  # (c) for the most dosed student first (amendment 1)
+        done(_audit_no_controls("S16384", models["S16384"]))
+    for n, p in models.items():  # (a)
+        done(v3.audit(OUT, n, p, 3, panel, "continuation-samples"))
+    for n, p in models.items():  # (b)
+        done(v3.audit(OUT, n, p, 3, panel, "instructions"))
+    if no_controls:  # (c), then the most dosed independent model
+        done(_audit_no_controls("P-large", models["P-large"]))
 
 
 def _audit_no_controls(name: str, path: Path) -> dict[str, Any]:
