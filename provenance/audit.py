@@ -19,7 +19,7 @@ from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan
 from provenance.models import LoadOptions
 from provenance.panel import ControlsPanel
 from provenance.pipeline import (check_out_dir, comparison_sources, default_controls, gather, likelihood_samplers,
-                                 resolve_all)
+                                 outside_givers, resolve_all)
 from provenance.probeset import load as load_probes
 from provenance.report.bundle import CaseInfo, write_bundle
 from provenance.report.manifest import build_manifest, environment, weights_compared
@@ -149,8 +149,9 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         # Only the reference(s) and controls (version 3: the reference(s) and the comparison sources) sample answers;
         # every model with logits access in a seat scores them (the suspect included: whether it can is a capability
         # its backend reports, not something its kind decides).
-        return gather(resolved, plans, ll, likelihood_samplers(version, refs, ctrl, sources, resolved), cfg.cache,
-                      cfg.progress, yard, seed=cfg.seed, repeat=cfg.repeat, sources=sources)
+        samplers = likelihood_samplers(version, refs, ctrl, sources, resolved, cfg.suspect)
+        return gather(resolved, plans, ll, samplers, cfg.cache, cfg.progress, yard, seed=cfg.seed, repeat=cfg.repeat,
+                      sources=sources, outside=outside_givers(version, samplers, refs, sources))
 
     schedule = sequential_schedule(cfg.budget) if cfg.sequential else [(cfg.budget, 1.0)]
     looks: list[dict[str, Any]] = []
@@ -244,7 +245,7 @@ def _plan(cfg: AuditConfig, resolved: Mapping[str, Any], refs: Sequence[str], ct
     # Requests each model would get: its answers to every plan (the likelihood plan only for the models that sample),
     # plus one scoring request per sampled answer and yardstick passage (models with logits, in a seat).
     sources = dict(sources or {})
-    sampling = likelihood_samplers(cfg.analysis_version, refs, ctrl, sources, resolved)
+    sampling = likelihood_samplers(cfg.analysis_version, refs, ctrl, sources, resolved, cfg.suspect)
     every = [*sampling, *(s for s in sources if s not in resolved)]
     ll = next((p for p in plans if p.role == "likelihood"), None)
     yard_set = load_probes(cfg.yardstick_set) if cfg.yardstick_set else None

@@ -239,12 +239,14 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Instructions whose sampled answers feed the reference-sample likelihood test ('none' skips it)."),
         click.option("--identity-probes", default="identity", show_default=True, metavar="ID|FILE|none",
                      help="Identity questions for the identity-claims test ('none' skips it)."),
-        click.option("--analysis", "analysis_version", type=click.IntRange(2, 3), default=2, show_default=True,
+        click.option("--analysis", "analysis_version", type=click.IntRange(2, 4), default=2, show_default=True,
                      metavar="N",
                      help="Analysis version. 2: the version the validation study measured. 3 (candidate, no validation "
                           "record yet): the likelihood test compares the reference's answers with capable comparison "
                           "sources' answers and uses half the budget as prompts; finds sequence-level students that 2 "
-                          "misses (BENCHMARKS.md)."),
+                          "misses (BENCHMARKS.md). 4 (candidate): 3, plus for a suspect that gives text only (an API "
+                          "without log-probabilities) a likelihood test from the outside: the reference and the "
+                          "comparison sources score the suspect's and the controls' sampled answers."),
         click.option("--source", "sources", multiple=True, metavar="SPEC",
                      help="With --analysis 3: a comparison source, a capable model independent of the reference "
                           "(repeatable). Default: the packaged teachers outside the reference's lineage."),

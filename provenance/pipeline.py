@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from provenance.cache import EvidenceCache
 from provenance.collect import collect, collect_scores
 from provenance.evidence import ModelEvidence, ProbePlan, score_items, yardstick_items
-from provenance.models import LoadOptions, ResolvedModel, resolve
+from provenance.models import Capability, LoadOptions, ResolvedModel, resolve
 from provenance.models.packaged import PACKAGED
 
 
@@ -62,13 +62,25 @@ def comparison_sources(given: Sequence[str] | None, resolved: Mapping[str, Resol
 
 
 def likelihood_samplers(version: int, references: Sequence[str], controls: Sequence[str],
-                        sources: Mapping[str, ResolvedModel], seats: Mapping[str, ResolvedModel]) -> list[str]:
+                        sources: Mapping[str, ResolvedModel], seats: Mapping[str, ResolvedModel],
+                        suspect: str | None = None) -> list[str]:
     """Who in a seat answers the likelihood prompts: the references and controls (v2, whose family compares the
     reference's answers with the controls'), or the references and the comparison sources that sit in a seat (v3;
-    the other sources answer them through `gather`'s `sources`)."""
+    the other sources answer them through `gather`'s `sources`), and in v4 the suspect and the controls too."""
     if version >= 3:
-        return list(dict.fromkeys([*references, *(s for s in sources if s in seats)]))
+        # v4 adds the suspect and the controls: the outside family scores their answers (outside_givers).
+        givers = [s for s in [suspect, *controls] if s is not None] if version >= 4 else []
+        return list(dict.fromkeys([*references, *(s for s in sources if s in seats), *givers]))
     return [*references, *controls]
+
+
+def outside_givers(version: int, samplers: Sequence[str], references: Sequence[str], sources: Mapping[str, Any]
+                   ) -> list[str]:
+    """Analysis v4: whose sampled answers the references and the comparison sources score (the outside family): the
+    samplers that are neither (the suspect and the controls). Empty before v4."""
+    if version < 4:
+        return []
+    return [s for s in samplers if s not in references and s not in sources]
 
 
 def check_out_dir(out: Path) -> None:
@@ -93,13 +105,15 @@ def resolve_all(specs: Sequence[str], options: LoadOptions, lineages: Mapping[st
 
 def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll_plan: ProbePlan | None,
            samplers: Sequence[str], cache: EvidenceCache | None, progress: bool, yardstick: ProbePlan | None = None,
-           seed: int = 0, repeat: int = 0, sources: Mapping[str, ResolvedModel] | None = None
-           ) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
+           seed: int = 0, repeat: int = 0, sources: Mapping[str, ResolvedModel] | None = None,
+           outside: Sequence[str] = ()) -> tuple[dict[str, ModelEvidence], list[ProbePlan]]:
     """Collect (or reuse from the cache) every plan; `samplers` also answer the likelihood plan, and every model with
     logits then scores those answers and the yardstick passages. Returns evidence by spec and the plans that ran.
 
     `sources` (analysis v3): comparison sources. One in a seat is among the samplers (`likelihood_samplers`); one in
     no seat answers the likelihood plan only and scores nothing. Every source's answers are scored like the samplers'.
+    `outside` (analysis v4, `outside_givers`: the suspect first, then the controls): samplers whose answers only the
+    others (the references and every source, a source in no seat included) score, for the outside family.
     """
     extra = {resolved[s].fingerprint: [ll_plan] for s in samplers} if ll_plan is not None else {}
     by_fp = collect(list(resolved.values()), plans, cache, progress=progress, extra=extra, sampling_seed=seed,
@@ -115,9 +129,18 @@ def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll
     evidence = {s: by_fp[m.fingerprint] if by_fp[m.fingerprint].model.label == s else
                 replace(by_fp[m.fingerprint], model=m.identity()) for s, m in every.items()}
     items = yardstick_items(yardstick) if yardstick is not None else []
+    givers = set(outside or ())
     if ll_plan is not None:
-        answered = [s for s in [*samplers, *(sources or {})] if ll_plan.probe_set.id in evidence[s].answers]
+        answered = [s for s in [*samplers, *(sources or {})]
+                    if ll_plan.probe_set.id in evidence[s].answers and s not in givers]
         items = [*score_items(evidence, list(dict.fromkeys(answered)), ll_plan), *items]
     if items:
         collect_scores(list(resolved.values()), items, cache, by_fp, progress=progress)
+    if givers and ll_plan is not None and Capability.LOGITS.value not in evidence[outside[0]].capabilities:
+        # v4's outside family: the references and every comparison source (in a seat or not) score the suspect's and
+        # the controls' answers; nobody else needs those scores, and a suspect that gives log-likelihoods gets the
+        # inside family instead (so they are not computed for it).
+        scorers = [m for s, m in every.items() if s not in givers]
+        told = [s for s in outside or () if ll_plan.probe_set.id in evidence[s].answers]
+        collect_scores(scorers, score_items(evidence, told, ll_plan), cache, by_fp, progress=progress)
     return evidence, [*plans, *([ll_plan] if ll_plan else []), *([yardstick] if yardstick else [])]

@@ -138,7 +138,7 @@ def test_cli_analysis_and_source_options(tmp_path: Path) -> None:
     r = run_cli(*base, "--source", "fake:x1", timeout=120)
     assert r.returncode == 2 and "--source is read by analysis version 3 only" in r.stderr
     assert "Traceback" not in r.stderr
-    r = run_cli(*base, "--analysis", "4", timeout=120)
+    r = run_cli(*base, "--analysis", "5", timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = run_cli(*base, "--analysis", "3", "--source", "fake:x1", "--source", "fake:x2", "--dry-run", "--json",
                 timeout=120)
@@ -150,6 +150,13 @@ def test_cli_analysis_and_source_options(tmp_path: Path) -> None:
     assert plan["requests"]["fake:x1"]["generate"] == 100
     assert plan["requests"][FAKE_CONTROLS[0]]["generate"] == plan["probes"]["output"] + plan["probes"][
         "next_token"] + plan["probes"]["identity"]
+    # Version 4 (the outside family): the suspect and the controls sample the likelihood prompts too.
+    r = run_cli(*base, "--analysis", "4", "--source", "fake:x1", "--source", "fake:x2", "--dry-run", "--json",
+                timeout=120)
+    assert r.returncode == 0, r.stderr
+    plan4 = json.loads(r.stdout)
+    assert plan4["requests"][FAKE_CONTROLS[0]]["generate"] == plan["requests"][FAKE_CONTROLS[0]]["generate"] + 100
+    assert plan4["requests"][FAKE_SUSPECT]["generate"] == plan["requests"][FAKE_SUSPECT]["generate"] + 100
     assert not (tmp_path / "never").exists()
 
 

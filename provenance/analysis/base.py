@@ -16,9 +16,10 @@ BRANCHES = ("behaviour", "weights", "corroboration")
 COMMANDS = frozenset({"audit", "attribute", "matrix"})
 # Analysis versions this release computes. A bundle records its version and `verify` recomputes it with that version's
 # families; 1 (pairwise nulls, bundles before 2026-11-29) needs the release that wrote it.
-VERSIONS = frozenset({2, 3})
-# The version new audits use unless told otherwise: the one the validation study measured (3 is a candidate until a
-# study of it is recorded, provenance/study/records/).
+VERSIONS = frozenset({2, 3, 4})
+# The version new audits use unless told otherwise: the one the validation study measured (3 and 4 are candidates
+# until a study of each is recorded, provenance/study/records/). 4 is 3 plus the outside family for suspects that give
+# text only (stats/outside_likelihood.py).
 DEFAULT_VERSION = 2
 
 
@@ -32,9 +33,16 @@ class PairContext:
     seed: int = 0
     n_permutations: int = 999
     # Comparison sources (analysis v3): capable models independent of the reference that sampled the likelihood plan;
-    # the suspect and the controls score their answers beside the reference's. Never the suspect or the reference; a
-    # control may be one (its lineage's unit then never scores its answers).
+    # the suspect and the controls score their answers beside the reference's (v4: and they, with the reference, score
+    # the suspect's and the controls' answers). Never the suspect or the reference; a control may be one (its
+    # lineage's unit then never scores its answers).
     sources: tuple[str, ...] = ()
+    # The audited suspect's access levels, kept when a placebo puts a control in its seat, so a family that depends
+    # on the suspect's access (v4's outside family) runs in each placebo as it ran for the suspect. None: the seat's.
+    access: frozenset[str] | None = None
+
+    def suspect_access(self) -> frozenset[str]:
+        return self.access if self.access is not None else self.evidence[self.design.suspect].capabilities
 
     def rng(self, family: str) -> np.random.Generator:
         """One generator per family and pair, from the seed and the two models' fingerprints (never shared state,

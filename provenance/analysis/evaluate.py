@@ -187,7 +187,7 @@ def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA, ver
     for u in units:
         seat = ctx.design.placebo(u)
         pctx = PairContext(ctx.evidence, seat, ctx.plans, ctx.seed, ctx.n_permutations,
-                           pair_sources(ctx.evidence, seat, ctx.sources))
+                           pair_sources(ctx.evidence, seat, ctx.sources), ctx.suspect_access())
         tests = {f.name: f.run(pctx).p_value for f in fams}
         p = bonferroni(list(tests.values()))
         rows.append({"lineage": u, "model": pctx.design.suspect, "p_value": p, "tests": tests,
@@ -212,7 +212,8 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
     rows = []
     for ref in references:
         design, excluded = design_for(evidence, suspect, ref, controls)
-        ctx = PairContext(evidence, design, roles, seed, n_permutations, pair_sources(evidence, design, sources))
+        ctx = PairContext(evidence, design, roles, seed, n_permutations, pair_sources(evidence, design, sources),
+                          evidence[suspect].capabilities)
         tests = pair_results(ctx, command, version)
         comb = combine(tests, deciding)
         rows.append((ref, design, excluded, ctx, tests, comb))
@@ -251,7 +252,7 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                                 if t.skipped and (t.name in deciding or t.name == "weight_alignment"))
                 d = Decision(d.verdict, d.p_value, f"{d.reason} ({why})" if why else d.reason)
             # The budget check: the same families on the first half of every probe set (no new queries).
-            hctx = PairContext(evidence, design, half, seed, n_permutations, ctx.sources)
+            hctx = PairContext(evidence, design, half, seed, n_permutations, ctx.sources, ctx.access)
             htests = [t if t.name == "weight_alignment" else f.run(hctx)
                       for f, t in zip(families_for(command, version), tests)]
             hcomb = combine(htests, deciding)

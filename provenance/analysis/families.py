@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provenance.analysis.base import PairContext, TestFamily, register
 from provenance.evidence import score_item_id
-from provenance.stats import behaviour, capable_likelihood, identity, likelihood, weights
+from provenance.stats import behaviour, capable_likelihood, identity, likelihood, outside_likelihood, weights
 from provenance.stats.base import TestResult
 from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
 from provenance.stats.identity import identity_claims
@@ -68,14 +68,44 @@ def _capable(ctx: PairContext) -> TestResult:
                 if all(score_item_id(p, fps[s]) in sc for p in ids)}
 
     scores = {m: row(m) for m in [d.suspect, *d.controls]}
-    # Each source's lineage in the Design's unit keys (evaluate.design_for), so a unit never scores its own lineage's
-    # answers; a unit named by another name of the same packaged lineage ("p-qwen25" for "qwen") is that lineage.
+    return capable_likelihood.tetrad_test(scores, d.suspect, d.reference, ctx.sources, d.units,
+                                          _source_units(ctx, need), ids)
+
+
+def _source_units(ctx: PairContext, need: list[str]) -> dict[str, str]:
+    """Each source's lineage in the Design's unit keys (evaluate.design_for), so a unit never meets its own lineage's
+    answers; a unit named by another name of the same packaged lineage ("p-qwen25" for "qwen") is that lineage."""
     from provenance.models.packaged import canonical_lineage
 
+    ev, d = ctx.evidence, ctx.design
     unit_of = {canonical_lineage(u): u for u in d.units}
-    source_unit = {s: unit_of.get(c, c) for s in need
-                   for c in [canonical_lineage(lineage_unit(s, {s: ev[s].model.lineage}))]}
-    return capable_likelihood.tetrad_test(scores, d.suspect, d.reference, ctx.sources, d.units, source_unit, ids)
+    return {s: unit_of.get(c, c) for s in need for c in [canonical_lineage(lineage_unit(s, {s: ev[s].model.lineage}))]}
+
+
+def _outside(ctx: PairContext) -> TestResult:
+    name = outside_likelihood.NAME
+    plan = ctx.plans.get("likelihood")
+    if plan is None:
+        return TestResult.skip(name, "not run: no likelihood prompts were planned")
+    ev, d = ctx.evidence, ctx.design
+    if "logits" in ctx.suspect_access():  # the audited suspect's, also when a placebo sits in its seat
+        return TestResult.skip(name, "not run: the suspect gives log-likelihoods, so the inside family "
+                                     f"({capable_likelihood.NAME}) tests the same question with more power")
+    if not ctx.sources:
+        return TestResult.skip(name, "no comparison sources answered the likelihood prompts (the packaged models are "
+                                     "not installed, or none is independent of the reference)")
+    ids = [p.id for p in plan.probes]
+    scorers = [d.reference, *ctx.sources]
+    answerers = [d.suspect, *d.controls]
+
+    def row(scorer: str) -> dict[str, list[float]]:
+        # Only answerers whose every answer this scorer scored: a partial column is no column (left out).
+        sc = ev[scorer].scores
+        return {a: [sc[score_item_id(p, ev[a].model.fingerprint)].per_byte for p in ids] for a in answerers
+                if all(score_item_id(p, ev[a].model.fingerprint) in sc for p in ids)}
+
+    return outside_likelihood.outside_test({s: row(s) for s in scorers}, d.suspect, d.reference, ctx.sources, d.units,
+                                           _source_units(ctx, scorers), ids)
 
 
 def _identity(ctx: PairContext) -> TestResult:
@@ -121,10 +151,19 @@ register(TestFamily("reference_likelihood", _likelihood, "behaviour", "likelihoo
 register(TestFamily(capable_likelihood.NAME, _capable, "behaviour", "likelihood", "logits",
                     "does the suspect prefer the reference's sampled answers over other capable models' answers more "
                     "than its kind does (sequence-level distillation)?", references=capable_likelihood.REFERENCES,
-                    versions=frozenset({3}),
+                    versions=frozenset({3, 4}),
                     deviations="Kim & Rush describe the training regime, not a test of it; the test (scorer x source "
                                "tetrads of per-byte log-likelihood, the reference's sampled answers against capable "
                                "independent models' answers, control lineages in the suspect's seat) is this tool's"))
+register(TestFamily(outside_likelihood.NAME, _outside, "behaviour", "likelihood", "text",
+                    "for a suspect that gives text only: does the reference find the suspect's sampled answers "
+                    "unusually likely, beyond what capable independent models find, more than the controls' answers "
+                    "(sequence-level distillation, seen from the outside)?", references=outside_likelihood.REFERENCES,
+                    versions=frozenset({4}),
+                    deviations="Kim & Rush describe the training regime, not a test of it; the test (the transpose of "
+                               "capable_likelihood: the reference and capable independent models score the suspect's "
+                               "and the controls' sampled answers, as scorer x answerer tetrads) is this tool's, and it "
+                               "runs only when the suspect gives no log-likelihoods"))
 register(TestFamily("identity_claims", _identity, "corroboration", "identity", "text",
                     "does the suspect name itself as the reference does, more than its kind does? (corroboration)",
                     references=identity.REFERENCES,

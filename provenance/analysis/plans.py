@@ -23,7 +23,7 @@ def plan_probes(budget: int, continuation: ProbeSet, next_token: ProbeSet) -> li
 # The share of the budget that becomes likelihood prompts, by analysis version. Version 3 takes half: its family has
 # most of the power against sequence-level students (bench/capable_sources.py used 120 prompts), and a prompt costs
 # each scorer three cheap forward passes (the reference's and two sources' answers), not a generation.
-LIKELIHOOD_SHARE = {2: 5, 3: 2}
+LIKELIHOOD_SHARE = {2: 5, 3: 2, 4: 2}
 
 
 def likelihood_plan(budget: int, instructions: ProbeSet, version: int = 2) -> ProbePlan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -59,9 +60,31 @@ def capable_likelihood(scores: Mapping[str, Mapping[str, Sequence[float]]], susp
                        {s: lineage_unit(s, lineage) for s in [reference, *sources]}, probe_ids, excluded)
 
 
+@dataclass(frozen=True)
+class Wording:
+    """What a tetrad test is called and how its skips and null read: the inside family (the suspect scores texts)
+    and its transpose from the outside (stats/outside_likelihood.py: capable scorers score the suspect's texts)."""
+
+    name: str
+    not_scored: str  # "{missing}": the sources or scorers absent from the suspect's row
+    null: str  # "{sources}", "{lineages}", "{df}"
+    construction: str
+    units: str = "that score"  # which control lineages count ("needs at least 3 control lineages ...")
+
+
+INSIDE = Wording(
+    NAME, "the suspect did not score {missing} (needs logits access)",
+    "the suspect's preference for the reference's sampled answers over those of {sources} capable independent "
+    "model(s) (mean of admissible scorer x source tetrads, nats per byte), against the same preference of each of "
+    "{lineages} control lineages put in the suspect's seat (no lineage scores its own answers); Student-t prediction "
+    "test with the spread between lineages plus prompt error, df = {df}",
+    "tetrads, capable sources")
+
+
 def tetrad_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: str, reference: str,
                 sources: Sequence[str], units: Mapping[str, Sequence[str]], source_unit: Mapping[str, str],
-                probe_ids: Sequence[str] | None = None, excluded: Sequence[str] = ()) -> TestResult:
+                probe_ids: Sequence[str] | None = None, excluded: Sequence[str] = (),
+                wording: Wording = INSIDE) -> TestResult:
     """The test itself, on control units already formed (an audit's Design; `capable_likelihood` forms them).
 
     `units[key]`: the control models of one lineage (none of the reference's); `source_unit[model]`: the lineage key
@@ -69,11 +92,12 @@ def tetrad_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: st
     Sources of the reference's lineage are dropped. The statistic is the mean over prompts of `tetrad_seat` for the
     suspect's row; each control unit in the suspect's seat, against the other units, gives the null; `prediction_test`
     compares (Student-t, df = units - 1, and the exact rank p). `excluded`: controls left out, named in the details.
+    `scores[row][column]` is read as a table whatever it means: the outside family passes its transpose (`wording`).
     """
     key_r = source_unit[reference]
     srcs = [s for s in sources if s != reference and source_unit[s] != key_r]
     if not srcs:
-        return TestResult.skip(NAME, "no comparison source independent of the reference")
+        return TestResult.skip(wording.name, "no comparison source independent of the reference")
     need = [reference, *srcs]
 
     def scored(m: str) -> bool:
@@ -81,11 +105,11 @@ def tetrad_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: st
 
     if not scored(suspect):
         missing = [s for s in need if s not in scores.get(suspect, {})]
-        return TestResult.skip(NAME, f"the suspect did not score {missing or 'the answers'} (needs logits access)")
+        return TestResult.skip(wording.name, wording.not_scored.format(missing=missing or "the answers"))
     units = {u: [m for m in ms if scored(m)] for u, ms in units.items()}
     names = sorted(u for u, ms in units.items() if ms)
     if len(names) < MIN_UNITS:
-        return TestResult.skip(NAME, f"needs at least {MIN_UNITS} control lineages that score (has {len(names)}"
+        return TestResult.skip(wording.name, f"needs at least {MIN_UNITS} control lineages {wording.units} (has {len(names)}"
                                      f"{f'; left out as the reference lineage: {list(excluded)}' if excluded else ''})")
     cell: dict[str, dict[str, np.ndarray]] = {
         SUSPECT: {s: np.asarray(scores[suspect][s], dtype=float) for s in need}}
@@ -110,19 +134,15 @@ def tetrad_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: st
     pt = prediction_test(obs, [v for _, v, _ in null], se_observed=obs_se, se_null=[s for _, _, s in null],
                          units=[u for u, _, _ in null])
     if pt is None or per_prompt is None:
-        return TestResult.skip(NAME, "the null could not be formed (non-finite values, or fewer than two control "
+        return TestResult.skip(wording.name, "the null could not be formed (non-finite values, or fewer than two control "
                                      "lineages with an admissible tetrad)")
     ids = list(probe_ids) if probe_ids is not None else [str(i) for i in range(per_prompt.size)]
     order = np.argsort(-per_prompt, kind="stable")[:5]
     return TestResult(
-        name=NAME, statistic=pt.observed, p_value=pt.p_value, n=int(per_prompt.size),
-        null=(f"the suspect's preference for the reference's sampled answers over those of {len(srcs)} capable "
-              f"independent model(s) (mean of admissible scorer x source tetrads, nats per byte), against the same "
-              f"preference of each of {len(null)} control lineages put in the suspect's seat (no lineage scores its "
-              f"own answers); Student-t prediction test with the spread between lineages plus prompt error, "
-              f"df = {pt.df}"),
+        name=wording.name, statistic=pt.observed, p_value=pt.p_value, n=int(per_prompt.size),
+        null=wording.null.format(sources=len(srcs), lineages=len(null), df=pt.df),
         effect=pt.effect, effect_ci=pt.effect_ci,
-        details={"t": pt.t, "df": pt.df, "observed": pt.observed, "null_construction": "tetrads, capable sources",
+        details={"t": pt.t, "df": pt.df, "observed": pt.observed, "null_construction": wording.construction,
                  "observed_se": obs_se, "null_values": list(pt.null_values), "null_units": list(pt.null_units),
                  "null_se": [s for _, _, s in null], "tau2": pt.tau2, "null_mean": pt.mean, "null_scale": pt.scale,
                  "rank_p_value": pt.rank_p, "sources": srcs, "controls_used": {u: units[u] for u in names},
