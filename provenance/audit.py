@@ -176,6 +176,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         "schema_version": RESULTS_SCHEMA_VERSION,
         "analysis_version": version,
         "case_id": cfg.case.case_id,
+        "case_revision": cfg.case.revision,  # the bundle's version, on this file too (the manifest has it as case.revision)
         "propositions": {
             "H1": "the suspect was distilled from the reference (trained on its outputs or logits) or derived from its "
                   "weights (fine-tuned, merged, pruned, quantized or noised), directly or through intermediate models",

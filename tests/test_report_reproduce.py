@@ -183,3 +183,28 @@ def test_an_older_bibliography_is_not_tampering(v3_bundle: Path, tmp_path: Path)
     write_sums(edited)
     report = verify(edited)
     assert not any("recomputed statistic differs" in p for p in report.problems), report.problems
+
+
+def test_every_stamped_file_names_the_revision_and_the_report_says_what_it_does_not_hold(v3_bundle: Path) -> None:
+    """Transcripts, tables and results.json carry the case id and the bundle's revision; section 9 states verify's
+    tolerances (the constants verify uses) and lists what a local-only bundle cannot hold, with the reason."""
+    import csv
+
+    from provenance.report.verify import FLOAT_REL_TOL, P_VALUE_REL_TOL, custody_problems
+
+    man = json.loads((v3_bundle / "manifest.json").read_text())
+    case = man["case"]
+    lines = [json.loads(x) for x in (v3_bundle / "transcripts.jsonl").read_text().splitlines()]
+    assert {(r["case_id"], r["case_revision"]) for r in lines} == {(case["case_id"], case["revision"])}
+    assert json.loads((v3_bundle / "results.json").read_text())["case_revision"] == case["revision"]
+    for name in ("tests", "affinities"):
+        with (v3_bundle / "tables" / f"{name}.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert rows and {r["case_revision"] for r in rows} == {str(case["revision"])}
+    assert custody_problems(v3_bundle, man) == []  # the stamp is not part of a record's custody hash
+    text = _text(v3_bundle)
+    assert f"p-values to a relative {P_VALUE_REL_TOL:g}" in text and f"to a relative {FLOAT_REL_TOL:g}" in text
+    section = text.split("What this bundle does not hold, and why", 1)[1]
+    assert "Raw response bytes of the local models" in section  # every model here is local
+    assert "endpoint's response bytes" not in section
+    assert "The controls' weights" in section and "SHA256SUMS.sig" in section

@@ -101,6 +101,17 @@ def _redact_record(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+# Keys the bundle writer stamps on every transcript line (not part of a record as collected: custody hashes leave them
+# out, so a record hashes the same in every bundle that holds it).
+STAMP_KEYS = ("case_id", "case_revision")
+
+
+def case_stamp(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """{"case_id", "case_revision"} of a manifest's case (the keys it has), stamped on transcript lines and tables."""
+    case = manifest.get("case") or {}
+    return {k: case[src] for k, src in (("case_id", "case_id"), ("case_revision", "revision")) if case.get(src) is not None}
+
+
 def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], transcripts: Sequence[dict[str, Any]],
                  probe_files: Mapping[str, Path], weights: dict[str, dict[str, np.ndarray]], zip_too: bool = False) -> str:
     """Build the bundle next to `out`, then swap it in; a crash leaves either the old bundle or none, never half of one.
@@ -117,11 +128,12 @@ def write_bundle(out: Path, results: dict[str, Any], manifest: dict[str, Any], t
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    # Every transcript line names its case, so a line quoted on its own still says which audit it belongs to.
-    case_id = (manifest.get("case") or {}).get("case_id")
+    # Every transcript line names its case and the bundle's revision, so a line quoted on its own still says which
+    # audit, and which version of its bundle, it belongs to.
+    stamp = case_stamp(manifest)
     try:
         atomic_write_bytes(tmp / "transcripts.jsonl",
-                           "".join(json.dumps(_redact_record({**r, "case_id": case_id} if case_id else r),
+                           "".join(json.dumps(_redact_record({**r, **stamp}),
                                               sort_keys=True, ensure_ascii=False) + "\n"
                                    for r in transcripts).encode())
         for rel, f in probe_files.items():

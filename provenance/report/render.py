@@ -33,27 +33,27 @@ def _read(bundle: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, 
     return results, manifest, transcripts
 
 
-def tables(results: dict[str, Any], case_id: str) -> dict[str, pd.DataFrame]:
-    """The CSVs; every row names the case, the suspect and the reference (the bundle hash cannot be inside a file
-    it covers: `provenance.load_bundles` adds it)."""
+def tables(results: dict[str, Any], stamp: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The CSVs; every row names the case and the bundle's revision (`stamp`, bundle.case_stamp), the suspect and the
+    reference (the bundle hash cannot be inside a file it covers: `provenance.load_bundles` adds it)."""
     rows, aff, per_probe = [], [], []
     suspect = results["suspect"]["spec"]
     for ref in results["references"]:
         for t in ref["tests"]:
             ci = t.get("effect_ci") or {}
-            rows.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "verdict": ref["verdict"], "test": t["name"],
+            rows.append({**stamp, "suspect": suspect, "reference": ref["spec"], "verdict": ref["verdict"], "test": t["name"],
                          "statistic": t["statistic"], "p_value": t["p_value"], "n": t["n"], "effect": t.get("effect"),
                          "ci_low": ci.get("low"), "ci_high": ci.get("high"), "skipped": t.get("skipped"), "null": t["null"]})
             d = t.get("details") or {}
             for pair, v in (d.get("affinity") or {}).items():
                 a, b = pair.split(" ~ ", 1)
-                aff.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
+                aff.append({**stamp, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
                             "model_a": a, "model_b": b,
                             "affinity": v})
             pp = d.get("per_probe")
             if pp:
                 for pid, sr, sc in zip(pp["probe_ids"], pp["suspect_reference"], pp["suspect_controls"]):
-                    per_probe.append({"case_id": case_id, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
+                    per_probe.append({**stamp, "suspect": suspect, "reference": ref["spec"], "test": t["name"],
                                       "probe_id": pid,
                                       "suspect_reference": sr, "suspect_controls_mean": sc})
     return {"tests": pd.DataFrame(rows), "affinities": pd.DataFrame(aff), "per_probe": pd.DataFrame(per_probe)}
@@ -144,10 +144,11 @@ def render_derived(bundle: Path) -> None:
     """(Re)write tables/, figures/ and report.html from results.json, manifest.json and transcripts.jsonl."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from provenance.report.bundle import case_stamp
+
     results, manifest, transcripts = _read(bundle)
-    case_id = manifest["case"]["case_id"]
     names = model_names(manifest["models"])
-    for name, df in tables(results, case_id).items():
+    for name, df in tables(results, case_stamp(manifest)).items():
         atomic_write_text(bundle / "tables" / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
     figures: dict[str, list[tuple[str, str]]] = {}
     suspect = results["suspect"]["spec"]
@@ -175,12 +176,69 @@ def render_derived(bundle: Path) -> None:
         models=_model_rows(manifest, names), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
         exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
         rerun={"command": audit_command(results, manifest), "panel": controls_panel(results), "panel_file": PANEL_FILE},
+        tolerance=_verify_tolerance(), absences=absences(manifest),
     )
     atomic_write_text(bundle / "report.html", html)
+
+
+def _verify_tolerance() -> dict[str, str]:
+    """The tolerances `provenance verify` compares recomputed numbers with (stated in section 9, so a reader knows
+    what "reproduces" means); imported here, not copied, so the report cannot state other numbers than verify uses."""
+    from provenance.report.verify import FLOAT_REL_TOL, P_VALUE_REL_TOL
+
+    return {"float": f"{FLOAT_REL_TOL:g}", "p": f"{P_VALUE_REL_TOL:g}"}
+
+
+def _suspect_lineage(m: dict[str, Any]) -> str:
+    # A suspect's declared lineage (a .lineage file, its packaging) is a claim: the audit uses it only to leave out
+    # controls that share it, never as evidence for or against descent (docs/methods.md).
+    lin = m.get("lineage")
+    if not lin or lin == "unknown":
+        return "not assumed"
+    return f"declared {lin} (a claim, not evidence: used only to leave out controls that share it)"
+
+
+def absences(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(what, why) for each thing a reader of a forensic report may look for that this bundle does not hold: the report
+    says why, rather than leaving a reader to find the gap (the report checklist's rule: present, or why not)."""
+    http = any(m["kind"] == "http" for m in manifest["models"])
+    local = any(m["kind"] != "http" for m in manifest["models"])
+    out: list[tuple[str, str]] = []
+    if local:
+        out.append(("Raw response bytes of the local models",
+                    "they ran inside this process: no HTTP exchange existed to capture; the transcripts hold the "
+                    "backend's outputs as computed (text, token log-probabilities with token ids), the rendered chat "
+                    "prompt and the decoding settings"))
+        out.append(("Per-request latency and finish reasons of the local models",
+                    "local prompts run in batches: each record's sent and received times are its batch's; local "
+                    "generation has no finish reason or refusal flag (refusals are read from endpoint answers only)"))
+    if http:
+        out.append(("The endpoint's response bytes verbatim",
+                    "each answer keeps the SHA-256 of the bytes as received (raw.http.body_sha256) and the body as text "
+                    "with credentials redacted; the redacted text need not hash to that digest"))
+    out.append(("Failed requests",
+                "a request that fails after its retries stops the audit and no bundle is written; retried attempts "
+                "are listed in each endpoint record's raw.http.tries"))
+    if not any(m.get("weights_evidence") for m in manifest["models"] if m["role"] == "control"):
+        out.append(("The controls' weights",
+                    "not shipped (their fingerprints and, where known, the recipe that rebuilds them are in section "
+                    "3): a re-run needs them rebuilt or obtained"))
+    out.append(("A signature and a trusted time-stamp",
+                "made after this report is rendered, over SHA256SUMS (which hashes this report): SHA256SUMS.sig "
+                "(provenance sign; verify --public-key) and SHA256SUMS.tsr (audit --tsa; verify --tsa-ca) lie beside "
+                "it when made, and the custody log, written before them, has no row for them"))
+    out.append(("The case id on every file",
+                "SHA256SUMS, the probe sets, the figures and the weight archives keep formats fixed by their tools or "
+                "sources; SHA256SUMS binds each of them to this bundle, and every other file names the case and this "
+                "revision"))
+    out.append(("Other runs of this comparison",
+                "this bundle is one audit run; the skipped tests, the budget check, the placebos and every sequential "
+                "look are in it, and the validation study's runs are in its own record (section 1)"))
+    return out
 
 
 def _model_rows(manifest: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "spec": m["spec"], "name": names.get(m["spec"], m["spec"]), "obtain": how_to_obtain(m),
              "kind": m["kind"], "fingerprint": m["fingerprint"],
-             "lineage": m.get("lineage", "unknown") if m["role"] != "suspect" else "not assumed",
+             "lineage": m.get("lineage", "unknown") if m["role"] != "suspect" else _suspect_lineage(m),
              "source": m["source"], "access": ", ".join(m.get("capabilities", []))} for m in manifest["models"]]

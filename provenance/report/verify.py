@@ -269,6 +269,7 @@ def custody_problems(bundle: Path, manifest: Mapping[str, Any]) -> list[str]:
     the bundle adds to every line) and the analysis row's transcripts.jsonl and results.json. Rows written before
     they carried a hash are not checked."""
     from provenance.fsutil import sha256_file
+    from provenance.report.bundle import STAMP_KEYS
     from provenance.report.manifest import records_digest
 
     files = safe_io.BundleFiles(bundle)
@@ -277,7 +278,7 @@ def custody_problems(bundle: Path, manifest: Mapping[str, Any]) -> list[str]:
     for i, row in enumerate(manifest.get("custody") or []):
         action = row.get("action")
         if action in ("collected", "replayed from cache") and row.get("records_sha256") and row.get("model_fingerprint"):
-            recs = [{k: v for k, v in r.items() if k != "case_id"} for r in lines
+            recs = [{k: v for k, v in r.items() if k not in STAMP_KEYS} for r in lines
                     if r.get("fingerprint") == row["model_fingerprint"]
                     and bool(r.get("replayed")) == (action == "replayed from cache")]
             got = records_digest(recs)

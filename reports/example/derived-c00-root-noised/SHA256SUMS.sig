@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIZ3RN93whabqTFZO9YVcX9W7Oc/mdaH8zyrqHQrUhUb",
-  "public_key_fingerprint": "SHA256:e3zDD5OeNYflfvFGhitxvDQf3BuaPWmcUEznqRs8gak",
-  "signature": "juwQoBTx+nTFLBKaZzU7o7QEbPrYBI+5d4DZZfgm7WGvdRKbxk/9Me2ugzTAohSLz9bOtMOzyGWlzL2QoDMpCw==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIasC2EVL898lo01Zj9qzMjZ8Bg7lYcmknF/2o+lh3qE",
+  "public_key_fingerprint": "SHA256:ezZ7b7IHh/0GsMa1+D4ZGmSu5bCBnL5Cr/7f2gE3Oqo",
+  "signature": "4HJb4QxPMG2cUhtOwk83EV1A+EuZwRrWPuJGt2ZnnxwxJOTFGGFaEn6ddnvSnz7wp97ucPdr7LVJTnI8n52zAA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "5ba6cadecc065b89a777ea257247044a95365c7199c97502c59764d527d9fe78",
-  "signed_utc": "2026-11-30T17:52:03+00:00",
+  "signed_file_sha256": "a70b115f174557c7193d947bc5a759fcb2e3d93cf634e77bf3afac7cc4b2093b",
+  "signed_utc": "2026-11-30T19:48:04+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
