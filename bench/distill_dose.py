@@ -44,6 +44,14 @@ Amendment 1 (2026-11-30, 19:30 UTC, before any model was trained): order of runs
 answers issue #15's done-when item and takes longest), then (a), then (b), then (c) for P-large as time allows.
 Nothing else changes.
 
+Amendment 2 (2026-11-30, 19:54 UTC, before any model was trained): part (d), issue #18. S16384 and P-large served
+over the OpenAI-compatible API (provenance's server, on loopback) behind a fault plan that drops every `logprobs`
+field, so each is a text-only suspect, audited with `--analysis 4` (the outside family: SmolLM2 and the comparison
+sources score the suspect's and the controls' sampled answers), the panel of (a), `--likelihood-probes
+continuation-samples`, budget 200, seed 0; after (a) and (b), before (c) for P-large. Expectation stated in advance:
+P-large not flagged; whether S16384 is found from the outside is the question (bench/capable_outside.py found none of
+SmolLM2's four small students). Two suspects are a demonstration, not a rate.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
   python bench/distill_dose.py train --data .dev/dose --out "$OUT"   # on the device machine
@@ -338,6 +346,8 @@ def audits(no_controls: bool) -> None:
         done(v3.audit(OUT, n, p, 3, panel, "continuation-samples"))
     for n, p in models.items():  # (b)
         done(v3.audit(OUT, n, p, 3, panel, "instructions"))
+    for n in ("S16384", "P-large"):  # (d), amendment 2
+        done(_audit_outside(n, models[n], panel))
     if no_controls:  # (c), then the most dosed independent model
         done(_audit_no_controls("P-large", models["P-large"]))
 
@@ -351,6 +361,29 @@ def _audit_no_controls(name: str, path: Path) -> dict[str, Any]:
         return json.loads(tag_file.read_text())
     row = v3.audit(OUT / "nocontrols", name, path, 3, None, "continuation-samples")
     row["controls"] = "matched (built by the audit)"
+    tag_file.parent.mkdir(parents=True, exist_ok=True)
+    tag_file.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def _audit_outside(name: str, path: Path, panel: Path) -> dict[str, Any]:
+    """(d): the model behind provenance's own server with every logprobs field dropped (a text-only endpoint)."""
+    import v3_no_controls as v3
+
+    from provenance.models import resolve
+    from tests.faultserver import FaultPlan, serving
+
+    tag_file = OUT / "audits" / f"{name}-v4-outside-continuation-samples.json"
+    if tag_file.is_file():
+        return json.loads(tag_file.read_text())
+    backend = resolve(str(path)).load()
+    try:
+        with serving(backend, FaultPlan(lambda key, attempt: "omit-logprobs" if key.startswith("POST") else None),
+                     model_name=name) as srv:
+            row = v3.audit(OUT / "outside", name, f"{srv.url}#{name}", 4, panel, "continuation-samples")  # type: ignore[arg-type]
+    finally:
+        backend.close()
+    row["controls"] = "matched to student (panel); suspect text-only over HTTP"
     tag_file.parent.mkdir(parents=True, exist_ok=True)
     tag_file.write_text(json.dumps(row, indent=1))
     return row
