@@ -53,6 +53,7 @@ P-large not flagged; whether S16384 is found from the outside is the question (b
 SmolLM2's four small students). Two suspects are a demonstration, not a rate.
 
 Usage (stages; each resumable):
+  python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
   python bench/distill_dose.py train --data .dev/dose --out "$OUT"   # on the device machine
   python bench/distill_dose.py install --weights DIR                 # here: transformers directories of the models
@@ -87,6 +88,36 @@ LR, BATCH, MAX_EPOCHS, PATIENCE = 2e-3, 32, 20, 2
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+# -- sample (here) --------------------------------------------------------------------------------------------------
+
+def sample_answers(n_prompts: int = 24_000, chunk: int = 128) -> None:
+    """The teacher's answers, as the protocol says (run on this machine's CPU, about 1 hour for the 16,896 used; a
+    stopped run resumes at the next chunk; the run that made the committed results was stopped at 16,896 lines)."""
+    from provenance.models import resolve
+    from provenance.probeset import _generate, load
+    from provenance.zoo.train import sample
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    gen = json.loads((HERE.parent / "probes" / "continuation.json").read_text())["generator"]
+    gen = dict(gen, seed=20261201, n=30_000)
+    taken = {p.text for p in load("continuation").probes} | {p.text for p in load("continuation-samples").probes}
+    ps = [p.text for p in _generate(gen, "dose", lambda *a: RuntimeError(a)) if p.text not in taken][:n_prompts]
+    (OUT / "prompts.json").write_text(json.dumps(ps))
+    done = OUT / "answers.jsonl"
+    have = sum(1 for _ in done.open()) if done.exists() else 0
+    backend = resolve(REFERENCE).load()
+    tok = backend.tokenizer
+    with done.open("a") as f:
+        for start in range(have, len(ps), chunk):
+            part = ps[start : start + chunk]
+            seqs = sample(backend.model, tok, part, 48, 1.0, seed=5000 + start // chunk, batch=64)
+            for p, sq in zip(part, seqs):
+                answer = tok.decode(sq[len(tok(p)["input_ids"]):], skip_special_tokens=True)
+                f.write(json.dumps({"prompt": p, "answer": answer}) + "\n")
+            f.flush()
+            log(f"{start + len(part)} answers")
 
 
 # -- prepare (here) -------------------------------------------------------------------------------------------------
@@ -392,6 +423,7 @@ def _audit_outside(name: str, path: Path, panel: Path) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="stage", required=True)
+    sub.add_parser("sample")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -404,7 +436,9 @@ def main() -> None:
     a = sub.add_parser("audit")
     a.add_argument("--no-controls", action="store_true", help="Also part (c): audits that build matched controls.")
     args = ap.parse_args()
-    if args.stage == "prepare":
+    if args.stage == "sample":
+        sample_answers()
+    elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
         train_all(args.data, args.out, args.quick, args.only)
