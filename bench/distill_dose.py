@@ -355,6 +355,21 @@ def install(weights: Path) -> None:
 
 # -- audit (here) ---------------------------------------------------------------------------------------------------
 
+def collect() -> None:
+    """The results file from the audits already finished (runs nothing); names the planned audits not run."""
+    from _common import machine, write_results
+
+    planned = (["S16384-v3-nocontrols-continuation-samples"]
+               + [f"{n}-v3-{lp}" for lp in ("continuation-samples", "instructions") for n in (*STUDENTS, *PROSE)]
+               + [f"{n}-v4-outside-continuation-samples" for n in ("S16384", "P-large")]
+               + ["P-large-v3-nocontrols-continuation-samples"])
+    files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
+    rows = [json.loads(files[t].read_text()) for t in planned if t in files]
+    write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
+                                   "training": json.loads((OUT / "training.json").read_text()), "rows": rows,
+                                   "not_run": [t for t in planned if t not in files]})
+
+
 def audits(no_controls: bool) -> None:
     import v3_no_controls as v3
     from _common import machine, write_results
@@ -435,6 +450,7 @@ def main() -> None:
     i.add_argument("--weights", type=Path, required=True)
     a = sub.add_parser("audit")
     a.add_argument("--no-controls", action="store_true", help="Also part (c): audits that build matched controls.")
+    a.add_argument("--collect", action="store_true", help="Only write the results file from the finished audits.")
     args = ap.parse_args()
     if args.stage == "sample":
         sample_answers()
@@ -444,6 +460,8 @@ def main() -> None:
         train_all(args.data, args.out, args.quick, args.only)
     elif args.stage == "install":
         install(args.weights)
+    elif args.collect:
+        collect()
     else:
         audits(args.no_controls)
 
