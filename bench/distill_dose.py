@@ -424,7 +424,7 @@ def _audit_outside(name: str, path: Path, panel: Path) -> dict[str, Any]:
         return json.loads(tag_file.read_text())
     backend = resolve(str(path)).load()
     try:
-        with serving(backend, FaultPlan(lambda key, attempt: "omit-logprobs" if key.startswith("POST") else None),
+        with serving(backend, FaultPlan(lambda key, attempt: "text-only" if key.startswith("POST") else None),
                      model_name=name) as srv:
             row = v3.audit(OUT / "outside", name, f"{srv.url}#{name}", 4, panel, "continuation-samples")  # type: ignore[arg-type]
     finally:

@@ -63,9 +63,13 @@ class _FaultHandler(_Handler):
 
     def _send(self, status: int, obj: dict[str, Any]) -> None:
         mangle, self._mangle = self._mangle, None
-        if mangle == "omit-logprobs" and status == 200:
+        if mangle in ("omit-logprobs", "text-only") and status == 200:
             for choice in obj.get("choices", []):
                 choice.pop("logprobs", None)  # like servers that silently ignore the logprobs parameter
+                if mangle == "text-only":  # and prompt scoring too (vLLM's prompt_logprobs): text and nothing else
+                    choice.pop("prompt_logprobs", None)
+            if mangle == "text-only":
+                obj.pop("prompt_logprobs", None)
         body = json.dumps(obj).encode()
         if mangle in ("truncated", "malformed", "not-object") and status == 200:
             body = {"truncated": body[: len(body) // 2], "malformed": b"{'choices': [oops",

@@ -81,7 +81,7 @@ def test_a_text_only_chat_suspect_gets_the_outside_family_and_its_placebos(tmp_p
     def chat_text_only(key: str, attempt: int) -> str | None:
         if key.startswith("POST /v1/completions"):
             return "404"
-        return "omit-logprobs" if key.startswith("POST") else None
+        return "text-only" if key.startswith("POST") else None
 
     ref, controls = "fake:t1", ["fake:c1", "fake:c2", "fake:c3", "fake:c4", "fake:c5"]
     sources = ["fake:x1?skill=0.3", "fake:x2?skill=0.3"]
