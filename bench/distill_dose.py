@@ -52,6 +52,15 @@ continuation-samples`, budget 200, seed 0; after (a) and (b), before (c) for P-l
 P-large not flagged; whether S16384 is found from the outside is the question (bench/capable_outside.py found none of
 SmolLM2's four small students). Two suspects are a demonstration, not a rate.
 
+Amendment 3 (2026-11-30, 21:10 UTC, after parts (a), (b) and (d) were seen; before any model below was trained):
+part (e), more control lineages, the lever (a) points to. Six public-prose lineages T1-T6 of the same shape, each on
+8 free slices (sorted free slices 11-58: none read by P-small, the panel's text controls or the held-out slice), the
+same training loop (seeds 8101-8106, validation on the held-out slice), on the lent GPU. Audits: S640, S2560, S10240,
+S16384 and P-small (P-large read T1-T6's slices, so it is not audited here) with the panel of (a) plus T1-T6 as six
+more lineages (10 in all), analysis 3, continuation-samples, budget 200. Expectation stated in advance: the students'
+p-values fall below (a)'s (the projection of the v3 bench), and P-small is not flagged. Development, not a
+measurement on unseen conditions: (a)'s results were seen when this was written.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
@@ -189,6 +198,59 @@ def prepare(data: Path) -> None:
     log(f"prepared {json.dumps(plan['tokens'])}")
 
 
+def prepare_more(data: Path) -> None:
+    """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 11-58."""
+    from provenance.zoo.build import _tokenizer
+    from provenance.zoo.corpus import build_slices
+
+    tok = _tokenizer()
+    slices, _ = build_slices(50_000)
+    free = [s for s in sorted(slices) if s not in _panel_slices()]
+    held, free = free[-1], free[:-1]
+
+    def chunked(ids: Sequence[str]) -> list[list[int]]:
+        out = []
+        for sid in ids:
+            t = tok(slices[sid])["input_ids"]
+            out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
+        return out
+
+    sets = {"prose-valid": chunked([held])}
+    plan: dict[str, Any] = {"shape": SHAPE, "lr": LR, "batch": BATCH, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
+                            "vocab": len(tok), "pad": tok.eos_token_id, "bos": tok.bos_token_id,
+                            "eos": tok.eos_token_id, "models": {}}
+    for k in range(6):
+        ids = free[11 + 8 * k : 19 + 8 * k]
+        sets[f"T{k + 1}"] = chunked(ids)
+        plan["models"][f"T{k + 1}"] = {"train": f"T{k + 1}", "valid": "prose-valid", "seed": 8101 + k,
+                                       "truth": "control", "slices": ids}
+    plan["tokens"] = {n: sum(len(x) for x in ss) for n, ss in sets.items()}
+    data.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, ss in sets.items():
+        arrays[f"{name}.ids"] = np.concatenate([np.asarray(x, dtype=np.int32) for x in ss])
+        arrays[f"{name}.len"] = np.asarray([len(x) for x in ss], dtype=np.int32)
+    np.savez_compressed(data / "data.npz", **arrays)
+    (data / "plan.json").write_text(json.dumps(plan, indent=1))
+    log(f"prepared part (e): {json.dumps(plan['tokens'])}")
+
+
+def audits_more() -> None:
+    """Part (e): the panel of (a) plus T1-T6 (amendment 3)."""
+    import v3_no_controls as v3
+
+    panel = json.loads(v3.matched_panel(CACHE / "bench-v3-no-controls").read_text())
+    for k in range(6):
+        panel["control"].append({"spec": str(OUT / "models" / f"T{k + 1}"), "lineage": f"dose-text-{k + 1}",
+                                 "kind": "public prose, 192 x 4, bench/distill_dose.py part (e)"})
+    path = OUT / "panel-e.json"
+    path.write_text(json.dumps(panel, indent=1))
+    for n in ("S16384", "S10240", "S2560", "S640", "P-small"):
+        row = v3.audit(OUT / "e", n, OUT / "models" / n, 3, path, "continuation-samples")
+        dest = OUT / "audits" / f"{n}-v3-e-continuation-samples.json"
+        dest.write_text(json.dumps({**row, "controls": "panel of (a) plus T1-T6 (10 lineages)"}, indent=1))
+
+
 # -- train (device machine; torch and transformers only) ------------------------------------------------------------
 
 def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
@@ -319,7 +381,7 @@ def train_all(data: Path, out: Path, quick: bool = False, only: Sequence[str] = 
 
 # -- install (here) -------------------------------------------------------------------------------------------------
 
-def install(weights: Path) -> None:
+def install(weights: Path, record: str = "training.json") -> None:
     import torch
     from safetensors.torch import load_file
 
@@ -350,7 +412,7 @@ def install(weights: Path) -> None:
                           f"on {info['sequences']} sequences ({info['tokens']} tokens), trained on {info['device']}, "
                           "stored as bfloat16")
         log(f"installed {name}")
-    (OUT / "training.json").write_text(json.dumps(training, indent=1))
+    (OUT / record).write_text(json.dumps(training, indent=1))
 
 
 # -- audit (here) ---------------------------------------------------------------------------------------------------
@@ -439,6 +501,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="stage", required=True)
     sub.add_parser("sample")
+    pm = sub.add_parser("prepare-more")
+    pm.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose-e")
+    sub.add_parser("audit-more")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -448,18 +513,23 @@ def main() -> None:
     t.add_argument("--only", nargs="*", default=())
     i = sub.add_parser("install")
     i.add_argument("--weights", type=Path, required=True)
+    i.add_argument("--record", default="training.json", help="Where the training record goes (part (e): its own).")
     a = sub.add_parser("audit")
     a.add_argument("--no-controls", action="store_true", help="Also part (c): audits that build matched controls.")
     a.add_argument("--collect", action="store_true", help="Only write the results file from the finished audits.")
     args = ap.parse_args()
     if args.stage == "sample":
         sample_answers()
+    elif args.stage == "prepare-more":
+        prepare_more(args.data)
+    elif args.stage == "audit-more":
+        audits_more()
     elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
         train_all(args.data, args.out, args.quick, args.only)
     elif args.stage == "install":
-        install(args.weights)
+        install(args.weights, args.record)
     elif args.collect:
         collect()
     else:
