@@ -54,7 +54,7 @@ SmolLM2's four small students). Two suspects are a demonstration, not a rate.
 
 Amendment 3 (2026-11-30, 21:10 UTC, after parts (a), (b) and (d) were seen; before any model below was trained):
 part (e), more control lineages, the lever (a) points to. Six public-prose lineages T1-T6 of the same shape, each on
-8 free slices (sorted free slices 11-58: none read by P-small, the panel's text controls or the held-out slice), the
+8 free slices (sorted free slices 12-59: none read by P-small (it read part of slice 11), the panel's text controls or the held-out slice), the
 same training loop (seeds 8101-8106, validation on the held-out slice), on the lent GPU. Audits: S640, S2560, S10240,
 S16384 and P-small (P-large read T1-T6's slices, so it is not audited here) with the panel of (a) plus T1-T6 as six
 more lineages (10 in all), analysis 3, continuation-samples, budget 200. Expectation stated in advance: the students'
@@ -199,7 +199,7 @@ def prepare(data: Path) -> None:
 
 
 def prepare_more(data: Path) -> None:
-    """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 11-58."""
+    """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 12-59."""
     from provenance.zoo.build import _tokenizer
     from provenance.zoo.corpus import build_slices
 
@@ -220,7 +220,7 @@ def prepare_more(data: Path) -> None:
                             "vocab": len(tok), "pad": tok.eos_token_id, "bos": tok.bos_token_id,
                             "eos": tok.eos_token_id, "models": {}}
     for k in range(6):
-        ids = free[11 + 8 * k : 19 + 8 * k]
+        ids = free[12 + 8 * k : 20 + 8 * k]
         sets[f"T{k + 1}"] = chunked(ids)
         plan["models"][f"T{k + 1}"] = {"train": f"T{k + 1}", "valid": "prose-valid", "seed": 8101 + k,
                                        "truth": "control", "slices": ids}
