@@ -424,11 +424,14 @@ def collect() -> None:
     planned = (["S16384-v3-nocontrols-continuation-samples"]
                + [f"{n}-v3-{lp}" for lp in ("continuation-samples", "instructions") for n in (*STUDENTS, *PROSE)]
                + [f"{n}-v4-outside-continuation-samples" for n in ("S16384", "P-large")]
-               + ["P-large-v3-nocontrols-continuation-samples"])
+               + ["P-large-v3-nocontrols-continuation-samples"]
+               + [f"{n}-v3-e-continuation-samples" for n in ("S16384", "S10240", "S2560", "S640", "P-small")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
+    more = OUT / "training-e.json"
     write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
-                                   "training": json.loads((OUT / "training.json").read_text()), "rows": rows,
+                                   "training": json.loads((OUT / "training.json").read_text()),
+                                   "training_e": json.loads(more.read_text()) if more.is_file() else None, "rows": rows,
                                    "not_run": [t for t in planned if t not in files]})
 
 
