@@ -142,89 +142,33 @@ def _panel_slices() -> set[str]:
     return used
 
 
-def prepare(data: Path) -> None:
+def _prose() -> tuple[Any, dict[str, str], list[str], str]:
+    """SmolLM2's tokenizer, the zoo corpus's slices, the free ones (sorted; none the panel's text controls read) and
+    the held-out validation slice (the last free one)."""
     from provenance.zoo.build import _tokenizer
     from provenance.zoo.corpus import build_slices
 
-    rows = [json.loads(x) for x in (OUT / "answers.jsonl").read_text().splitlines()]
-    if len(rows) < POOL + VALID:
-        raise SystemExit(f"only {len(rows)} answers sampled; the protocol needs {POOL + VALID}")
-    tok = _tokenizer()
-    eos = tok.eos_token_id
-
-    def seq(r: dict[str, str]) -> list[int]:
-        return tok(r["prompt"])["input_ids"] + tok(r["answer"])["input_ids"] + [eos]
-
-    teacher = [seq(r) for r in rows[: POOL + VALID]]
     slices, _ = build_slices(50_000)
     free = [s for s in sorted(slices) if s not in _panel_slices()]
-    held, free = free[-1], free[:-1]
-
-    def chunked(ids: Sequence[str]) -> list[list[int]]:
-        out = []
-        for sid in ids:
-            t = tok(slices[sid])["input_ids"]
-            out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
-        return out
-
-    prose_all = chunked(free)
-    sets: dict[str, list[list[int]]] = {"teacher-valid": teacher[POOL:], "prose-valid": chunked([held])}
-    plan: dict[str, Any] = {"shape": SHAPE, "lr": LR, "batch": BATCH, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
-                            "vocab": len(tok), "pad": eos, "bos": tok.bos_token_id, "eos": eos, "models": {}}
-    for name, (dose, seed) in STUDENTS.items():
-        sets[name] = teacher[:dose]
-        plan["models"][name] = {"train": name, "valid": "teacher-valid", "seed": seed, "truth": "distilled",
-                                "answers": dose}
-    for name, (like, seed) in PROSE.items():
-        budget = sum(len(s) for s in sets[like])
-        take, n = [], 0
-        for s in prose_all:
-            if n >= budget:
-                break
-            take.append(s)
-            n += len(s)
-        sets[name] = take
-        plan["models"][name] = {"train": name, "valid": "prose-valid", "seed": seed, "truth": "independent",
-                                "tokens_wanted": budget, "slices_free": len(free), "held_out_slice": held}
-    for name, ss in sets.items():
-        plan.setdefault("tokens", {})[name] = sum(len(s) for s in ss)
-    data.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for name, ss in sets.items():
-        arrays[f"{name}.ids"] = np.concatenate([np.asarray(s, dtype=np.int32) for s in ss])
-        arrays[f"{name}.len"] = np.asarray([len(s) for s in ss], dtype=np.int32)
-    np.savez_compressed(data / "data.npz", **arrays)
-    (data / "plan.json").write_text(json.dumps(plan, indent=1))
-    log(f"prepared {json.dumps(plan['tokens'])}")
+    return _tokenizer(), slices, free[:-1], free[-1]
 
 
-def prepare_more(data: Path) -> None:
-    """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 12-59."""
-    from provenance.zoo.build import _tokenizer
-    from provenance.zoo.corpus import build_slices
+def _chunked(tok: Any, slices: dict[str, str], ids: Sequence[str]) -> list[list[int]]:
+    out = []
+    for sid in ids:
+        t = tok(slices[sid])["input_ids"]
+        out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
+    return out
 
-    tok = _tokenizer()
-    slices, _ = build_slices(50_000)
-    free = [s for s in sorted(slices) if s not in _panel_slices()]
-    held, free = free[-1], free[:-1]
 
-    def chunked(ids: Sequence[str]) -> list[list[int]]:
-        out = []
-        for sid in ids:
-            t = tok(slices[sid])["input_ids"]
-            out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
-        return out
+def _plan(tok: Any) -> dict[str, Any]:
+    return {"shape": SHAPE, "lr": LR, "batch": BATCH, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
+            "vocab": len(tok), "pad": tok.eos_token_id, "bos": tok.bos_token_id, "eos": tok.eos_token_id, "models": {}}
 
-    sets = {"prose-valid": chunked([held])}
-    plan: dict[str, Any] = {"shape": SHAPE, "lr": LR, "batch": BATCH, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
-                            "vocab": len(tok), "pad": tok.eos_token_id, "bos": tok.bos_token_id,
-                            "eos": tok.eos_token_id, "models": {}}
-    for k in range(6):
-        ids = free[12 + 8 * k : 20 + 8 * k]
-        sets[f"T{k + 1}"] = chunked(ids)
-        plan["models"][f"T{k + 1}"] = {"train": f"T{k + 1}", "valid": "prose-valid", "seed": 8101 + k,
-                                       "truth": "control", "slices": ids}
-    plan["tokens"] = {n: sum(len(x) for x in ss) for n, ss in sets.items()}
+
+def _save(data: Path, sets: dict[str, list[list[int]]], plan: dict[str, Any]) -> None:
+    """data.npz (each set as concatenated ids and lengths) and plan.json: what travels to the device."""
+    plan["tokens"] = {name: sum(len(x) for x in ss) for name, ss in sets.items()}
     data.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, ss in sets.items():
@@ -232,6 +176,52 @@ def prepare_more(data: Path) -> None:
         arrays[f"{name}.len"] = np.asarray([len(x) for x in ss], dtype=np.int32)
     np.savez_compressed(data / "data.npz", **arrays)
     (data / "plan.json").write_text(json.dumps(plan, indent=1))
+
+
+def prepare(data: Path) -> None:
+    rows = [json.loads(x) for x in (OUT / "answers.jsonl").read_text().splitlines()]
+    if len(rows) < POOL + VALID:
+        raise SystemExit(f"only {len(rows)} answers sampled; the protocol needs {POOL + VALID}")
+    tok, slices, free, held = _prose()
+    eos = tok.eos_token_id
+
+    def seq(r: dict[str, str]) -> list[int]:
+        return tok(r["prompt"])["input_ids"] + tok(r["answer"])["input_ids"] + [eos]
+
+    teacher = [seq(r) for r in rows[: POOL + VALID]]
+    prose_all = _chunked(tok, slices, free)
+    sets: dict[str, list[list[int]]] = {"teacher-valid": teacher[POOL:], "prose-valid": _chunked(tok, slices, [held])}
+    plan = _plan(tok)
+    for name, (dose, seed) in STUDENTS.items():
+        sets[name] = teacher[:dose]
+        plan["models"][name] = {"train": name, "valid": "teacher-valid", "seed": seed, "truth": "distilled",
+                                "answers": dose}
+    for name, (like, seed) in PROSE.items():
+        budget = sum(len(x) for x in sets[like])
+        take, n = [], 0
+        for x in prose_all:
+            if n >= budget:
+                break
+            take.append(x)
+            n += len(x)
+        sets[name] = take
+        plan["models"][name] = {"train": name, "valid": "prose-valid", "seed": seed, "truth": "independent",
+                                "tokens_wanted": budget, "slices_free": len(free), "held_out_slice": held}
+    _save(data, sets, plan)
+    log(f"prepared {json.dumps(plan['tokens'])}")
+
+
+def prepare_more(data: Path) -> None:
+    """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 12-59."""
+    tok, slices, free, held = _prose()
+    sets = {"prose-valid": _chunked(tok, slices, [held])}
+    plan = _plan(tok)
+    for k in range(6):
+        ids = free[12 + 8 * k : 20 + 8 * k]
+        sets[f"T{k + 1}"] = _chunked(tok, slices, ids)
+        plan["models"][f"T{k + 1}"] = {"train": f"T{k + 1}", "valid": "prose-valid", "seed": 8101 + k,
+                                       "truth": "control", "slices": ids}
+    _save(data, sets, plan)
     log(f"prepared part (e): {json.dumps(plan['tokens'])}")
 
 
@@ -266,6 +256,8 @@ def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
 
 def _batches(seqs: Sequence[np.ndarray], batch: int, rng: np.random.Generator | None, pad: int, torch: Any,
              dev: Any) -> Any:
+    # provenance.zoo.train._batches on the device: this stage imports nothing of provenance (the device machine's
+    # transformers is another version), and its batches go to the GPU.
     order = rng.permutation(len(seqs)) if rng is not None else np.arange(len(seqs))
     for start in range(0, len(order), batch):
         chunk = [seqs[i] for i in order[start : start + batch]]
