@@ -154,11 +154,10 @@ def _prose() -> tuple[Any, dict[str, str], list[str], str]:
 
 
 def _chunked(tok: Any, slices: dict[str, str], ids: Sequence[str]) -> list[list[int]]:
-    out = []
-    for sid in ids:
-        t = tok(slices[sid])["input_ids"]
-        out += [t[j : j + SEQ] for j in range(0, len(t) - SEQ + 1, SEQ)]
-    return out
+    from capable_sources import SEQ as CHUNK, chunks  # the same 128-token chunks as the bench before this one
+
+    assert CHUNK == SEQ
+    return chunks(tok, slices, ids)
 
 
 def _plan(tok: Any) -> dict[str, Any]:
