@@ -61,6 +61,11 @@ more lineages (10 in all), analysis 3, continuation-samples, budget 200. Expecta
 p-values fall below (a)'s (the projection of the v3 bench), and P-small is not flagged. Development, not a
 measurement on unseen conditions: (a)'s results were seen when this was written.
 
+Amendment 4 (2026-11-30, 21:17 UTC, after (e) was seen; before its models were trained): two more independent
+suspects for (e)'s ten-lineage panel, N1 and N2, public prose of the same shape on 8 free slices each (sorted free
+slices 60-67 and 68-75: none read by the panel, T1-T6, P-small or the held-out slice), seeds 8201-8202, trained like
+T1-T6; audited like (e). Expectation stated in advance: neither flagged.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
@@ -210,7 +215,7 @@ def prepare(data: Path) -> None:
     log(f"prepared {json.dumps(plan['tokens'])}")
 
 
-def prepare_more(data: Path) -> None:
+def prepare_more(data: Path, independents: bool = False) -> None:
     """Part (e)'s six prose lineages (amendment 3): 8 free slices each, sorted free slices 12-59."""
     tok, slices, free, held = _prose()
     sets = {"prose-valid": _chunked(tok, slices, [held])}
@@ -220,6 +225,14 @@ def prepare_more(data: Path) -> None:
         sets[f"T{k + 1}"] = _chunked(tok, slices, ids)
         plan["models"][f"T{k + 1}"] = {"train": f"T{k + 1}", "valid": "prose-valid", "seed": 8101 + k,
                                        "truth": "control", "slices": ids}
+    if independents:  # amendment 4: N1, N2 (independent suspects), after T1-T6 were trained
+        sets = {"prose-valid": sets["prose-valid"]}
+        plan["models"] = {}
+        for k in range(2):
+            ids = free[60 + 8 * k : 68 + 8 * k]
+            sets[f"N{k + 1}"] = _chunked(tok, slices, ids)
+            plan["models"][f"N{k + 1}"] = {"train": f"N{k + 1}", "valid": "prose-valid", "seed": 8201 + k,
+                                           "truth": "independent", "slices": ids}
     _save(data, sets, plan)
     log(f"prepared part (e): {json.dumps(plan['tokens'])}")
 
@@ -234,7 +247,7 @@ def audits_more() -> None:
                                  "kind": "public prose, 192 x 4, bench/distill_dose.py part (e)"})
     path = OUT / "panel-e.json"
     path.write_text(json.dumps(panel, indent=1))
-    for n in ("S16384", "S10240", "S2560", "S640", "P-small"):
+    for n in ("S16384", "S10240", "S2560", "S640", "P-small", "N1", "N2"):
         row = v3.audit(OUT / "e", n, OUT / "models" / n, 3, path, "continuation-samples")
         dest = OUT / "audits" / f"{n}-v3-e-continuation-samples.json"
         dest.write_text(json.dumps({**row, "controls": "panel of (a) plus T1-T6 (10 lineages)"}, indent=1))
@@ -416,7 +429,8 @@ def collect() -> None:
                + [f"{n}-v3-{lp}" for lp in ("continuation-samples", "instructions") for n in (*STUDENTS, *PROSE)]
                + [f"{n}-v4-outside-continuation-samples" for n in ("S16384", "P-large")]
                + ["P-large-v3-nocontrols-continuation-samples"]
-               + [f"{n}-v3-e-continuation-samples" for n in ("S16384", "S10240", "S2560", "S640", "P-small")])
+               + [f"{n}-v3-e-continuation-samples" for n in ("S16384", "S10240", "S2560", "S640", "P-small", "N1",
+                                                                     "N2")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
     more = OUT / "training-e.json"
@@ -497,6 +511,7 @@ def main() -> None:
     sub.add_parser("sample")
     pm = sub.add_parser("prepare-more")
     pm.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose-e")
+    pm.add_argument("--independents", action="store_true", help="Amendment 4's N1 and N2 instead of T1-T6.")
     sub.add_parser("audit-more")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
@@ -515,7 +530,7 @@ def main() -> None:
     if args.stage == "sample":
         sample_answers()
     elif args.stage == "prepare-more":
-        prepare_more(args.data)
+        prepare_more(args.data, args.independents)
     elif args.stage == "audit-more":
         audits_more()
     elif args.stage == "prepare":
