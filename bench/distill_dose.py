@@ -433,10 +433,10 @@ def collect() -> None:
                                                                      "N2")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
-    more = OUT / "training-e.json"
+    extra = {f"training_{k}": json.loads(f.read_text()) if f.is_file() else None
+             for k in ("e", "n") for f in [OUT / f"training-{k}.json"]}  # parts (e) and amendment 4
     write_results("distill-dose", {"machine": machine(), "reference": REFERENCE, "shape": SHAPE,
-                                   "training": json.loads((OUT / "training.json").read_text()),
-                                   "training_e": json.loads(more.read_text()) if more.is_file() else None, "rows": rows,
+                                   "training": json.loads((OUT / "training.json").read_text()), **extra, "rows": rows,
                                    "not_run": [t for t in planned if t not in files]})
 
 
