@@ -137,9 +137,10 @@ def sample_answers(n_prompts: int = 24_000, chunk: int = 128) -> None:
 # -- prepare (here) -------------------------------------------------------------------------------------------------
 
 def _panel_slices() -> set[str]:
-    bundle = json.loads((CACHE / "bench-v3-no-controls" / "bundles" / "student-v3" / "results.json").read_text())
-    line = next(w for w in bundle["warnings"] if w.startswith("matched controls:"))
-    panel = json.loads(Path(line.split("panel ", 1)[1].split(";", 1)[0]).read_text())
+    """The corpus slices the panel's public-text controls read (their notes name them)."""
+    import v3_no_controls as v3
+
+    panel = json.loads(v3.matched_panel(CACHE / "bench-v3-no-controls").read_text())
     used: set[str] = set()
     for c in panel["control"]:
         if c["notes"].startswith("public text "):
@@ -154,7 +155,8 @@ def _prose() -> tuple[Any, dict[str, str], list[str], str]:
     from provenance.zoo.corpus import build_slices
 
     slices, _ = build_slices(50_000)
-    free = [s for s in sorted(slices) if s not in _panel_slices()]
+    used = _panel_slices()
+    free = [s for s in sorted(slices) if s not in used]
     return _tokenizer(), slices, free[:-1], free[-1]
 
 
