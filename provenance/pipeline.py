@@ -10,8 +10,9 @@ from typing import Any, Mapping, Sequence
 from provenance.cache import EvidenceCache
 from provenance.collect import collect, collect_scores
 from provenance.evidence import ModelEvidence, ProbePlan, score_items, yardstick_items
-from provenance.models import Capability, LoadOptions, ResolvedModel, resolve
+from provenance.models import LoadOptions, ResolvedModel, resolve
 from provenance.models.packaged import PACKAGED
+from provenance.stats import outside_likelihood
 
 
 def default_controls(suspect: str, references: Sequence[str]) -> list[str]:
@@ -136,7 +137,7 @@ def gather(resolved: Mapping[str, ResolvedModel], plans: Sequence[ProbePlan], ll
         items = [*score_items(evidence, list(dict.fromkeys(answered)), ll_plan), *items]
     if items:
         collect_scores(list(resolved.values()), items, cache, by_fp, progress=progress)
-    if givers and ll_plan is not None and Capability.LOGITS.value not in evidence[outside[0]].capabilities:
+    if givers and ll_plan is not None and outside_likelihood.applies(evidence[outside[0]].capabilities):
         # v4's outside family: the references and every comparison source (in a seat or not) score the suspect's and
         # the controls' answers; nobody else needs those scores, and a suspect that gives log-likelihoods gets the
         # inside family instead (so they are not computed for it).

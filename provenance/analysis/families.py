@@ -88,7 +88,7 @@ def _outside(ctx: PairContext) -> TestResult:
     if plan is None:
         return TestResult.skip(name, "not run: no likelihood prompts were planned")
     ev, d = ctx.evidence, ctx.design
-    if "logits" in ctx.suspect_access():  # the audited suspect's, also when a placebo sits in its seat
+    if not outside_likelihood.applies(ctx.suspect_access()):  # the audited suspect's, also in a placebo
         return TestResult.skip(name, "not run: the suspect gives log-likelihoods, so the inside family "
                                      f"({capable_likelihood.NAME}) tests the same question with more power")
     if not ctx.sources:

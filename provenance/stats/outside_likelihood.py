@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,13 @@ OUTSIDE = Wording(
     "{lineages} control lineages' answers put in the suspect's seat (no model scores its own lineage's answers); "
     "Student-t prediction test with the spread between lineages plus prompt error, df = {df}",
     "tetrads, capable scorers (outside)", units="whose answers every scorer scored")
+
+
+def applies(access: Collection[str]) -> bool:
+    """Whether the outside family runs for a suspect with these access levels: only without log-likelihoods (with
+    them, capable_likelihood asks the same question from the inside, with more power). The one rule `gather` (which
+    then computes the scores) and the family (which then reads them) both follow."""
+    return "logits" not in {str(getattr(a, "value", a)) for a in access}
 
 
 def outside_test(scores: Mapping[str, Mapping[str, Sequence[float]]], suspect: str, reference: str,
