@@ -900,8 +900,9 @@ def controls() -> None:
 @click.argument("suspect", metavar="SUSPECT")
 @click.option("--reference", "-r", "references", multiple=True, metavar="SPEC",
               help="A reference of the audit (repeatable): no control is built of its lineage.")
-@click.option("--lineages", "n", type=click.IntRange(3, 12), default=4, show_default=True,
-              help="Control lineages to build (the null needs 3; a placebo 4).")
+@click.option("--lineages", "n", type=click.IntRange(3, 12), default=8, show_default=True,
+              help="Control lineages to build (the null needs 3, a placebo 4; with 4 no family of a thoroughly "
+                   "distilled student reached the 0.01 rule, see BENCHMARKS.md).")
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to write the controls panel (JSON; default: in the cache). Use it with `audit --controls`.")
 @click.option("--max-params", type=click.IntRange(1), default=None, metavar="N",
@@ -909,25 +910,41 @@ def controls() -> None:
 @click.option("--teachers/--no-teachers", default=True, show_default=True,
               help="Include students of the packaged teachers outside the references' lineages (sampling them takes "
                    "minutes once; cached).")
+@click.option("--teacher-samples", "max_teacher_samples", type=click.IntRange(8, 100_000),
+              default=None, metavar="N",
+              help="The most sampled answers of a teacher a student control learns from (it starts at 320 and takes "
+                   "four times as many while it falls short of the suspect's competence). Default: 320 on a CPU "
+                   "(Qwen samples 320 in about 9 minutes on 2 cores), 20,480 on a GPU.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to sample the teachers and train the controls (auto: the GPU when torch sees one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path | None, max_params: int | None,
-                   teachers: bool, as_json: bool, no_progress: bool) -> None:
+                   teachers: bool, max_teacher_samples: int | None, device: str, as_json: bool,
+                   no_progress: bool) -> None:
     """Train controls of SUSPECT's architecture and competence here and write them as a controls panel.
 
     Each control is its own lineage: students of the packaged teachers outside the references' lineages, and models
     trained from independent seeds on disjoint shares of public prose installed offline. Each is trained until its
     per-byte log-likelihood of the neutral yardstick passages (what the audit's competence check measures) is within
     0.075 nats/byte of the suspect's and its greedy answers are as alike from prompt to prompt as the suspect's
-    (within 0.5 in log agreement), or its competence passes the suspect's or the schedule ends (then it is marked not
-    matched). Models are cached by recipe.
+    (within 0.5 in log agreement), or its competence passes the suspect's, falls past its peak (it has learnt its
+    data) or the schedule ends (then it is marked not matched). Models are cached by recipe.
     """
     from provenance.matched import MAX_PARAMS, build_for
     from provenance.models import LoadOptions, resolve
     from provenance.secrets import printable
 
+    if device == "cuda":
+        import torch
+
+        from provenance.errors import InputError
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda: torch sees no GPU on this machine (use --device cpu or auto)")
     summary = build_for(resolve(suspect, LoadOptions()), references, n, teachers, out, max_params or MAX_PARAMS,
-                        progress=not no_progress)
+                        progress=not no_progress, device=None if device == "auto" else device,
+                        max_teacher_samples=max_teacher_samples)
     if as_json:
         click.echo(_dump(summary))
         return
@@ -935,9 +952,10 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
                f"{summary['suspect_competence']:.3f} nats/byte on the yardstick, answer sameness "
                f"{summary['suspect_sameness']:.2f}")
     for c in summary["controls"]:
-        click.echo(f"  {c['lineage']:<16} {c['kind']:<8} {c['steps']:>5} steps  competence {c['competence']:.3f}  "
-                   f"sameness {c['sameness']:.2f}  "
-                   f"{'matched' if c['matched'] else 'NOT matched'}  {c['spec']}")
+        answers = f" on {c['teacher_samples']} answers" if c["teacher_samples"] else ""
+        click.echo(f"  {c['lineage']:<16} {c['kind']:<8}{answers} {c['steps']:>5} steps  competence "
+                   f"{c['competence']:.3f}  sameness {c['sameness']:.2f}  "
+                   f"{'matched' if c['matched'] else 'NOT matched'} ({c['stop']})  {c['spec']}")
     click.echo(f"panel: {summary['panel']}  (use: provenance audit --controls {summary['panel']} ...)")
 
 

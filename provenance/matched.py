@@ -9,9 +9,10 @@ greedy answers are as alike from prompt to prompt as the suspect's are (a weak m
 such controls then agree with each other far more than with the suspect, and the kind check rightly refuses them).
 
 Each control is its own lineage: one reads a disjoint share of public prose installed offline (`zoo/corpus.py`), one
-is a sequence-level student of each packaged teacher outside the reference's and the suspect's families. Every model
-is cached by its recipe (configuration, tokenizer, data, seed, schedule, version), so a second audit of a suspect of
-the same architecture trains nothing. The result is an ordinary controls panel file (`panel.py`) that says what each
+is a sequence-level student of each packaged teacher outside the reference's and the suspect's families. A student
+that learns all its teacher's answers without reaching the suspect's competence is trained again on four times as many
+(up to a cap: answers are cheap on a GPU and slow on a CPU). Every model is cached by its recipe (configuration,
+tokenizer, data, seed, schedule, version), so a second audit of a suspect of the same architecture trains nothing. The result is an ordinary controls panel file (`panel.py`) that says what each
 control is and how close its competence came: `audit --controls FILE` reads it like any other panel.
 """
 
@@ -31,12 +32,16 @@ import numpy as np
 from provenance.errors import InputError
 from provenance.fsutil import atomic_write_json, cache_dir, exclusive, sha256_json
 
-MATCHED_VERSION = "2"  # 2: matched on answer sameness too, measured from 5 steps
+MATCHED_VERSION = "3"  # 2: matched on answer sameness too, measured from 5 steps; 3: stops past the peak, rungs
 log = logging.getLogger(__name__)
 
 # A suspect above this many parameters is not trained against here (hours per control on a CPU); ask for a panel.
 MAX_PARAMS = 60_000_000
-DEFAULT_LINEAGES = 4  # MIN_UNITS + 1 (stats/nulls.py): enough lineages for the interaction test and a placebo
+# Eight lineages: with four, each family's null is a Student-t on 3 df and no family of the most thoroughly distilled
+# student the project has (bench/distill_dose.py, S16384: 16,384 of SmolLM2's answers) came near the 0.01 rule
+# (combined p 0.017); with ten the same student reached 0.00088 (part (e)). Four is the least a placebo allows
+# (MIN_UNITS + 1, stats/nulls.py) and stays available (`controls build --lineages 4`).
+DEFAULT_LINEAGES = 8
 SEQ_LEN = 128
 BATCH = 8
 # Cumulative optimiser steps at which competence is measured: geometric, so a weak suspect is matched early and a
@@ -45,7 +50,13 @@ BATCH = 8
 SCHEDULE = (5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200)
 SLICE_CHARS = 50_000  # as the study zoo's corpus (zoo/lineages.py, preset "full")
 SLICES_PER_LINEAGE = 12
-TEACHER_SAMPLES = 320  # sampled answers per packaged teacher (the study zoo's count)
+TEACHER_SAMPLES = 320  # sampled answers per packaged teacher at the first rung (the study zoo's count)
+# A student lineage that stops short of the suspect's competence (past its peak: it has learnt its answers) is trained
+# again, from its seed, on the next rung's answers (each rung's answers extend the last's). The cap is the device's:
+# sampling 320 answers took Qwen 8.5 minutes and Gemma 20 on this project's 2-core CPU, so more is for a GPU.
+TEACHER_RUNGS = (TEACHER_SAMPLES, 1280, 5120, 20480)
+CPU_TEACHER_SAMPLES, GPU_TEACHER_SAMPLES = TEACHER_SAMPLES, 20480
+TEACHER_PROMPT_SEED = 20261130  # the template generator's seed for prompts past the continuation set's spare 1,000
 TEACHER_NEW_TOKENS = 48
 # A control counts as matched when its competence is within this much of the suspect's (nats per byte): half the
 # competence check's margin (analysis/evaluate.py COMPETENCE_MARGIN), so a matched control never trips the check.
@@ -56,6 +67,10 @@ TOLERANCE = 0.075
 # with the suspect at -2.48.
 SAMENESS_TOLERANCE = 0.5
 SAMENESS_FLOOR = 0.01  # agreement below this is "answers unlike each other" (the log stays finite)
+# Training stops once competence has fallen this far below its best (the model is past its peak: it has learnt its
+# data and more steps only overfit). Version 2 ran the whole schedule: a student of Qwen on 320 answers peaked at 200
+# steps (-1.607 nats/byte) and spent 2,000 more seconds falling to -2.717.
+PAST_PEAK = TOLERANCE
 PREFIX_WORDS = (6, 12, 18, 24)  # each yardstick passage cut after this many words gives one prompt
 ANSWER_TOKENS = 12
 
@@ -70,6 +85,10 @@ class Lineage:
     slices: tuple[str, ...] = ()
 
 
+# Why a control's training stopped (`Built.stop`, in the panel's notes and the build summary).
+MATCHED, PASSED, PAST_ITS_PEAK, SCHEDULE_END = "matched", "passed the suspect", "past its peak", "end of schedule"
+
+
 @dataclass
 class Built:
     lineage: Lineage
@@ -81,6 +100,11 @@ class Built:
     seconds: float
     recipe_sha256: str
     log: list[dict[str, float]] = field(default_factory=list)
+    stop: str = ""
+    teacher_samples: int | None = None  # a student's: how many of its teacher's answers it learnt from
+
+    def gap(self, target: "Profile") -> float:
+        return Profile(self.competence, self.sameness).gap(target)
 
 
 def architecture(local_path: Path) -> tuple[Any, int]:
@@ -210,11 +234,47 @@ def _config_sha(config: Any) -> str:
     return sha256_json(d)
 
 
+def default_device() -> str:
+    """Where controls train and teachers sample: the first GPU when torch sees one (answers and steps are cheap
+    there), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def teacher_prompts(n: int) -> list[str]:
+    """The first `n` prompts a packaged teacher answers for its students: the continuation set's spare prompts (1,000
+    onwards: an audit's budget takes a prefix, so no audit under 1,000 probes sends them), then prompts of the same
+    template generator under its own seed, leaving out every prompt of `continuation` and `continuation-samples`.
+    Each rung's prompts extend the last's, so a rung's answers extend the last's."""
+    import json as _json
+
+    from provenance.probeset import _generate, library_dir, load as load_probes
+
+    spare = [p.text for p in load_probes("continuation").probes[1000:]]
+    if n <= len(spare):
+        return spare[:n]
+    gen = _json.loads((library_dir() / "continuation.json").read_text())["generator"]
+    taken = {p.text for s in ("continuation", "continuation-samples") for p in load_probes(s).probes}
+    more = _generate(dict(gen, seed=TEACHER_PROMPT_SEED, n=min(100_000, 2 * n)), "matched-teacher",
+                     lambda msg, *_: InputError(f"teacher prompts: {msg}"))
+    out = spare + [p.text for p in more if p.text not in taken]
+    if len(out) < n:
+        raise InputError(f"the continuation generator yields {len(out)} teacher prompts, fewer than {n}")
+    return out[:n]
+
+
+def rungs(cap: int) -> tuple[int, ...]:
+    """The teacher-answer counts a student lineage is tried at, under `cap` (the cap itself is the last)."""
+    return tuple(sorted({min(r, cap) for r in TEACHER_RUNGS} | {cap}))
+
+
 class Builder:
     """Builds (or finds in the cache) one matched control per lineage for one suspect."""
 
     def __init__(self, suspect_path: Path, target: Profile, root: Path | None = None, seed: int = 0,
-                 schedule: Sequence[int] = SCHEDULE, progress: bool = True) -> None:
+                 schedule: Sequence[int] = SCHEDULE, progress: bool = True, device: str | None = None,
+                 max_teacher_samples: int | None = None) -> None:
         from transformers import AutoTokenizer
 
         self.config, self.params = architecture(suspect_path)
@@ -223,6 +283,9 @@ class Builder:
         if self.pad is None:
             raise InputError(f"{suspect_path}: its tokenizer has neither a padding nor an end-of-sequence token")
         self.target, self.seed, self.schedule, self.progress = target, seed, tuple(schedule), progress
+        self.device = device or default_device()
+        self.max_teacher_samples = max_teacher_samples or (
+            GPU_TEACHER_SAMPLES if self.device.startswith("cuda") else CPU_TEACHER_SAMPLES)
         # The suspect's live output rows when its vocabulary is closed: controls then emit the same ids (their kind
         # includes what they can say), and train at the cost of those rows only.
         self.keep = list(target.keep) if target.keep is not None else None
@@ -232,16 +295,17 @@ class Builder:
         self.texts = _yardstick()
         self.lr = 5e-3 if getattr(self.config, "hidden_size", 512) <= 128 else 1e-3  # as the zoo's LR table, wider: lower
 
-    def recipe(self, lin: Lineage, data_sha: str) -> dict[str, Any]:
+    def recipe(self, lin: Lineage, data_sha: str, teacher_samples: int | None = None) -> dict[str, Any]:
         from provenance.models.hf import tokenizer_sha256
 
         return {"version": MATCHED_VERSION, "config_sha256": _config_sha(self.config),
                 "tokenizer_sha256": tokenizer_sha256(self.tok), "lineage": lin.name, "kind": lin.kind,
-                "source": lin.source, "data_sha256": data_sha, "seed": self.seed, "lr": self.lr, "batch": BATCH,
-                "seq_len": SEQ_LEN, "schedule": list(self.schedule),
+                "source": lin.source, "teacher_samples": teacher_samples, "data_sha256": data_sha, "seed": self.seed,
+                "lr": self.lr, "batch": BATCH, "seq_len": SEQ_LEN, "schedule": list(self.schedule),
+                "stop_past_peak": PAST_PEAK,
                 "closed_vocabulary_sha256": sha256_json(self.keep) if self.keep is not None else None}
 
-    def data(self, lin: Lineage, slices: dict[str, str]) -> list[list[int]]:
+    def data(self, lin: Lineage, slices: dict[str, str], teacher_samples: int = TEACHER_SAMPLES) -> list[list[int]]:
         """Token sequences in the suspect's tokenizer: chunks of the lineage's slices, or the teacher's answers."""
         if lin.kind == "text":
             ids: list[int] = []
@@ -249,29 +313,36 @@ class Builder:
                 enc = self.tok([par + "\n\n" for par in slices[s].split("\n")], add_special_tokens=False)["input_ids"]
                 ids += [i for row in enc for i in row]
             return [ids[i : i + SEQ_LEN] for i in range(0, len(ids) - SEQ_LEN + 1, SEQ_LEN)]
-        return [self.tok(t, add_special_tokens=False)["input_ids"][: SEQ_LEN] for t in self.teacher_answers(lin.source)]
+        return [self.tok(t, add_special_tokens=False)["input_ids"][: SEQ_LEN]
+                for t in self.teacher_answers(lin.source, teacher_samples)]
 
-    def teacher_answers(self, teacher: str) -> list[str]:
-        """The packaged teacher's sampled answers to continuation prompts no audit sends (cached as text)."""
-        path = self.root / "samples" / f"{teacher}-{TEACHER_SAMPLES}-{self.seed}.json"
+    def teacher_answers(self, teacher: str, n: int = TEACHER_SAMPLES) -> list[str]:
+        """The packaged teacher's first `n` sampled answers to prompts no audit sends (`teacher_prompts`), cached as
+        text; a larger `n` samples only the answers past the largest smaller rung (which it samples first)."""
+        path = self.root / "samples" / f"{teacher}-{n}-{self.seed}.json"
         with exclusive(path):  # two audits building controls at once sample each teacher once
             if path.is_file():
                 return json.loads(path.read_text())
-            texts = self._sample_teacher(teacher)
+            below = [r for r in TEACHER_RUNGS if r < n]
+            have = self.teacher_answers(teacher, below[-1]) if below else []
+            # The first rung keeps version 2's seed (its cached answers stay valid); each later chunk has its own.
+            seed = self.seed if not have else int(_rung_seed(self.seed, teacher, len(have)))
+            texts = have + self._sample_teacher(teacher, teacher_prompts(n)[len(have):], seed)
             atomic_write_json(path, texts)
             return texts
 
-    def _sample_teacher(self, teacher: str) -> list[str]:
+    def _sample_teacher(self, teacher: str, prompts: Sequence[str], seed: int) -> list[str]:
         from provenance.models import resolve
-        from provenance.probeset import load as load_probes
         from provenance.progress import bar
         from provenance.zoo.train import sample
 
-        prompts = [p.text for p in load_probes("continuation").probes[1000 : 1000 + TEACHER_SAMPLES]]
         backend = resolve(teacher).load()
         try:
+            if self.device != "cpu":
+                backend.model.to(self.device)
             b = bar(len(prompts), f"sampling {teacher}", self.progress)
-            seqs = sample(backend.model, backend.tokenizer, prompts, TEACHER_NEW_TOKENS, 1.0, seed=self.seed, progress=b)
+            seqs = sample(backend.model, backend.tokenizer, prompts, TEACHER_NEW_TOKENS, 1.0, seed=seed, progress=b,
+                          batch=32 if self.device == "cpu" else 256)
             b.close()
             texts = [backend.tokenizer.decode(s, skip_special_tokens=True) for s in seqs]
         finally:
@@ -279,10 +350,29 @@ class Builder:
         return texts
 
     def build(self, lin: Lineage, slices: dict[str, str]) -> Built:
-        seqs = self.data(lin, slices)
+        """The lineage's control: for a student, the closest of its rungs (tried in order until one is matched or
+        passes the suspect; each rung a model of its own, cached by its recipe)."""
+        if lin.kind != "student":
+            return self._build_one(lin, self.data(lin, slices), None)
+        best: Built | None = None
+        spent = 0.0
+        for n in rungs(self.max_teacher_samples):
+            got = self._build_one(lin, self.data(lin, slices, n), n)
+            spent += got.seconds
+            if best is None or got.gap(self.target) < best.gap(self.target):
+                best = got
+            if got.stop != PAST_ITS_PEAK:  # matched, passed the suspect, or still learning at the schedule's end
+                break
+            log.info("matched control %s: %d answers of %s learnt, competence %.3f short of the suspect's %.3f; "
+                     "next rung", lin.name, n, lin.source, got.competence, self.target.competence)
+        assert best is not None
+        best.seconds = spent
+        return best
+
+    def _build_one(self, lin: Lineage, seqs: list[list[int]], teacher_samples: int | None) -> Built:
         if len(seqs) < BATCH:
             raise InputError(f"matched control {lin.name}: only {len(seqs)} training sequences")
-        recipe = self.recipe(lin, sha256_json(seqs))
+        recipe = self.recipe(lin, sha256_json(seqs), teacher_samples)
         key = sha256_json(recipe)
         # One directory per target band: a control once named in a panel (and a bundle) is never overwritten by one
         # trained towards another suspect's competence.
@@ -292,28 +382,30 @@ class Builder:
             if done.is_file() and (d / "model" / ".complete").is_file():
                 got = json.loads(done.read_text())
                 return Built(lin, d / "model", got["steps"], got["competence"], got["sameness"], got["matched"], 0.0,
-                             key, got["log"])
+                             key, got["log"], got.get("stop", ""), teacher_samples)
             t0 = time.time()
-            steps, got_profile, matched, trail = self._train(lin, seqs, d)
+            steps, got_profile, matched, trail, stop = self._train(lin, seqs, d)
             from provenance.models.registry import RECIPE_FILE
 
             atomic_write_json(d / "model" / RECIPE_FILE, {
                 **recipe, "built_by": "provenance controls build", "steps": steps,
-                "competence": got_profile.competence, "sameness": got_profile.sameness,
-                "target_competence": round(self.target.competence, 4), "target_sameness": self.target.sameness,
-                "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
+                "competence": got_profile.competence, "sameness": got_profile.sameness, "stopped": stop,
+                "device": self.device, "target_competence": round(self.target.competence, 4),
+                "target_sameness": self.target.sameness, "rebuild": "provenance controls build SUSPECT -r REFERENCE"})
             atomic_write_json(done, {"steps": steps, "competence": got_profile.competence,
-                                     "sameness": got_profile.sameness, "matched": matched, "log": trail,
+                                     "sameness": got_profile.sameness, "matched": matched, "log": trail, "stop": stop,
                                      "target": {"competence": self.target.competence,
                                                 "sameness": self.target.sameness},
-                                     "target_band": _band(self.target), "seconds": round(time.time() - t0, 1)})
+                                     "target_band": _band(self.target), "device": self.device,
+                                     "seconds": round(time.time() - t0, 1)})
             return Built(lin, d / "model", steps, got_profile.competence, got_profile.sameness, matched,
-                         time.time() - t0, key, trail)
+                         time.time() - t0, key, trail, stop, teacher_samples)
 
-    def _train(self, lin: Lineage, seqs: list[list[int]], d: Path) -> tuple[int, Profile, bool, list[dict[str, float]]]:
+    def _train(self, lin: Lineage, seqs: list[list[int]],
+               d: Path) -> tuple[int, Profile, bool, list[dict[str, float]], str]:
         """Train from an independent seed, profiling the model at each scheduled step; keep the checkpoint closest to
-        the suspect's profile. Stops at the first matched checkpoint, or once competence has passed the suspect's
-        (more training only moves it away), or at the schedule's end."""
+        the suspect's profile. Stops at the first matched checkpoint, once competence has passed the suspect's (more
+        training only moves it away), once it is past its peak (the data is learnt), or at the schedule's end."""
         import numpy as np
         import torch
         from transformers import AutoModelForCausalLM
@@ -324,6 +416,8 @@ class Builder:
 
         torch.manual_seed(_seed(self.seed, lin.name))
         net = AutoModelForCausalLM.from_config(self.config, dtype=torch.float32)
+        # Initialised on the CPU from the seed whatever the device, so a control's starting weights are the recipe's.
+        net.to(self.device)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
         handle = None
         if self.keep is not None and hasattr(net, "model") and hasattr(net, "lm_head"):  # llama-like (the zoo's)
@@ -341,18 +435,20 @@ class Builder:
         batches = iter(())
         trail: list[dict[str, float]] = []
         best: tuple[float, int, Profile] | None = None
+        peak = -float("inf")
+        stop = SCHEDULE_END
         done = 0
         b = bar(self.schedule[-1], f"matched control {lin.name}", self.progress)
         tmp = d / "candidate"
         try:
-            for stop in self.schedule:
+            for until in self.schedule:
                 net.train()
-                while done < stop:
+                while done < until:
                     batch = next(batches, None)
                     if batch is None:  # another epoch over the data, reshuffled
                         batches = _batches(seqs, BATCH, rng, self.pad)
                         continue
-                    ids, mask = batch
+                    ids, mask = (x.to(self.device) for x in batch)
                     loss = loss_of(ids, mask)
                     opt.zero_grad()
                     loss.backward()
@@ -364,13 +460,16 @@ class Builder:
                 got = profile(tmp, self.texts)
                 trail.append({"steps": done, "competence": round(got.competence, 4), "sameness": got.sameness})
                 gap = got.gap(self.target)
+                peak = max(peak, got.competence)
                 log.info("matched control %s: %d steps, competence %.3f, sameness %.2f, %.2f tolerances from the "
                          "suspect", lin.name, done, got.competence, got.sameness, gap)
                 if best is None or gap < best[0]:  # the closest so far becomes the control (moved, not saved again)
                     best = (gap, done, got)
                     shutil.rmtree(d / "model", ignore_errors=True)
                     os.replace(tmp, d / "model")
-                if gap <= 1.0 or got.competence > self.target.competence + TOLERANCE:
+                why = stop_reason(got, self.target, peak)
+                if why:
+                    stop = why
                     break
         finally:
             b.close()
@@ -378,7 +477,24 @@ class Builder:
                 handle.remove()
             shutil.rmtree(tmp, ignore_errors=True)
         assert best is not None
-        return best[1], best[2], best[0] <= 1.0, trail
+        return best[1], best[2], best[0] <= 1.0, trail, stop
+
+
+def stop_reason(got: Profile, target: Profile, peak: float) -> str | None:
+    """Why training stops at this checkpoint (None: go on). `peak`: the best competence so far, this one included."""
+    if got.gap(target) <= 1.0:
+        return MATCHED
+    if got.competence > target.competence + TOLERANCE:
+        return PASSED  # more training only moves it further away
+    if got.competence < peak - PAST_PEAK:
+        return PAST_ITS_PEAK  # it has learnt its data: more steps overfit
+    return None
+
+
+def _rung_seed(seed: int, teacher: str, start: int) -> int:
+    from provenance.zoo.lineages import _seed
+
+    return _seed(seed, teacher, "answers", start)
 
 
 def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
@@ -408,12 +524,15 @@ def _band(target: Profile) -> str:
 def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LINEAGES,
                   teachers: Sequence[str] | None = None, out: Path | None = None, seed: int = 0,
                   max_params: int = MAX_PARAMS, progress: bool = True, root: Path | None = None,
-                  schedule: Sequence[int] = SCHEDULE, sources: Sequence[str] | None = None) -> dict[str, Any]:
+                  schedule: Sequence[int] = SCHEDULE, sources: Sequence[str] | None = None,
+                  device: str | None = None, max_teacher_samples: int | None = None) -> dict[str, Any]:
     """Build `n` matched controls for a resolved local suspect and write them as a controls panel (JSON) to `out`.
 
     `excluded_families`: lineages the controls must not belong to (the references', the suspect's when known).
-    `teachers`: packaged teachers whose students may serve (None: every packaged teacher). Returns a summary with the
-    panel's path, every control's competence against the suspect's, and what could not be matched.
+    `teachers`: packaged teachers whose students may serve (None: every packaged teacher). `device`: where to train
+    and sample (None: `default_device`); `max_teacher_samples`: the last rung of a student's teacher answers (None:
+    320 on a CPU, 20,480 on a GPU). Returns a summary with the panel's path, every control's competence against the
+    suspect's, and what could not be matched.
     """
     from provenance.zoo.corpus import SOURCES
     from provenance.zoo.lineages import PACKAGED_TEACHERS
@@ -425,7 +544,8 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     assert suspect.local_path is not None
     target = profile(suspect.local_path, _yardstick())
     keep = target.keep
-    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress)
+    builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
+                      device=device, max_teacher_samples=max_teacher_samples)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
     plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
     if len(plan) < n:
@@ -441,21 +561,27 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
                               f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect "
                               f"{target.competence:.3f}), answer sameness {b.sameness:.2f} (suspect "
                               f"{target.sameness:.2f})"),
-                     "notes": (f"{'student of ' + b.lineage.source if b.lineage.kind == 'student' else 'public text ' + b.lineage.source}; "
-                               f"recipe sha256 {b.recipe_sha256[:16]}; "
-                               f"{'matched' if b.matched else 'NOT matched (closest reached)'}")}
+                     "notes": (f"{_origin(b)}; recipe sha256 {b.recipe_sha256[:16]}; "
+                               f"{'matched' if b.matched else 'NOT matched (closest reached)'}; stopped: {b.stop}")}
                     for b in built],
     }
     path = Path(out) if out else builder.root / "panels" / f"{sha256_json(panel)[:16]}.json"
     atomic_write_json(path, panel)
     return {"panel": str(path), "suspect_competence": round(target.competence, 4),
             "suspect_sameness": target.sameness, "parameters": builder.params,
-            "closed_vocabulary": len(keep) if keep else None,
+            "closed_vocabulary": len(keep) if keep else None, "device": builder.device,
+            "max_teacher_samples": builder.max_teacher_samples,
             "controls": [{"spec": str(b.path), "lineage": b.lineage.name, "kind": b.lineage.kind,
-                          "source": b.lineage.source, "steps": b.steps, "competence": b.competence,
-                          "sameness": b.sameness,
+                          "source": b.lineage.source, "teacher_samples": b.teacher_samples, "steps": b.steps,
+                          "stop": b.stop, "competence": b.competence, "sameness": b.sameness,
                           "matched": b.matched, "seconds": round(b.seconds, 1), "log": b.log} for b in built],
             "unmatched": [b.lineage.name for b in built if not b.matched]}
+
+
+def _origin(b: Built) -> str:
+    if b.lineage.kind == "student":
+        return f"student of {b.lineage.source} on {b.teacher_samples} of its sampled answers"
+    return f"public text {b.lineage.source}"
 
 
 def known_families(specs: Sequence[str]) -> set[str]:
@@ -488,12 +614,14 @@ def teachers_outside(excluded: set[str]) -> list[str]:
 
 
 def build_for(resolved: Any, references: Sequence[str], n: int = DEFAULT_LINEAGES, with_teachers: bool = True,
-              out: Path | None = None, max_params: int = MAX_PARAMS, progress: bool = True) -> dict[str, Any]:
+              out: Path | None = None, max_params: int = MAX_PARAMS, progress: bool = True,
+              device: str | None = None, max_teacher_samples: int | None = None) -> dict[str, Any]:
     """Matched controls for an audit of `resolved` against `references`: no control of a reference's lineage (or the
     suspect's, when known). What `controls build` and an audit with no controls both run."""
     excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
     return build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if with_teachers else (),
-                         out=out, max_params=max_params, progress=progress)
+                         out=out, max_params=max_params, progress=progress, device=device,
+                         max_teacher_samples=max_teacher_samples)
 
 
 def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str = "auto", progress: bool = True,

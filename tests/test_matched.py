@@ -178,3 +178,94 @@ def test_a_second_builder_waits_for_the_first_instead_of_building_again(tmp_path
     for t in threads:
         t.join()
     assert order == ["a builds", "b found it"]
+
+
+def test_training_stops_once_past_its_peak_as_the_student_of_qwen_on_320_answers_did() -> None:
+    """Version 2 trained a student of Qwen on 320 answers through its whole schedule (2,444 s) although competence
+    peaked at 200 steps: its measured trail, replayed, now stops at 400 steps."""
+    from provenance.matched import MATCHED, PASSED, PAST_ITS_PEAK, stop_reason
+
+    target = Profile(-1.4018, -4.1471)
+    trail = [(5, -2.206, -0.0426), (10, -1.9793, 0.0), (25, -1.6412, 0.0), (50, -1.6234, 0.0), (100, -1.6098, -1.4054),
+             (200, -1.6069, -2.3052), (400, -1.7099, -4.4505), (800, -2.2859, -4.6052)]
+    peak, stops = -float("inf"), []
+    for steps, comp, same in trail:
+        peak = max(peak, comp)
+        why = stop_reason(Profile(comp, same), target, peak)
+        if why:
+            stops.append((steps, why))
+            break
+    assert stops == [(400, PAST_ITS_PEAK)]
+    assert stop_reason(Profile(-1.41, -4.0), target, -1.41) == MATCHED
+    assert stop_reason(Profile(-1.30, -4.0), target, -1.30) == PASSED
+    assert stop_reason(Profile(-1.60, -4.0), target, -1.55) is None  # a dip within a tolerance of the peak: go on
+
+
+def test_teacher_answers_grow_in_rungs_that_extend_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from provenance import matched
+    from provenance.matched import TEACHER_SAMPLES, rungs, teacher_prompts
+
+    assert rungs(320) == (320,) and rungs(1000) == (320, 1000) and rungs(20480) == (320, 1280, 5120, 20480)
+    assert rungs(30000)[-1] == 30000
+    prompts = teacher_prompts(3000)
+    from provenance.probeset import load as load_probes
+
+    cont = [p.text for p in load_probes("continuation").probes]
+    assert prompts[:1000] == cont[1000:2000]  # the first rung's prompts are version 2's (its cached answers hold)
+    assert len(set(prompts)) == 3000 and not set(prompts[1000:]) & set(cont)
+    assert not set(prompts) & {p.text for p in load_probes("continuation-samples").probes}
+    assert teacher_prompts(1500) == prompts[:1500]
+
+    calls: list[tuple[int, int]] = []
+
+    def fake_sample(self: Builder, teacher: str, ps: list[str], seed: int) -> list[str]:
+        calls.append((len(ps), seed))
+        return [f"{teacher} answers {p}" for p in ps]
+
+    monkeypatch.setattr(matched.Builder, "_sample_teacher", fake_sample)
+    b = object.__new__(Builder)  # only what teacher_answers reads
+    b.root, b.seed = tmp_path, 0
+    big = b.teacher_answers("qwen", 1280)
+    assert calls == [(TEACHER_SAMPLES, 0), (960, calls[1][1])] and calls[1][1] != 0  # the new chunk: its own seed
+    assert big[:320] == b.teacher_answers("qwen", 320) and len(big) == 1280
+    assert [x.split(" answers ", 1)[1] for x in big] == teacher_prompts(1280)
+    assert len(calls) == 2  # both rungs now come from the cache
+
+
+def test_a_student_lineage_short_of_the_suspect_takes_the_next_rung_and_keeps_the_closest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from provenance import matched
+    from provenance.matched import MATCHED, PAST_ITS_PEAK, Built
+
+    target = Profile(-1.40, -4.0)
+    outcomes = {320: (-1.61, PAST_ITS_PEAK), 1280: (-1.52, PAST_ITS_PEAK), 5120: (-1.43, MATCHED)}
+    tried: list[int | None] = []
+
+    def fake_one(self: Builder, lin: Lineage, seqs: list[list[int]], n: int | None) -> Built:
+        tried.append(n)
+        comp, stop = outcomes[n] if n else (-1.7, "end of schedule")
+        return Built(lin, Path(f"/m/{n}"), 100, comp, -4.0, stop == MATCHED, 10.0, "k", [], stop, n)
+
+    monkeypatch.setattr(matched.Builder, "_build_one", fake_one)
+    monkeypatch.setattr(matched.Builder, "data", lambda self, lin, slices, n=320: [[1]] * 8)
+    b = object.__new__(Builder)
+    b.target = target
+    b.max_teacher_samples = 1280  # a CPU's cap raised once: two rungs
+    got = b.build(Lineage("qwen", "student", "qwen2.5-coder-0.5b-instruct"), {})
+    assert tried == [320, 1280] and got.teacher_samples == 1280 and not got.matched and got.seconds == 20.0
+    tried.clear()
+    b.max_teacher_samples = 20480
+    got = b.build(Lineage("qwen", "student", "qwen2.5-coder-0.5b-instruct"), {})
+    assert tried == [320, 1280, 5120] and got.matched and got.teacher_samples == 5120  # stops at the matched rung
+    tried.clear()
+    b.build(Lineage("matched-text-0", "text", "a", ("a",)), {})
+    assert tried == [None]  # public text has no rungs
+
+
+def test_controls_build_on_a_gpu_this_machine_lacks_is_one_line() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = run_cli("controls", "build", FAKE_SUSPECT, "--device", "cuda")
+    assert r.returncode == 2 and "torch sees no GPU" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -94,7 +94,7 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: i
     gen = torch.Generator().manual_seed(seed)
     for start in range(0, len(prompts), batch):
         chunk = list(prompts[start : start + batch])
-        enc = tokenizer(chunk, return_tensors="pt", padding=True)
+        enc = tokenizer(chunk, return_tensors="pt", padding=True).to(model.device)
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         with torch.inference_mode():
             seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_k=0,
@@ -215,7 +215,7 @@ def close_vocab(model: Any, keep: Sequence[int]) -> Any:
     """Zero the (tied) embedding rows of every id outside `keep`; returns a hook handle that keeps them zero."""
     torch = _torch()
     weight = model.get_input_embeddings().weight
-    dead = torch.ones(weight.shape[0], dtype=torch.bool)
+    dead = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
     dead[torch.as_tensor(list(keep), dtype=torch.long)] = False
     with torch.no_grad():
         weight[dead] = 0
@@ -224,10 +224,11 @@ def close_vocab(model: Any, keep: Sequence[int]) -> Any:
 
 def _closed_parts(student: Any, keep: Sequence[int]) -> tuple[Any, Any, float]:
     torch = _torch()
-    vocab = student.get_input_embeddings().weight.shape[0]
-    keep_t = torch.as_tensor(list(keep), dtype=torch.long)
-    remap = torch.full((vocab,), -100, dtype=torch.long)
-    remap[keep_t] = torch.arange(len(keep_t))
+    weight = student.get_input_embeddings().weight
+    vocab, dev = weight.shape[0], weight.device  # on the model's device (a control may train on a GPU)
+    keep_t = torch.as_tensor(list(keep), dtype=torch.long, device=dev)
+    remap = torch.full((vocab,), -100, dtype=torch.long, device=dev)
+    remap[keep_t] = torch.arange(len(keep_t), device=dev)
     return keep_t, remap, float(np.log(max(vocab - len(keep_t), 1)))
 
 
@@ -236,7 +237,7 @@ def closed_lm_loss(student: Any, ids: Any, mask: Any, keep_t: Any, remap: Any, l
     torch = _torch()
     hidden = student.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
     logits = hidden @ student.lm_head.weight[keep_t].T
-    lse = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(log_tail))
+    lse = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(log_tail, device=logits.device))
     target = remap[ids[:, 1:]].masked_fill(mask[:, 1:] == 0, -100)
     ok = target >= 0
     picked = logits.gather(-1, target.clamp_min(0)[..., None])[..., 0]
