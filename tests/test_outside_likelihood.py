@@ -97,6 +97,15 @@ def test_a_text_only_chat_suspect_gets_the_outside_family_and_its_placebos(tmp_p
     assert "did not score" in tests["capable_likelihood"]["skipped"]
     placebo = res["references"][0]["placebo"]
     assert placebo["ran"] and all(row["tests"][NAME] is not None for row in placebo["rows"])
+    # Version 4: each placebo runs the tests that ran for the suspect and no others (the controls give logits, the
+    # suspect does not: the next-token family, skipped for the suspect, is not run in their seats either)
+    from provenance.analysis.evaluate import families_for
+
+    placebo_families = {f.name for f in families_for("audit", 4) if f.branch == "behaviour" and f.placebo}
+    ran = {n for n, t in tests.items() if t["skipped"] is None} & placebo_families
+    assert NAME in ran and len(placebo_families - ran) >= 2  # the inside and next-token families are left out
+    assert tests["next_token_divergence"]["skipped"]
+    assert all(set(row["tests"]) == ran and "next_token_divergence" not in row["tests"] for row in placebo["rows"])
     assert verify(tmp_path / "b").ok
     records = [json.loads(x) for x in (tmp_path / "b" / "transcripts.jsonl").read_text().splitlines()]
     fp = next(r["fingerprint"] for r in records if r["model"] == spec)

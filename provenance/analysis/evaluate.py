@@ -5,7 +5,7 @@ This is what `verify` recomputes from a bundle, so it reads nothing but evidence
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from provenance.analysis import families as _builtin  # noqa: F401 - registers the built-in families
 from provenance.analysis.base import DEFAULT_VERSION, REGISTRY, VERSIONS, PairContext, TestFamily
@@ -171,18 +171,20 @@ def deciding_behaviour(command: str = "audit", version: int = ANALYSIS_VERSION) 
     return [f.name for f in families_for(command, version) if f.branch == "behaviour"]
 
 
-def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA, version: int = ANALYSIS_VERSION
-             ) -> dict[str, Any]:
+def placebos(ctx: PairContext, command: str = "audit", alpha: float = ALPHA, version: int = ANALYSIS_VERSION,
+             ran: Collection[str] | None = None) -> dict[str, Any]:
     """Each control lineage in the suspect's seat, against the other lineages, with the same behavioural families.
 
     Under a valid null a placebo is flagged with probability about alpha; a placebo that is flagged says the null
     does not hold for these controls (their kinds differ, or they are related), and the verdict cannot stand.
+    `ran`: only these families (version 4: those that ran for the audited suspect; None: every placebo family).
     """
     units = sorted(ctx.design.units)
     if len(units) < MIN_UNITS + 1:
         return {"ran": False, "reason": f"a placebo needs at least {MIN_UNITS + 1} control lineages (has {len(units)})",
                 "rows": [], "flagged": []}
-    fams = [f for f in families_for(command, version) if f.branch == "behaviour" and f.placebo]
+    fams = [f for f in families_for(command, version) if f.branch == "behaviour" and f.placebo
+            and (ran is None or f.name in ran)]
     rows = []
     for u in units:
         seat = ctx.design.placebo(u)
@@ -230,7 +232,11 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
                           "placebo": {"ran": False, "reason": "identical files", "rows": [], "flagged": []},
                           "budget_check": None})
         else:
-            plac = placebos(ctx, command, version=version)
+            # Version 4: a placebo runs the tests that ran for the suspect, no others. Versions 2-3 run every placebo
+            # family in each control's seat with the control's own access (a control with logits got the next-token
+            # family in its placebo although a text-only suspect did not), kept as they are for their study.
+            plac = placebos(ctx, command, version=version,
+                            ran={t.name for t in tests if not t.skipped} if version >= 4 else None)
             kind = competence_check(evidence, design, roles)
             mismatch = None
             if kind["suspect_outside"]:
