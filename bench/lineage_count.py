@@ -1,7 +1,8 @@
 """How many control lineages does a verdict need? The dose bench's students and independent models audited against
 SmolLM2 with subsets of 4, 6, 8 and all 10 of its part (e) control lineages (issue #15: the builder's default count).
 
-Protocol, fixed and committed before any audit below was run (2026-11-30, 22:35 UTC):
+Protocol, fixed and committed before any audit below was run (2026-11-30, 21:40 UTC; first written as 22:35 by
+mistake, corrected after the run started; the commit's time is the record):
 
 Why. The matched-controls builder trained four lineages by default; with four, each family's null is a Student-t on
 3 df, and bench/distill_dose.py's most thoroughly distilled student (S16384) reached combined p 0.017 with four
