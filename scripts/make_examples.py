@@ -52,7 +52,12 @@ def pick(cases: list[dict]) -> dict[str, dict]:
         "derived": next(c for c in by_id if c["type"] == "related" and c.get("relation_kind") == "noised"),
     }
 KEY_NOTE = ("Each bundle is signed (SHA256SUMS.sig) with a key made for this run only; its public half is "
-            "examiner-demo.pub: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub")
+            "examiner-demo.pub. Each SHA256SUMS is also time-stamped (SHA256SUMS.tsr, RFC 3161) by a demonstration "
+            "authority on loopback (openssl ts, tests/tsa.py) whose CA is tsa-demo-ca.crt and whose keys are thrown "
+            "away: provenance verify reports/example/<bundle> --public-key reports/example/examiner-demo.pub "
+            "--tsa-ca reports/example/tsa-demo-ca.crt")
+# The demonstration authority's certificates outlive the examples: openssl checks a token's chain at today's date.
+TSA_DAYS = 36500
 
 
 def case_id_of(bundle: Path) -> str | None:
@@ -166,13 +171,21 @@ def main() -> None:
                                      why="the suspect served over an OpenAI-compatible HTTP API on loopback "
                                          "(provenance serve), audited as a remote model"))
     from provenance.report.signing import sign_bundle
+    from provenance.report.timestamp import request_timestamp
 
-    for tmp, target, old_dirs in written:
-        for d in old_dirs:
-            shutil.rmtree(d, ignore_errors=True)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ holds the loopback authority
+    from tests.tsa import local_tsa
+
+    with local_tsa(keydir / "tsa", days=TSA_DAYS, name="provenance demonstration (not a trusted authority)") as (
+            url, ca):
+        for tmp, target, old_dirs in written:
+            for d in old_dirs:
+                shutil.rmtree(d, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+            sign_bundle(target, key, signer="provenance maintainers (demo key, this run only)")
+            request_timestamp(target, url)
+        shutil.copyfile(ca, EXAMPLES / "tsa-demo-ca.crt")
 
     shutil.copyfile(keydir / "examiner-demo.pub", EXAMPLES / "examiner-demo.pub")
     shutil.rmtree(keydir, ignore_errors=True)  # the private half is never kept

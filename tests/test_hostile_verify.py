@@ -64,11 +64,14 @@ def test_committed_examples_verify_with_any_thread_count(sums: Path, threads: in
 
 @pytest.mark.parametrize("sums", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
 def test_committed_examples_are_signed_and_re_render_identically(sums: Path) -> None:
-    """Each example carries a signature by the committed demo key, and its report and tables re-render identically."""
-    proc = run_cli("verify", str(sums.parent), "--public-key", str(ROOT / "reports" / "example" / "examiner-demo.pub"),
-                   timeout=120)
+    """Each example carries a signature by the committed demo key and an RFC 3161 token of the demonstration
+    authority (tests/tsa.py), and its report and tables re-render identically."""
+    examples = ROOT / "reports" / "example"
+    tsa = ["--tsa-ca", str(examples / "tsa-demo-ca.crt")] if shutil.which("openssl") else []
+    proc = run_cli("verify", str(sums.parent), "--public-key", str(examples / "examiner-demo.pub"), *tsa, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "signature valid: signed by the trusted key" in proc.stdout
+    assert not tsa or "signature of the authority verified" in proc.stdout
     assert "not re-rendered" not in proc.stdout  # compared, not skipped
     assert "Evaluation" in (sums.parent / "report.html").read_text()
 

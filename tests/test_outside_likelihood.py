@@ -111,6 +111,15 @@ def test_a_text_only_chat_suspect_gets_the_outside_family_and_its_placebos(tmp_p
     fp = next(r["fingerprint"] for r in records if r["model"] == spec)
     scorers = {r["model"] for r in records if "n_bytes" in r["response"] and r["probe_id"].endswith("|" + fp)}
     assert scorers == {ref, *sources}  # the suspect's answers are scored by the reference and the sources alone
+    # The report quotes the suspect's sampled answers where the reference found them most likely (its exhibits)
+    top = tests[NAME]["top_probes"]
+    assert top, "the fake student's text should favour its teacher on some prompt"
+    import html as _html
+
+    page = _html.unescape((tmp_path / "b" / "report.html").read_text())
+    said = next(r["response"]["text"] for r in records if r["model"] == spec and r["probe_id"] == top[0]
+                and "text" in r["response"])
+    assert "likelihood from the outside" in page and said in page
 
     local = run_audit(AuditConfig(suspect="fake:s1?teacher=t1&q=0.8", references=[ref], controls=controls,
                                   out=tmp_path / "local", budget=40, progress=False, analysis_version=4,

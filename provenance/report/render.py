@@ -80,7 +80,9 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
                 pref = (t.get("details") or {}).get("per_prompt_preference") or {}
                 values = dict(zip(pref.get("probe_ids", []), pref.get("values", [])))
                 # Version 2 compares the reference's sampled answers with the controls'; version 3 with the comparison
-                # sources' (the controls only score them).
+                # sources' (the controls only score them). Version 4's outside family turns the table: the suspect's
+                # and the controls' sampled answers are what the reference and the sources score, so they are quoted.
+                outside = t["name"] == "outside_likelihood"
                 others = (t.get("details") or {}).get("sources") if t["name"] == "capable_likelihood" else controls
                 for pid in t.get("top_probes", [])[:limit]:
                     answers = (by_probe.get((likelihood_set, pid)) if likelihood_set else None) or next(
@@ -88,7 +90,8 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
                     out.append({"reference": ref["spec"], "probe_id": pid, "prompt": prompts.get(pid, ""),
                                 "test": t["name"], "preference": values.get(pid),
                                 "reference_answer": answers.get(ref["spec"], ""),
-                                "controls": [(c, answers.get(c, "")) for c in others or []], "suspect": None})
+                                "controls": [(c, answers.get(c, "")) for c in others or []],
+                                "suspect": answers.get(suspect, "") if outside else None})
                 continue
             # Identity claims are quoted only when the test flagged them: a quote is an exhibit, not an anecdote.
             if t["name"] != "output_agreement" and not (t["name"] == "identity_claims" and (t["p_value"] or 1) < 0.05):
@@ -103,7 +106,9 @@ def exhibits(results: dict[str, Any], transcripts: list[dict[str, Any]], limit: 
     return out
 
 
-LIKELIHOOD_TESTS = ("reference_likelihood", "capable_likelihood")  # version 2's and version 3's likelihood family
+# The likelihood families: version 2's, version 3's (also version 4's for a suspect with logits), version 4's for a
+# suspect that gives text only.
+LIKELIHOOD_TESTS = ("reference_likelihood", "capable_likelihood", "outside_likelihood")
 EXHIBIT_TESTS = ("output_agreement", *LIKELIHOOD_TESTS, "identity_claims")  # the tests that quote answers
 
 
