@@ -66,12 +66,25 @@ suspects for (e)'s ten-lineage panel, N1 and N2, public prose of the same shape 
 slices 60-67 and 68-75: none read by the panel, T1-T6, P-small or the held-out slice), seeds 8201-8202, trained like
 T1-T6; audited like (e). Expectation stated in advance: neither flagged.
 
+Amendment 5 (2026-11-30, 22:00 UTC, session 16, before any audit below was run): part (f), issue #18 with part
+(e)'s ten lineages. S16384, S10240 and S2560 (students) and P-small, N1 and N2 (independent; P-large read T1-T6's
+slices, so it is left out as in (e)) served as in (d) (provenance's server on loopback, every logprobs and
+prompt-scoring field dropped: text-only suspects), audited with `--analysis 4`, (e)'s ten-lineage panel,
+`--likelihood-probes continuation-samples`, budget 200, seed 0, in that order. Analysis 4 now runs in each placebo
+exactly the families that ran for the suspect (commit 5453b2f, made before this amendment). Expectation stated in
+advance: no independent model is flagged. Whether the students are flagged from the outside is the question: inside,
+with these ten lineages, output agreement gave them p 0.0003 / 0.0007 / 0.004 (part (e), seen), and a text-only
+suspect still gives greedy answers; the outside family had p 0.19 for S16384 with four lineages ((d)); the kind and
+competence checks may stop a verdict as they did in (e). Development, not a measurement on unseen conditions: (d) and
+(e) were seen. Six suspects are a demonstration, not a rate.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
   python bench/distill_dose.py train --data .dev/dose --out "$OUT"   # on the device machine
   python bench/distill_dose.py install --weights DIR                 # here: transformers directories of the models
   python bench/distill_dose.py audit [--no-controls]                 # here: the audits, then the results file
+  python bench/distill_dose.py audit-outside-e                       # here: part (f) (amendment 5)
 """
 
 from __future__ import annotations
@@ -255,6 +268,12 @@ def audits_more() -> None:
         dest.write_text(json.dumps({**row, "controls": "panel of (a) plus T1-T6 (10 lineages)"}, indent=1))
 
 
+def audits_outside_e() -> None:
+    """Part (f) (amendment 5): text-only suspects over HTTP, analysis 4, part (e)'s ten lineages."""
+    for n in ("S16384", "S10240", "S2560", "P-small", "N1", "N2"):
+        _audit_outside(n, OUT / "models" / n, OUT / "panel-e.json", part="f")
+
+
 # -- train (device machine; torch and transformers only) ------------------------------------------------------------
 
 def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
@@ -432,7 +451,9 @@ def collect() -> None:
                + [f"{n}-v4-outside-continuation-samples" for n in ("S16384", "P-large")]
                + ["P-large-v3-nocontrols-continuation-samples"]
                + [f"{n}-v3-e-continuation-samples" for n in ("S16384", "S10240", "S2560", "S640", "P-small", "N1",
-                                                                     "N2")])
+                                                                     "N2")]
+               + [f"{n}-v4-outside-f-continuation-samples" for n in ("S16384", "S10240", "S2560", "P-small", "N1",
+                                                                        "N2")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
     extra = {f"training_{k}": json.loads(f.read_text()) if f.is_file() else None
@@ -484,24 +505,26 @@ def _audit_no_controls(name: str, path: Path) -> dict[str, Any]:
     return row
 
 
-def _audit_outside(name: str, path: Path, panel: Path) -> dict[str, Any]:
-    """(d): the model behind provenance's own server with every logprobs field dropped (a text-only endpoint)."""
+def _audit_outside(name: str, path: Path, panel: Path, part: str = "d") -> dict[str, Any]:
+    """(d), (f): the model behind provenance's own server with every logprobs field dropped (a text-only endpoint)."""
     import v3_no_controls as v3
 
     from provenance.models import resolve
     from tests.faultserver import FaultPlan, serving
 
-    tag_file = OUT / "audits" / f"{name}-v4-outside-continuation-samples.json"
+    tag_file = OUT / "audits" / f"{name}-v4-outside{'-f' if part == 'f' else ''}-continuation-samples.json"
     if tag_file.is_file():
         return json.loads(tag_file.read_text())
     backend = resolve(str(path)).load()
     try:
         with serving(backend, FaultPlan(lambda key, attempt: "text-only" if key.startswith("POST") else None),
                      model_name=name) as srv:
-            row = v3.audit(OUT / "outside", name, f"{srv.url}#{name}", 4, panel, "continuation-samples")  # type: ignore[arg-type]
+            row = v3.audit(OUT / ("outside" if part == "d" else "outside-f"), name, f"{srv.url}#{name}", 4, panel,  # type: ignore[arg-type]
+                           "continuation-samples")
     finally:
         backend.close()
-    row["controls"] = "matched to student (panel); suspect text-only over HTTP"
+    row["controls"] = ("matched to student (panel); suspect text-only over HTTP" if part == "d" else
+                       "panel of (a) plus T1-T6 (10 lineages); suspect text-only over HTTP")
     tag_file.parent.mkdir(parents=True, exist_ok=True)
     tag_file.write_text(json.dumps(row, indent=1))
     return row
@@ -515,6 +538,7 @@ def main() -> None:
     pm.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose-e")
     pm.add_argument("--independents", action="store_true", help="Amendment 4's N1 and N2 instead of T1-T6.")
     sub.add_parser("audit-more")
+    sub.add_parser("audit-outside-e")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -535,6 +559,8 @@ def main() -> None:
         prepare_more(args.data, args.independents)
     elif args.stage == "audit-more":
         audits_more()
+    elif args.stage == "audit-outside-e":
+        audits_outside_e()
     elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
