@@ -221,7 +221,8 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--build-controls", type=click.Choice(["auto", "always", "never"]), default="auto",
                      show_default=True,
                      help="With no -c or --controls: train controls of the suspect's architecture and competence here "
-                          "(`provenance controls build`; cached) when the suspect is a local model small enough; auto "
+                          "(`provenance controls build`: eight lineages, on the GPU when torch sees one, tens of minutes "
+                          "on a CPU the first time; cached) when the suspect is a local model small enough; auto "
                           "falls back to the packaged models otherwise, always refuses to."),
         click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
                      help="Directory for the evidence bundle (results.json, transcripts, report.html)."),
