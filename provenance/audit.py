@@ -320,7 +320,7 @@ def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[
 # which the report labels as such; none is something the audit established.
 LINEAGE_BASES = {
     "panel": "stated in the controls panel file (the examiner's or the panel author's statement)",
-    "given": "stated for this audit (--lineage or the audit file: the examiner's statement)",
+    "given": "stated for this audit by whoever ran it (the examiner's statement)",
     "file": "a .lineage file beside the weights (the statement of whoever built the directory)",
     "packaged": "provenance's table of packaged models (the package's family)",
     "fake": "the fake backend's parameters (plumbing only)",
@@ -333,10 +333,10 @@ def lineage_basis(spec: str, lineage: str | None, cfg: AuditConfig) -> str | Non
 
     if not lineage or lineage == UNKNOWN_LINEAGE:
         return None
+    if cfg.panel and cfg.panel.lineages.get(spec) == lineage:  # the CLI passes a panel's lineages both ways
+        return LINEAGE_BASES["panel"]
     if cfg.lineages.get(spec):
         return LINEAGE_BASES["given"]
-    if cfg.panel and cfg.panel.lineages.get(spec):
-        return LINEAGE_BASES["panel"]
     kind = parse_spec(spec).kind
     if kind is SpecKind.PACKAGED:
         return LINEAGE_BASES["packaged"]

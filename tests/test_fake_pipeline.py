@@ -475,7 +475,13 @@ def test_the_manifest_and_report_say_whose_statement_each_lineage_label_is(tmp_p
     manifest = _json.loads((out / "manifest.json").read_text())
     basis = {m["spec"]: m["lineage_basis"] for m in manifest["models"]}
     assert basis["fake:c1"] == basis["fake:c2"] == LINEAGE_BASES["panel"]
-    assert basis["fake:c3"] == LINEAGE_BASES["given"]  # the examiner's statement wins over the panel's
+    assert basis["fake:c3"] == LINEAGE_BASES["given"]  # given through the API, in no panel
     assert basis["fake:c4"] == basis[FAKE_REFERENCE] == LINEAGE_BASES["fake"]
     page = html.unescape((out / "report.html").read_text())
     assert f"label from {LINEAGE_BASES['panel']}" in page and f"label from {LINEAGE_BASES['given']}" in page
+    # through the CLI a panel's lineages reach the audit both as the panel and as given lineages: still the panel's
+    r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--controls", str(panel_file), "-c",
+                       "fake:c3", "-c", "fake:c4", "--budget", "20", "--no-progress", "-o", str(tmp_path / "cli"))
+    assert r.returncode in (0, 1), r.stderr
+    got = {m["spec"]: m["lineage_basis"] for m in _json.loads((tmp_path / "cli" / "manifest.json").read_text())["models"]}
+    assert got["fake:c1"] == LINEAGE_BASES["panel"] and got["fake:c3"] == LINEAGE_BASES["fake"]
