@@ -316,6 +316,35 @@ def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[
     return match(loaded[0] if loaded else None, loaded[1] if loaded else None, version, access, budget, lineages)
 
 
+# Where a model's lineage label came from (manifest `models[].lineage_basis`): every basis is somebody's statement,
+# which the report labels as such; none is something the audit established.
+LINEAGE_BASES = {
+    "panel": "stated in the controls panel file (the examiner's or the panel author's statement)",
+    "given": "stated for this audit by whoever ran it (the examiner's statement)",
+    "file": "a .lineage file beside the weights (the statement of whoever built the directory)",
+    "packaged": "provenance's table of packaged models (the package's family)",
+    "fake": "the fake backend's parameters (plumbing only)",
+}
+
+
+def lineage_basis(spec: str, lineage: str | None, cfg: AuditConfig) -> str | None:
+    """Which of LINEAGE_BASES labelled this model (None: its lineage is unknown)."""
+    from provenance.models.spec import SpecKind, parse_spec
+
+    if not lineage or lineage == UNKNOWN_LINEAGE:
+        return None
+    if cfg.panel and cfg.panel.lineages.get(spec) == lineage:  # the CLI passes a panel's lineages both ways
+        return LINEAGE_BASES["panel"]
+    if cfg.lineages.get(spec):
+        return LINEAGE_BASES["given"]
+    kind = parse_spec(spec).kind
+    if kind is SpecKind.PACKAGED:
+        return LINEAGE_BASES["packaged"]
+    if kind is SpecKind.DIRECTORY:
+        return LINEAGE_BASES["file"]
+    return LINEAGE_BASES["fake"] if kind is SpecKind.FAKE else None
+
+
 def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, ModelEvidence], refs: Sequence[str],
            ctrl: Sequence[str], plans: Sequence[ProbePlan], sources: Sequence[str] = ()) -> str:
     """The evidence bundle; returns its hash (printed, and not stored inside what it covers)."""
@@ -338,6 +367,7 @@ def _write(cfg: AuditConfig, results: dict[str, Any], evidence: Mapping[str, Mod
                 # verify draws each reference's null from the same pool (the other references too, when set)
                 "references_as_controls": results["references_as_controls"]}
     manifest = build_manifest(case=cfg.case, budget=cfg.budget, seed=cfg.seed, results=results, evidence=evidence,
-                              roles=roles, plans=plans, weights_shipped=compared, analysis=analysis)
+                              roles=roles, plans=plans, weights_shipped=compared, analysis=analysis,
+                              lineage_bases={s: lineage_basis(s, evidence[s].model.lineage, cfg) for s in roles})
     probe_files = {ps["file"]: Path(p.probe_set.path) for ps, p in zip(manifest["probe_sets"], plans)}
     return write_bundle(Path(cfg.out), results, manifest, transcripts, probe_files, weights, cfg.zip_bundle)  # type: ignore[arg-type]

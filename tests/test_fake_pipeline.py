@@ -454,3 +454,34 @@ def test_attribute_without_controls_uses_the_other_candidates_and_verifies(tmp_p
     # one candidate alone and no controls is still refused: nothing could form its null
     with pytest.raises(Exception, match="no control models"):
         run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], budget=40, progress=False))
+
+
+def test_the_manifest_and_report_say_whose_statement_each_lineage_label_is(tmp_path: Path) -> None:
+    """A lineage label is a statement (a panel's, the examiner's, a package table's), never an audit finding: the
+    manifest records which (`lineage_basis`) and the report's model table shows it under the label."""
+    import html
+    import json as _json
+
+    from provenance.audit import LINEAGE_BASES, AuditConfig, run_audit
+    from provenance.panel import load_panel
+
+    panel_file = tmp_path / "panel.json"
+    panel_file.write_text(_json.dumps({"control": [{"spec": "fake:c1", "lineage": "alpha"},
+                                                   {"spec": "fake:c2", "lineage": "beta"}]}))
+    out = tmp_path / "b"
+    run_audit(AuditConfig(suspect=FAKE_SUSPECT, references=[FAKE_REFERENCE], controls=["fake:c3", "fake:c4"],
+                          panel=load_panel(panel_file), lineages={"fake:c3": "gamma"}, out=out, budget=20,
+                          progress=False))
+    manifest = _json.loads((out / "manifest.json").read_text())
+    basis = {m["spec"]: m["lineage_basis"] for m in manifest["models"]}
+    assert basis["fake:c1"] == basis["fake:c2"] == LINEAGE_BASES["panel"]
+    assert basis["fake:c3"] == LINEAGE_BASES["given"]  # given through the API, in no panel
+    assert basis["fake:c4"] == basis[FAKE_REFERENCE] == LINEAGE_BASES["fake"]
+    page = html.unescape((out / "report.html").read_text())
+    assert f"label from {LINEAGE_BASES['panel']}" in page and f"label from {LINEAGE_BASES['given']}" in page
+    # through the CLI a panel's lineages reach the audit both as the panel and as given lineages: still the panel's
+    r = clirun.run_cli("audit", "-s", FAKE_SUSPECT, "-r", FAKE_REFERENCE, "--controls", str(panel_file), "-c",
+                       "fake:c3", "-c", "fake:c4", "--budget", "20", "--no-progress", "-o", str(tmp_path / "cli"))
+    assert r.returncode in (0, 1), r.stderr
+    got = {m["spec"]: m["lineage_basis"] for m in _json.loads((tmp_path / "cli" / "manifest.json").read_text())["models"]}
+    assert got["fake:c1"] == LINEAGE_BASES["panel"] and got["fake:c3"] == LINEAGE_BASES["fake"]

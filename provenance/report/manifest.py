@@ -110,7 +110,8 @@ def template_sha256() -> str:
 
 def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[str, Any],
                    evidence: Mapping[str, ModelEvidence], roles: Mapping[str, str], plans: Sequence[ProbePlan],
-                   weights_shipped: set[str], analysis: Mapping[str, Any]) -> dict[str, Any]:
+                   weights_shipped: set[str], analysis: Mapping[str, Any],
+                   lineage_bases: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     env = results["environment"]
     models = []
     for spec, role in roles.items():
@@ -118,7 +119,9 @@ def build_manifest(*, case: CaseInfo, budget: int, seed: int, results: Mapping[s
         shipped = ev.weights is not None and ev.model.fingerprint in weights_shipped
         models.append({"role": role, **ev.model.to_json(), "tokenizer_id": ev.tokenizer_id,
                        "capabilities": sorted(ev.capabilities), "model_type": ev.model_type, "endpoint": ev.endpoint,
-                       "weights_evidence": f"evidence/weights/{ev.model.fingerprint}.npz" if shipped else None})
+                       "weights_evidence": f"evidence/weights/{ev.model.fingerprint}.npz" if shipped else None,
+                       # who says the lineage label is right (a statement, never something the audit established)
+                       "lineage_basis": (lineage_bases or {}).get(spec)})
     return {
         "schema_version": BUNDLE_SCHEMA_VERSION,
         "case": case.to_json(),

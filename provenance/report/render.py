@@ -246,4 +246,5 @@ def _model_rows(manifest: dict[str, Any], names: dict[str, str]) -> list[dict[st
     return [{"role": m["role"], "spec": m["spec"], "name": names.get(m["spec"], m["spec"]), "obtain": how_to_obtain(m),
              "kind": m["kind"], "fingerprint": m["fingerprint"],
              "lineage": m.get("lineage", "unknown") if m["role"] != "suspect" else _suspect_lineage(m),
+             "lineage_basis": m.get("lineage_basis"),
              "source": m["source"], "access": ", ".join(m.get("capabilities", []))} for m in manifest["models"]]

@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQkpgK2AvpF31GTfDDnKJAnQX0EX72qj3HAamP68nZb",
-  "public_key_fingerprint": "SHA256:9fAGrJzv62VLfJNAMNDIv7K9bwt886SdGKCbip80zN8",
-  "signature": "UQqu9tKyyf76f1lOqoiefAcJ5VN/qC8iVjiRxYVNDGPXOaOSNQz/ltHaXgXg0XUWzu/EWHrEwr1Nks1XzLvkBA==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJPF1EZdBFZJuaoD0pOwad/gN/h7V64kaN3rrlx35qo",
+  "public_key_fingerprint": "SHA256:zIAzrZkVDoznyV+siIpsJFbCZ+z7uh+jYR7a3/Mrsow",
+  "signature": "Uh0cwYn4AbkNNVe8I7pXss0vr79/2G3MwV41CglpOM2lnvCKSomRyDadE6ghvjyPZR+A9m/V4RXBuOWLEWWTDg==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "d3cdf03dd4fe9349bb4b89a8331c815c9221513fa1d81eb6c4d8511e68d096f0",
-  "signed_utc": "2026-11-30T21:51:23+00:00",
+  "signed_file_sha256": "a7534e99c307ffcad5996966baabe1ddec7a3fb55b449378f3998799c1cf301e",
+  "signed_utc": "2026-11-30T22:14:57+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
