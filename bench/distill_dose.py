@@ -78,6 +78,17 @@ suspect still gives greedy answers; the outside family had p 0.19 for S16384 wit
 competence checks may stop a verdict as they did in (e). Development, not a measurement on unseen conditions: (d) and
 (e) were seen. Six suspects are a demonstration, not a rate.
 
+Amendment 6 (2026-11-30, 22:20 UTC, session 16, after (f)'s first two rows were seen: S16384 and S10240 flagged
+`distilled` from the outside, where inside the competence and kind checks had stopped them; before any audit below):
+part (g), the check that (f) may lack. A text-only suspect gives no log-likelihoods, so the competence check cannot
+run, and controls much weaker than the suspect are what made every capable model look related in the held-out study
+(issue #15, item 0). Two capable models independent of SmolLM2, the packaged Gemma 3 270M and Qwen2.5-Coder-0.5B
+(transformers conversions of their GGUFs), served text-only as in (f) and audited the same way (analysis 4, (e)'s ten
+lineages, continuation-samples, budget 200, seed 0), Gemma first. Truth: independent of SmolLM2. Expectation stated in
+advance: neither should be flagged; if either is, analysis 4 lacks a competence guard for text-only suspects and
+(f)'s flags are not to be trusted as they stand. (Each is also one of the audit's default comparison sources, which
+then scores its own answers: that weakens the outside family for it, not output agreement.)
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
@@ -85,6 +96,7 @@ Usage (stages; each resumable):
   python bench/distill_dose.py install --weights DIR                 # here: transformers directories of the models
   python bench/distill_dose.py audit [--no-controls]                 # here: the audits, then the results file
   python bench/distill_dose.py audit-outside-e                       # here: part (f) (amendment 5)
+  python bench/distill_dose.py audit-outside-capable                 # here: part (g) (amendment 6)
 """
 
 from __future__ import annotations
@@ -274,6 +286,13 @@ def audits_outside_e() -> None:
         _audit_outside(n, OUT / "models" / n, OUT / "panel-e.json", part="f")
 
 
+def audits_outside_capable() -> None:
+    """Part (g) (amendment 6): capable independent models served text-only, analysis 4, part (e)'s ten lineages."""
+    for n, spec in (("gemma", "gemma-3-270m"), ("qwen", "qwen2.5-coder-0.5b-instruct")):
+        # the packaged name: `_audit_outside` resolves and serves it like a directory
+        _audit_outside(f"capable-{n}", Path(spec), OUT / "panel-e.json", part="g")
+
+
 # -- train (device machine; torch and transformers only) ------------------------------------------------------------
 
 def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
@@ -453,7 +472,8 @@ def collect() -> None:
                + [f"{n}-v3-e-continuation-samples" for n in ("S16384", "S10240", "S2560", "S640", "P-small", "N1",
                                                                      "N2")]
                + [f"{n}-v4-outside-f-continuation-samples" for n in ("S16384", "S10240", "S2560", "P-small", "N1",
-                                                                        "N2")])
+                                                                        "N2")]
+               + [f"capable-{n}-v4-outside-g-continuation-samples" for n in ("gemma", "qwen")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
     extra = {f"training_{k}": json.loads(f.read_text()) if f.is_file() else None
@@ -512,19 +532,20 @@ def _audit_outside(name: str, path: Path, panel: Path, part: str = "d") -> dict[
     from provenance.models import resolve
     from tests.faultserver import FaultPlan, serving
 
-    tag_file = OUT / "audits" / f"{name}-v4-outside{'-f' if part == 'f' else ''}-continuation-samples.json"
+    tag_file = OUT / "audits" / f"{name}-v4-outside{'' if part == 'd' else '-' + part}-continuation-samples.json"
     if tag_file.is_file():
         return json.loads(tag_file.read_text())
     backend = resolve(str(path)).load()
     try:
         with serving(backend, FaultPlan(lambda key, attempt: "text-only" if key.startswith("POST") else None),
                      model_name=name) as srv:
-            row = v3.audit(OUT / ("outside" if part == "d" else "outside-f"), name, f"{srv.url}#{name}", 4, panel,  # type: ignore[arg-type]
+            row = v3.audit(OUT / ("outside" if part == "d" else f"outside-{part}"), name, f"{srv.url}#{name}", 4, panel,  # type: ignore[arg-type]
                            "continuation-samples")
     finally:
         backend.close()
     row["controls"] = ("matched to student (panel); suspect text-only over HTTP" if part == "d" else
                        "panel of (a) plus T1-T6 (10 lineages); suspect text-only over HTTP")
+    row["part"] = part
     tag_file.parent.mkdir(parents=True, exist_ok=True)
     tag_file.write_text(json.dumps(row, indent=1))
     return row
@@ -539,6 +560,7 @@ def main() -> None:
     pm.add_argument("--independents", action="store_true", help="Amendment 4's N1 and N2 instead of T1-T6.")
     sub.add_parser("audit-more")
     sub.add_parser("audit-outside-e")
+    sub.add_parser("audit-outside-capable")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -561,6 +583,8 @@ def main() -> None:
         audits_more()
     elif args.stage == "audit-outside-e":
         audits_outside_e()
+    elif args.stage == "audit-outside-capable":
+        audits_outside_capable()
     elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
