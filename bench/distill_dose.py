@@ -89,6 +89,15 @@ advance: neither should be flagged; if either is, analysis 4 lacks a competence 
 (f)'s flags are not to be trusted as they stand. (Each is also one of the audit's default comparison sources, which
 then scores its own answers: that weakens the outside family for it, not output agreement.)
 
+Amendment 7 (2026-11-30, 22:22 UTC, session 16; (f)'s first two rows seen, nothing of (g)): part (h), the guard.
+Analysis 4 gains the competence check from the outside (commit 606ef2d, docs/methods.md: for a suspect that gives no
+log-likelihoods, the comparison sources' mean per-byte log-likelihood of each answerer's sampled answers, one value
+per control lineage, the inside check's range rule and margin). Every bundle of (f) and (g) is re-analysed from its
+own evidence with that code (`provenance.report.verify.recompute`: no model is queried again), and each verdict is
+reported beside the one it had. Expectation stated in advance: the independent models of (f) stay unflagged; a
+flagged capable independent model of (g), if any, becomes `inconclusive`; whether (f)'s students keep their flags
+is the question (the check may stop them, as the inside checks did in (e)).
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
@@ -97,6 +106,7 @@ Usage (stages; each resumable):
   python bench/distill_dose.py audit [--no-controls]                 # here: the audits, then the results file
   python bench/distill_dose.py audit-outside-e                       # here: part (f) (amendment 5)
   python bench/distill_dose.py audit-outside-capable                 # here: part (g) (amendment 6)
+  python bench/distill_dose.py reanalyse-outside                     # here: part (h) (amendment 7)
 """
 
 from __future__ import annotations
@@ -293,6 +303,25 @@ def audits_outside_capable() -> None:
         _audit_outside(f"capable-{n}", Path(spec), OUT / "panel-e.json", part="g")
 
 
+def reanalyse_outside() -> None:
+    """Part (h) (amendment 7): (f)'s and (g)'s bundles re-analysed from their evidence with this checkout's analysis."""
+    from provenance.report.verify import recompute
+
+    for part in ("f", "g"):
+        for f in sorted((OUT / "audits").glob(f"*-v4-outside-{part}-continuation-samples.json")):
+            row = json.loads(f.read_text())
+            ref = recompute(Path(row["bundle"]))[0]
+            again = {"suspect": row["suspect"], "part": "h", "of_part": part, "bundle": row["bundle"],
+                     "before": {"verdict": row["verdict"], "p_value": row["p_value"], "reason": row["reason"]},
+                     "verdict": ref["verdict"], "p_value": ref["p_value"], "reason": ref["reason"],
+                     "tests": {t["name"]: t.get("p_value") for t in ref["tests"]},
+                     "placebo_flagged": ref["placebo"]["flagged"], "competence": ref.get("competence_check")}
+            dest = OUT / "audits" / f"{row['suspect']}-v4-outside-h-continuation-samples.json"
+            dest.write_text(json.dumps(again, indent=1))
+            log(f"{row['suspect']} ({part}): {row['verdict']} p={row['p_value']:.3g} -> {ref['verdict']} "
+                f"p={ref['p_value']:.3g}; {ref['reason'][:160]}")
+
+
 # -- train (device machine; torch and transformers only) ------------------------------------------------------------
 
 def _load_sets(data: Path) -> dict[str, list[np.ndarray]]:
@@ -473,7 +502,9 @@ def collect() -> None:
                                                                      "N2")]
                + [f"{n}-v4-outside-f-continuation-samples" for n in ("S16384", "S10240", "S2560", "P-small", "N1",
                                                                         "N2")]
-               + [f"capable-{n}-v4-outside-g-continuation-samples" for n in ("gemma", "qwen")])
+               + [f"capable-{n}-v4-outside-g-continuation-samples" for n in ("gemma", "qwen")]
+               + [f"{n}-v4-outside-h-continuation-samples" for n in ("S16384", "S10240", "S2560", "P-small", "N1",
+                                                                        "N2", "capable-gemma", "capable-qwen")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
     extra = {f"training_{k}": json.loads(f.read_text()) if f.is_file() else None
@@ -561,6 +592,7 @@ def main() -> None:
     sub.add_parser("audit-more")
     sub.add_parser("audit-outside-e")
     sub.add_parser("audit-outside-capable")
+    sub.add_parser("reanalyse-outside")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -585,6 +617,8 @@ def main() -> None:
         audits_outside_e()
     elif args.stage == "audit-outside-capable":
         audits_outside_capable()
+    elif args.stage == "reanalyse-outside":
+        reanalyse_outside()
     elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
