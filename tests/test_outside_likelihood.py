@@ -105,6 +105,9 @@ def test_a_text_only_chat_suspect_gets_the_outside_family_and_its_placebos(tmp_p
     ran = {n for n, t in tests.items() if t["skipped"] is None} & placebo_families
     assert NAME in ran and len(placebo_families - ran) >= 2  # the inside and next-token families are left out
     assert tests["next_token_divergence"]["skipped"]
+    # no log-likelihoods from the suspect: the competence check measures its sampled answers from the outside
+    kind = res["references"][0]["competence_check"]
+    assert kind["ran"] and kind["measure"] == "outside" and not kind["suspect_outside"]
     assert all(set(row["tests"]) == ran and "next_token_divergence" not in row["tests"] for row in placebo["rows"])
     assert verify(tmp_path / "b").ok
     records = [json.loads(x) for x in (tmp_path / "b" / "transcripts.jsonl").read_text().splitlines()]
@@ -129,3 +132,46 @@ def test_a_text_only_chat_suspect_gets_the_outside_family_and_its_placebos(tmp_p
     assert "gives log-likelihoods" in lt[NAME]["skipped"]
     local_records = [json.loads(x) for x in (tmp_path / "local" / "transcripts.jsonl").read_text().splitlines()]
     assert not any(r["model"] in sources and "n_bytes" in r["response"] for r in local_records)  # nothing scored for it
+
+
+def _fluency_context(suspect_fluency: float) -> "object":
+    """A v4 pair with synthetic scores: sources x1 (lineage x) and x2 (lineage y) score every answerer's sampled answers;
+    controls c1 (of lineage x, so x1 never scores it), c2, c3, c4 near -1.6 nats/byte; the suspect at the given value."""
+    from types import SimpleNamespace
+
+    from provenance.analysis.base import PairContext
+    from provenance.evidence import ModelEvidence, ModelIdentity, Score, score_item_id
+    from provenance.stats.nulls import Design
+
+    probes = [SimpleNamespace(id=f"p{i}") for i in range(6)]
+    lineage = {"x1": "x", "x2": "y", "c1": "x", "c2": "c2", "c3": "c3", "c4": "c4", "S": "unknown", "R": "r"}
+    ev = {k: ModelEvidence(ModelIdentity(k, f"fp-{k}", "fake", lineage=lin), frozenset({"logits"}), None)
+          for k, lin in lineage.items()}
+    level = {"c1": -1.62, "c2": -1.58, "c3": -1.66, "c4": -1.55, "S": suspect_fluency}
+    for j in ("x1", "x2"):
+        for m, v in level.items():
+            if j == "x1" and m == "c1":
+                continue  # a source never scores its own lineage's answers (and need not)
+            for i, p in enumerate(probes):
+                ev[j].scores[score_item_id(p.id, f"fp-{m}")] = Score(logprob=(v + 0.01 * (i % 3)) * 100, n_tokens=20,
+                                                                      n_bytes=100)
+    design = Design("S", "R", {"x": ("c1",), "c2": ("c2",), "c3": ("c3",), "c4": ("c4",)})
+    return PairContext(ev, design, {"likelihood": SimpleNamespace(probes=probes)}, sources=("x1", "x2"),
+                       access=frozenset({"text"}))
+
+
+def test_a_text_only_suspect_far_more_fluent_than_the_controls_is_not_of_their_kind() -> None:
+    """Version 4's guard from the outside: the competence check needs the suspect's log-likelihoods; without them, the
+    comparison sources' view of its sampled answers stands in (the dose bench, part (f): a thoroughly distilled student
+    was flagged from the outside by output agreement with controls far weaker than it, where inside the competence and
+    kind checks had stopped the same verdict)."""
+    from provenance.analysis.evaluate import COMPETENCE_MARGIN, outside_competence
+
+    inside = outside_competence(_fluency_context(-1.60))  # type: ignore[arg-type]
+    assert inside is not None and inside["ran"] and inside["measure"] == "outside" and not inside["suspect_outside"]
+    lo, hi = inside["controls_range"]
+    assert (round(lo, 2), round(hi, 2)) == (-1.65, -1.54) and inside["margin"] == COMPETENCE_MARGIN
+    far = outside_competence(_fluency_context(-1.20))  # type: ignore[arg-type]
+    assert far is not None and far["suspect_outside"]
+    weak = outside_competence(_fluency_context(-2.00))  # weaker than every control: not of their kind either
+    assert weak is not None and weak["suspect_outside"]

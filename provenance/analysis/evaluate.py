@@ -51,6 +51,43 @@ def competence_check(evidence: Mapping[str, ModelEvidence], design: Design, role
             "reason": None}
 
 
+def outside_competence(ctx: PairContext) -> dict[str, Any] | None:
+    """Version 4, for a suspect that gives no log-likelihoods (the competence check cannot run): each answerer's
+    fluency, the mean per-byte log-likelihood that the capable comparison sources give its sampled answers to the
+    likelihood prompts (a source never scores a model of its own lineage), with the competence check's range rule.
+    Controls much weaker than a capable suspect make its greedy answers agree with a capable reference's more than
+    theirs do (issue #15: every independent capable model looked related against weak controls); from the outside
+    this is the guard the competence check is from the inside. None when no source scored every answerer."""
+    from provenance.analysis.families import _source_units
+    from provenance.evidence import score_item_id
+
+    plan = ctx.plans.get("likelihood")
+    ev, d = ctx.evidence, ctx.design
+    if plan is None or not ctx.sources:
+        return None
+    ids = [p.id for p in plan.probes]
+    src_unit = _source_units(ctx, list(ctx.sources))
+    unit_of = {m: u for u, ms in d.units.items() for m in ms}
+
+    def fluency(m: str) -> float | None:
+        vals = [ev[j].scores[k].per_byte for j in ctx.sources if src_unit[j] != unit_of.get(m, "suspect")
+                for p in ids for k in [score_item_id(p, ev[m].model.fingerprint)] if k in ev[j].scores]
+        want = len(ids) * sum(1 for j in ctx.sources if src_unit[j] != unit_of.get(m, "suspect"))
+        return float(sum(vals) / len(vals)) if vals and len(vals) == want else None
+
+    comp = {m: fluency(m) for m in [d.suspect, *d.controls]}
+    units = [[comp[m] for m in ms if comp[m] is not None] for ms in d.units.values()]
+    ctrl = [sum(v) / len(v) for v in units if v]  # one value per lineage: siblings do not widen the range
+    if comp[d.suspect] is None or len(ctrl) < 2:
+        return None
+    lo, hi = min(ctrl), max(ctrl)
+    margin = max(COMPETENCE_MARGIN, 0.25 * (hi - lo))
+    v = comp[d.suspect]
+    return {"ran": True, "measure": "outside", "competence": comp, "controls_range": [lo, hi], "margin": margin,
+            "unit": "nats per byte of each model's sampled answers, as the comparison sources score them",
+            "suspect_outside": not lo - margin <= v <= hi + margin, "reference_outside": False, "reason": None}
+
+
 def lineage_of(ev: ModelEvidence, key: str) -> str:
     """The model's lineage family; an unknown lineage is its own unit (it cannot be pooled with anything)."""
     return _unit(ev.model.lineage, key)
@@ -238,10 +275,15 @@ def evaluate(evidence: Mapping[str, ModelEvidence], suspect: str, references: Se
             plac = placebos(ctx, command, version=version,
                             ran={t.name for t in tests if not t.skipped} if version >= 4 else None)
             kind = competence_check(evidence, design, roles)
+            if not kind["ran"] and version >= 4:  # a text-only suspect: its fluency, from the outside
+                kind = outside_competence(ctx) or kind
             mismatch = None
             if kind["suspect_outside"]:
                 c = kind["competence"][design.suspect]
-                mismatch = (f"the suspect's competence ({c:.2f} nats/byte on neutral text) lies outside the controls' "
+                what = ("the fluency of the suspect's sampled answers ({c:.2f} nats/byte as the comparison sources "
+                        "score them)" if kind.get("measure") == "outside" else
+                        "the suspect's competence ({c:.2f} nats/byte on neutral text)").format(c=c)
+                mismatch = (f"{what} lies outside the controls' "
                             f"range ({kind['controls_range'][0]:.2f} to {kind['controls_range'][1]:.2f}): the controls "
                             f"are not of the suspect's kind")
             else:

@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJPF1EZdBFZJuaoD0pOwad/gN/h7V64kaN3rrlx35qo",
-  "public_key_fingerprint": "SHA256:zIAzrZkVDoznyV+siIpsJFbCZ+z7uh+jYR7a3/Mrsow",
-  "signature": "Uh0cwYn4AbkNNVe8I7pXss0vr79/2G3MwV41CglpOM2lnvCKSomRyDadE6ghvjyPZR+A9m/V4RXBuOWLEWWTDg==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ/lb9ZoUrKiyn4b2qndj+MHa23fc0VxVQF647bnGqRf",
+  "public_key_fingerprint": "SHA256:gQR1a/dRMmHawMjIk8LnKzIuTMKVTo8BjO7PoGPO/Lg",
+  "signature": "LYsmSt0CEGpAmBP40vHWE1pprq96Fw3L7XLZJ8tUVuhHGrw7qUJSAyOuOEm2XwjI92YziRbEWfjP2yiTWtj4DA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "a7534e99c307ffcad5996966baabe1ddec7a3fb55b449378f3998799c1cf301e",
-  "signed_utc": "2026-11-30T22:14:57+00:00",
+  "signed_file_sha256": "de707cab01e8af094bb4e0471c1849a8c708bc00c0314fdb9e3baa14073c6327",
+  "signed_utc": "2026-11-30T22:28:41+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
