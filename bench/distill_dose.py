@@ -98,6 +98,13 @@ reported beside the one it had. Expectation stated in advance: the independent m
 flagged capable independent model of (g), if any, becomes `inconclusive`; whether (f)'s students keep their flags
 is the question (the check may stop them, as the inside checks did in (e)).
 
+Amendment 8 (2026-11-30, 23:18 UTC, session 16; (f), (g) and (h) seen): part (i), chat-only. Issue #18 asks for a
+suspect served chat-only and text-only. S16384 and S10240 (students) and N1 and N2 (independent) served as in (f)
+but with the completions endpoint answering 404 (only /v1/chat/completions, without logprobs), audited as in (f)
+with analysis 4 as amended by (h)'s guard. Expectation stated in advance: N1 and N2 not flagged; the students were
+trained on raw continuations, never on SmolLM2's chat template, so their evidence may vanish over chat (as the chat
+instructions prompts found nothing inside, part (b)): whether it does is the question.
+
 Usage (stages; each resumable):
   python bench/distill_dose.py sample               # here: the teacher's answers (stop it once 16,896 are written)
   python bench/distill_dose.py prepare              # here: tokenized data into .dev/dose/ (carried to the device)
@@ -107,6 +114,7 @@ Usage (stages; each resumable):
   python bench/distill_dose.py audit-outside-e                       # here: part (f) (amendment 5)
   python bench/distill_dose.py audit-outside-capable                 # here: part (g) (amendment 6)
   python bench/distill_dose.py reanalyse-outside                     # here: part (h) (amendment 7)
+  python bench/distill_dose.py audit-chat-only                       # here: part (i) (amendment 8)
 """
 
 from __future__ import annotations
@@ -301,6 +309,12 @@ def audits_outside_capable() -> None:
     for n, spec in (("gemma", "gemma-3-270m"), ("qwen", "qwen2.5-coder-0.5b-instruct")):
         # the packaged name: `_audit_outside` resolves and serves it like a directory
         _audit_outside(f"capable-{n}", Path(spec), OUT / "panel-e.json", part="g")
+
+
+def audits_chat_only() -> None:
+    """Part (i) (amendment 8): (f)'s setting with the completions endpoint answering 404 (chat only)."""
+    for n in ("S16384", "S10240", "N1", "N2"):
+        _audit_outside(n, OUT / "models" / n, OUT / "panel-e.json", part="i")
 
 
 def reanalyse_outside() -> None:
@@ -504,7 +518,8 @@ def collect() -> None:
                                                                         "N2")]
                + [f"capable-{n}-v4-outside-g-continuation-samples" for n in ("gemma", "qwen")]
                + [f"{n}-v4-outside-h-continuation-samples" for n in ("S16384", "S10240", "S2560", "P-small", "N1",
-                                                                        "N2", "capable-gemma", "capable-qwen")])
+                                                                        "N2", "capable-gemma", "capable-qwen")]
+               + [f"{n}-v4-outside-i-continuation-samples" for n in ("S16384", "S10240", "N1", "N2")])
     files = {f.stem: f for f in (OUT / "audits").glob("*.json")}
     rows = [json.loads(files[t].read_text()) for t in planned if t in files]
     extra = {f"training_{k}": json.loads(f.read_text()) if f.is_file() else None
@@ -568,14 +583,19 @@ def _audit_outside(name: str, path: Path, panel: Path, part: str = "d") -> dict[
         return json.loads(tag_file.read_text())
     backend = resolve(str(path)).load()
     try:
-        with serving(backend, FaultPlan(lambda key, attempt: "text-only" if key.startswith("POST") else None),
-                     model_name=name) as srv:
+        def fault(key: str, attempt: int) -> str | None:
+            if part == "i" and key.startswith("POST /v1/completions"):
+                return "404"  # chat only: the completions endpoint does not exist
+            return "text-only" if key.startswith("POST") else None
+
+        with serving(backend, FaultPlan(fault), model_name=name) as srv:
             row = v3.audit(OUT / ("outside" if part == "d" else f"outside-{part}"), name, f"{srv.url}#{name}", 4, panel,  # type: ignore[arg-type]
                            "continuation-samples")
     finally:
         backend.close()
     row["controls"] = ("matched to student (panel); suspect text-only over HTTP" if part == "d" else
-                       "panel of (a) plus T1-T6 (10 lineages); suspect text-only over HTTP")
+                       "panel of (a) plus T1-T6 (10 lineages); suspect text-only over HTTP"
+                       + (", chat only (no completions endpoint)" if part == "i" else ""))
     row["part"] = part
     tag_file.parent.mkdir(parents=True, exist_ok=True)
     tag_file.write_text(json.dumps(row, indent=1))
@@ -593,6 +613,7 @@ def main() -> None:
     sub.add_parser("audit-outside-e")
     sub.add_parser("audit-outside-capable")
     sub.add_parser("reanalyse-outside")
+    sub.add_parser("audit-chat-only")
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=HERE.parent / ".dev" / "dose")
     t = sub.add_parser("train")
@@ -619,6 +640,8 @@ def main() -> None:
         audits_outside_capable()
     elif args.stage == "reanalyse-outside":
         reanalyse_outside()
+    elif args.stage == "audit-chat-only":
+        audits_chat_only()
     elif args.stage == "prepare":
         prepare(args.data)
     elif args.stage == "train":
