@@ -9,6 +9,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 from provenance.analysis import families as _builtin  # noqa: F401 - registers the built-in families
 from provenance.analysis.base import DEFAULT_VERSION, REGISTRY, VERSIONS, PairContext, TestFamily
+from provenance.analysis.families import scored, source_units
 from provenance.analysis.plans import plan_roles, scaled
 from provenance.errors import InputError
 from provenance.evidence import UNKNOWN_LINEAGE, ModelEvidence, ProbePlan, competence
@@ -58,22 +59,18 @@ def outside_competence(ctx: PairContext) -> dict[str, Any] | None:
     Controls much weaker than a capable suspect make its greedy answers agree with a capable reference's more than
     theirs do (issue #15: every independent capable model looked related against weak controls); from the outside
     this is the guard the competence check is from the inside. None when no source scored every answerer."""
-    from provenance.analysis.families import _source_units
-    from provenance.evidence import score_item_id
-
     plan = ctx.plans.get("likelihood")
-    ev, d = ctx.evidence, ctx.design
+    d = ctx.design
     if plan is None or not ctx.sources:
         return None
     ids = [p.id for p in plan.probes]
-    src_unit = _source_units(ctx, list(ctx.sources))
+    src_unit = source_units(ctx, list(ctx.sources))
     unit_of = {m: u for u, ms in d.units.items() for m in ms}
 
     def fluency(m: str) -> float | None:
-        vals = [ev[j].scores[k].per_byte for j in ctx.sources if src_unit[j] != unit_of.get(m, "suspect")
-                for p in ids for k in [score_item_id(p, ev[m].model.fingerprint)] if k in ev[j].scores]
-        want = len(ids) * sum(1 for j in ctx.sources if src_unit[j] != unit_of.get(m, "suspect"))
-        return float(sum(vals) / len(vals)) if vals and len(vals) == want else None
+        rows = [scored(ctx, j, m, ids) for j in ctx.sources if src_unit[j] != unit_of.get(m, "suspect")]
+        vals = [x for r in rows if r is not None for x in r]
+        return sum(vals) / len(vals) if vals and all(r is not None for r in rows) else None
 
     comp = {m: fluency(m) for m in [d.suspect, *d.controls]}
     units = [[comp[m] for m in ms if comp[m] is not None] for ms in d.units.values()]

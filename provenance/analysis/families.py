@@ -56,23 +56,25 @@ def _capable(ctx: PairContext) -> TestResult:
         return TestResult.skip(capable_likelihood.NAME, "no comparison sources answered the likelihood prompts (the "
                                                         "packaged models are not installed, or none is independent of "
                                                         "the reference)")
-    ev, d = ctx.evidence, ctx.design
+    d = ctx.design
     ids = [p.id for p in plan.probes]
     need = [d.reference, *ctx.sources]
-    fps = {s: ev[s].model.fingerprint for s in need}
-
-    def row(m: str) -> dict[str, list[float]]:
-        # Only sources the model scored in full: a partial row is no row (tetrad_test leaves the model out).
-        sc = ev[m].scores
-        return {s: [sc[score_item_id(p, fps[s])].per_byte for p in ids] for s in need
-                if all(score_item_id(p, fps[s]) in sc for p in ids)}
-
-    scores = {m: row(m) for m in [d.suspect, *d.controls]}
+    # Only sources the model scored in full: a partial row is no row (tetrad_test leaves the model out).
+    scores = {m: {s: got for s in need if (got := scored(ctx, m, s, ids)) is not None} for m in [d.suspect, *d.controls]}
     return capable_likelihood.tetrad_test(scores, d.suspect, d.reference, ctx.sources, d.units,
-                                          _source_units(ctx, need), ids)
+                                          source_units(ctx, need), ids)
 
 
-def _source_units(ctx: PairContext, need: list[str]) -> dict[str, str]:
+def scored(ctx: PairContext, scorer: str, answerer: str, ids: list[str]) -> list[float] | None:
+    """The per-byte log-likelihoods `scorer` gave `answerer`'s sampled answers to the prompts `ids`, or None unless
+    it scored every one (a partial row is no row)."""
+    ev = ctx.evidence
+    sc, fp = ev[scorer].scores, ev[answerer].model.fingerprint
+    keys = [score_item_id(p, fp) for p in ids]
+    return [sc[k].per_byte for k in keys] if all(k in sc for k in keys) else None
+
+
+def source_units(ctx: PairContext, need: list[str]) -> dict[str, str]:
     """Each source's lineage in the Design's unit keys (evaluate.design_for), so a unit never meets its own lineage's
     answers; a unit named by another name of the same packaged lineage ("p-qwen25" for "qwen") is that lineage."""
     from provenance.models.packaged import canonical_lineage
@@ -87,7 +89,7 @@ def _outside(ctx: PairContext) -> TestResult:
     plan = ctx.plans.get("likelihood")
     if plan is None:
         return TestResult.skip(name, "not run: no likelihood prompts were planned")
-    ev, d = ctx.evidence, ctx.design
+    d = ctx.design
     if not outside_likelihood.applies(ctx.suspect_access()):  # the audited suspect's, also in a placebo
         return TestResult.skip(name, "not run: the suspect gives log-likelihoods, so the inside family "
                                      f"({capable_likelihood.NAME}) tests the same question with more power")
@@ -98,14 +100,10 @@ def _outside(ctx: PairContext) -> TestResult:
     scorers = [d.reference, *ctx.sources]
     answerers = [d.suspect, *d.controls]
 
-    def row(scorer: str) -> dict[str, list[float]]:
-        # Only answerers whose every answer this scorer scored: a partial column is no column (left out).
-        sc = ev[scorer].scores
-        return {a: [sc[score_item_id(p, ev[a].model.fingerprint)].per_byte for p in ids] for a in answerers
-                if all(score_item_id(p, ev[a].model.fingerprint) in sc for p in ids)}
-
-    return outside_likelihood.outside_test({s: row(s) for s in scorers}, d.suspect, d.reference, ctx.sources, d.units,
-                                           _source_units(ctx, scorers), ids)
+    # Only answerers whose every answer this scorer scored: a partial column is no column (left out).
+    table = {s: {a: got for a in answerers if (got := scored(ctx, s, a, ids)) is not None} for s in scorers}
+    return outside_likelihood.outside_test(table, d.suspect, d.reference, ctx.sources, d.units,
+                                           source_units(ctx, scorers), ids)
 
 
 def _identity(ctx: PairContext) -> TestResult:
