@@ -936,15 +936,10 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
     from provenance.models import LoadOptions, resolve
     from provenance.secrets import printable
 
-    if device == "cuda":
-        import torch
+    from provenance.matched import resolve_device
 
-        from provenance.errors import InputError
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: torch sees no GPU on this machine (use --device cpu or auto)")
     summary = build_for(resolve(suspect, LoadOptions()), references, n, teachers, out, max_params or MAX_PARAMS,
-                        progress=not no_progress, device=None if device == "auto" else device,
+                        progress=not no_progress, device=resolve_device(device),
                         max_teacher_samples=max_teacher_samples)
     if as_json:
         click.echo(_dump(summary))

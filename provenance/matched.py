@@ -12,8 +12,9 @@ Each control is its own lineage: one reads a disjoint share of public prose inst
 is a sequence-level student of each packaged teacher outside the reference's and the suspect's families. A student
 that learns all its teacher's answers without reaching the suspect's competence is trained again on four times as many
 (up to a cap: answers are cheap on a GPU and slow on a CPU). Every model is cached by its recipe (configuration,
-tokenizer, data, seed, schedule, version), so a second audit of a suspect of the same architecture trains nothing. The result is an ordinary controls panel file (`panel.py`) that says what each
-control is and how close its competence came: `audit --controls FILE` reads it like any other panel.
+tokenizer, data, seed, schedule, version), so a second audit of a suspect of the same architecture trains nothing.
+The result is an ordinary controls panel file (`panel.py`) that says what each control is and how close its
+competence came: `audit --controls FILE` reads it like any other panel.
 """
 
 from __future__ import annotations
@@ -234,12 +235,16 @@ def _config_sha(config: Any) -> str:
     return sha256_json(d)
 
 
-def default_device() -> str:
-    """Where controls train and teachers sample: the first GPU when torch sees one (answers and steps are cheap
-    there), else the CPU."""
+def resolve_device(device: str | None) -> str:
+    """Where controls train and teachers sample. None or "auto": the first GPU when torch sees one (answers and steps
+    are cheap there), else the CPU; "cuda" on a machine without one is bad input (one line)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: torch sees no GPU on this machine (use --device cpu or auto)")
+    return device
 
 
 def teacher_prompts(n: int) -> list[str]:
@@ -283,7 +288,7 @@ class Builder:
         if self.pad is None:
             raise InputError(f"{suspect_path}: its tokenizer has neither a padding nor an end-of-sequence token")
         self.target, self.seed, self.schedule, self.progress = target, seed, tuple(schedule), progress
-        self.device = device or default_device()
+        self.device = resolve_device(device)
         self.max_teacher_samples = max_teacher_samples or (
             GPU_TEACHER_SAMPLES if self.device.startswith("cuda") else CPU_TEACHER_SAMPLES)
         # The suspect's live output rows when its vocabulary is closed: controls then emit the same ids (their kind
@@ -319,6 +324,8 @@ class Builder:
     def teacher_answers(self, teacher: str, n: int = TEACHER_SAMPLES) -> list[str]:
         """The packaged teacher's first `n` sampled answers to prompts no audit sends (`teacher_prompts`), cached as
         text; a larger `n` samples only the answers past the largest smaller rung (which it samples first)."""
+        from provenance.zoo.lineages import _seed
+
         path = self.root / "samples" / f"{teacher}-{n}-{self.seed}.json"
         with exclusive(path):  # two audits building controls at once sample each teacher once
             if path.is_file():
@@ -326,7 +333,7 @@ class Builder:
             below = [r for r in TEACHER_RUNGS if r < n]
             have = self.teacher_answers(teacher, below[-1]) if below else []
             # The first rung keeps version 2's seed (its cached answers stay valid); each later chunk has its own.
-            seed = self.seed if not have else int(_rung_seed(self.seed, teacher, len(have)))
+            seed = self.seed if not have else _seed(self.seed, teacher, "answers", len(have))
             texts = have + self._sample_teacher(teacher, teacher_prompts(n)[len(have):], seed)
             atomic_write_json(path, texts)
             return texts
@@ -491,12 +498,6 @@ def stop_reason(got: Profile, target: Profile, peak: float) -> str | None:
     return None
 
 
-def _rung_seed(seed: int, teacher: str, start: int) -> int:
-    from provenance.zoo.lineages import _seed
-
-    return _seed(seed, teacher, "answers", start)
-
-
 def _slices(root: Path, sources: Sequence[Any]) -> dict[str, str]:
     """The public-text slices, cut once and frozen in the cache (reading the standard library's docstrings takes most
     of a minute); a changed package only changes what a new recipe reads, since recipes hash their data."""
@@ -530,7 +531,7 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
 
     `excluded_families`: lineages the controls must not belong to (the references', the suspect's when known).
     `teachers`: packaged teachers whose students may serve (None: every packaged teacher). `device`: where to train
-    and sample (None: `default_device`); `max_teacher_samples`: the last rung of a student's teacher answers (None:
+    and sample (None: `resolve_device`'s choice); `max_teacher_samples`: the last rung of a student's teacher answers (None:
     320 on a CPU, 20,480 on a GPU). Returns a summary with the panel's path, every control's competence against the
     suspect's, and what could not be matched.
     """

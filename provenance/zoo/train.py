@@ -216,7 +216,7 @@ def close_vocab(model: Any, keep: Sequence[int]) -> Any:
     torch = _torch()
     weight = model.get_input_embeddings().weight
     dead = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
-    dead[torch.as_tensor(list(keep), dtype=torch.long)] = False
+    dead[torch.as_tensor(list(keep), dtype=torch.long, device=weight.device)] = False
     with torch.no_grad():
         weight[dead] = 0
     return weight.register_hook(lambda g: g.masked_fill(dead[:, None], 0.0))
