@@ -376,3 +376,52 @@ def test_a_v3_study_gives_each_case_comparison_sources_and_keeps_its_rows_apart(
     assert v3["scored_texts"] - v2["scored_texts"] == 100 * 3 - 40 * 5  # v3: 100 prompts x (R + 2 sources)
     with pytest.raises(InputError, match="holds rows of analysis version 3"):
         run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("logits",), progress=False))
+
+
+def test_each_test_gets_its_own_band_ratio_with_a_bound_on_the_side_it_points() -> None:
+    """Per-test likelihood ratios: counts per p band among related and null rows, a lower bound where the band favours
+    H1, an upper bound where it favours H0, none where a rate has no cases; the report reads the audit's band."""
+    from provenance.report.evaluation import per_test
+    from provenance.study.summary import P_BANDS, band_of, band_ratio, test_bands
+
+    assert [band_of(p) for p in (0.0, 0.0009, 0.001, 0.0099, 0.01, 0.049, 0.05, 1.0)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert len(P_BANDS) == 3
+    strong = band_ratio(200, 400, 0, 300)
+    lo1 = one_sided(200, 400, 0.975, upper=False)
+    assert strong["point_infinite"] and strong["side"] == "lower"
+    assert strong["bound"] == pytest.approx(lo1 / one_sided(0, 300, 0.975, upper=True))
+    weak = band_ratio(100, 400, 290, 300)
+    assert weak["side"] == "upper" and weak["point"] == pytest.approx(0.25 / (290 / 300))
+    assert weak["bound"] == pytest.approx(one_sided(100, 400, 0.975, upper=True) / one_sided(290, 300, 0.975, upper=False))
+    assert band_ratio(0, 400, 0, 300)["bound"] is None and band_ratio(3, 0, 1, 10)["bound"] is None
+
+    def row(kind: str, p: float | None) -> dict[str, Any]:
+        return {"type": kind, "tests": {"t": {"p": p}}}
+
+    rows_null = [row("null", 0.5)] * 98 + [row("null", 0.02)] * 2 + [row("null", None)]
+    rows_rel = [row("related", 0.0001)] * 60 + [row("related", 0.3)] * 40
+    tb = test_bands(rows_null, rows_rel)["t"]
+    assert tb["ran"] == {"null": 100, "related": 100}  # a row without a p is left out, never counted as p = 1
+    assert [b["related"][0] for b in tb["bands"]] == [60, 0, 0, 40]
+    assert [b["null"][0] for b in tb["bands"]] == [0, 0, 2, 98]
+    entry = {"tests": {"t": tb}}
+    res = {"validation": {"matched": True, "entry": entry},
+           "references": [{"spec": "ref", "tests": [{"name": "t", "p_value": 0.0002},
+                                                     {"name": "u", "p_value": 0.0002},
+                                                     {"name": "t", "p_value": None, "skipped": "not run"}]}]}
+    (only,) = per_test(res)  # a test the record has no bands for, and a skipped test, get no row
+    assert only["band"] == "p < 0.001" and only["related"] == [60, 100] and only["null"] == [0, 100]
+    assert only["words"].startswith("at least ") and only["words"].endswith("for H1")
+    res["references"][0]["tests"][0]["p_value"] = 0.7
+    assert per_test(res)[0]["words"].endswith("for H0")
+    res["validation"]["matched"] = False
+    assert per_test(res) == []
+
+
+def test_a_resampled_p_value_gets_a_monte_carlo_interval_and_an_analytic_one_none() -> None:
+    from provenance.report.render import monte_carlo_interval
+
+    draws = [0.1] * 990 + [0.9] * 9
+    lo, hi = monte_carlo_interval({"statistic": 0.5, "details": {"null_distribution": draws}})
+    assert lo < 9 / 999 < hi and (lo, hi) == clopper_pearson(9, 999)
+    assert monte_carlo_interval({"statistic": 0.5, "details": {}}) is None

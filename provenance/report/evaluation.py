@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from provenance.study.summary import CONFIDENCE, one_sided, round_down
+from provenance.study.summary import CONFIDENCE, band_of, one_sided, round_down
 
 # ENFSI guideline for evaluative reporting (2015), verbal equivalents of a likelihood ratio.
 BANDS = ((1_000_000, "extremely strong support"), (10_000, "very strong support"), (1_000, "strong support"),
@@ -28,7 +28,8 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
     val = results.get("validation") or {}
     refs = results.get("references") or []
     out: dict[str, Any] = {"propositions": props, "available": False, "statement": None, "band": None, "lr": None,
-                           "favours": None, "basis": val.get("summary"), "reason": val.get("reason")}
+                           "favours": None, "basis": val.get("summary"), "reason": val.get("reason"),
+                           "per_test": per_test(results)}
     if not val.get("matched"):
         out["reason"] = (val.get("reason") or "the tool's error rates for this version were not measured; treat the "
                          "verdict as a screening result") + "; no strength of evidence is stated"
@@ -66,3 +67,41 @@ def evaluation(results: Mapping[str, Any]) -> dict[str, Any]:
         out["reason"] = ("the tool declined to classify (inconclusive; section 2 gives the reason): the result is "
                          "neither a flag nor a clean non-flag, so no strength of evidence is stated")
     return out
+
+
+def _band_words(lo: float, hi: float) -> str:
+    return f"p < {hi:g}" if lo == 0 else f"p \u2265 {lo:g}" if hi >= 1 else f"{lo:g} \u2264 p < {hi:g}"
+
+
+def per_test(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each test's own p, evaluated alone: the validation record's related and null cases whose p for that test fell in
+    the same band (P_BANDS), and that band's likelihood ratio with its one-sided 95% bound. Empty when the matched
+    record has no per-test bands (records written before they existed) or no record applies.
+
+    The tests look at one suspect, so their ratios are not independent and must never be multiplied; the
+    classification's ratio above is the one that weighs them together."""
+    val = results.get("validation") or {}
+    bands = ((val.get("entry") or {}).get("tests") or {}) if val.get("matched") else {}
+    rows: list[dict[str, Any]] = []
+    for ref in results.get("references") or []:
+        for t in ref.get("tests") or []:
+            fam = bands.get(t["name"])
+            if t.get("skipped") or t.get("p_value") is None or not fam:
+                continue
+            b = fam["bands"][band_of(float(t["p_value"]))]
+            k1, n1 = b["related"]
+            k0, n0 = b["null"]
+            bound, side = b.get("bound"), b.get("side")
+            if bound is None:
+                words = "not measured (a rate with no cases)" if not n1 or not n0 else "undefined (no case in this band)"
+            elif side == "lower" and bound >= 1:
+                words = f"at least {round_down(bound, 1):,.1f} for H1"
+            elif side == "upper" and bound <= 1:
+                words = f"at least {round_down(1 / bound, 1):,.1f} for H0"
+            else:  # the 95% bound lies on the other side of 1: the record cannot say which way this band points
+                words = "no direction established at 95%"
+            rows.append({"reference": ref["spec"], "test": t["name"], "p_value": t["p_value"],
+                         "band": _band_words(b["p_from"], b["p_to"]), "related": [k1, n1], "null": [k0, n0],
+                         "point": b.get("point"), "point_infinite": bool(b.get("point_infinite")), "bound": bound,
+                         "side": side, "words": words})
+    return rows

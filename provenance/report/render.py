@@ -181,9 +181,20 @@ def render_derived(bundle: Path) -> None:
         models=_model_rows(manifest, names), evaluation=evaluation(results), evidence_digest=evidence_digest(bundle),
         exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
         rerun={"command": audit_command(results, manifest), "panel": controls_panel(results), "panel_file": PANEL_FILE},
-        tolerance=_verify_tolerance(), absences=absences(manifest),
+        tolerance=_verify_tolerance(), absences=absences(manifest), mc_interval=monte_carlo_interval,
     )
     atomic_write_text(bundle / "report.html", html)
+
+
+def monte_carlo_interval(t: dict[str, Any]) -> tuple[float, float] | None:
+    """95% Clopper-Pearson interval of the exceedance probability a resampled null estimates (the permutation
+    p-value with every permutation), from the test's own null draws; None for a test with an analytic null."""
+    from provenance.study.summary import clopper_pearson
+
+    draws = (t.get("details") or {}).get("null_distribution")
+    if not draws or t.get("statistic") is None:
+        return None
+    return clopper_pearson(sum(x >= t["statistic"] for x in draws), len(draws))
 
 
 def _verify_tolerance() -> dict[str, str]:

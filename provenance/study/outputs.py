@@ -89,6 +89,24 @@ def reasons_markdown(summary: Mapping[str, Any], budget: int, split: str = "all"
     return "\n".join(lines) + "\n"
 
 
+def bands_markdown(summary: Mapping[str, Any], budget: int, access: str = "weights", split: str = "all") -> str:
+    """Each test's p by band among related and null cases, with the band's likelihood ratio and its one-sided 95%
+    bound (what the report's per-test table quotes)."""
+    lines = ["| test | band | related | null | LR (point) | 95% bound |", "|---|---|---|---|---|---|"]
+    for c in summary["cells"]:
+        if c["split"] != split or c["budget"] != budget or c["access"] != access:
+            continue
+        for name, fam in (c.get("tests") or {}).items():
+            if not fam["ran"]["null"] or not fam["ran"]["related"]:
+                continue
+            for b in fam["bands"]:
+                point = "inf" if b.get("point_infinite") else "-" if b["point"] is None else f"{b['point']:.2f}"
+                bound = "-" if b["bound"] is None else f"{'>=' if b['side'] == 'lower' else '<='} {b['bound']:.2f}"
+                lines.append(f"| {name} | [{b['p_from']:g}, {b['p_to']:g}) | {b['related'][0]}/{b['related'][1]} | "
+                             f"{b['null'][0]}/{b['null'][1]} | {point} | {bound} |")
+    return "\n".join(lines) + "\n"
+
+
 def kinds_markdown(summary: Mapping[str, Any], budget: int, split: str = "all") -> str:
     cells = [c for c in summary["cells"] if c["split"] == split and c["budget"] == budget]
     kinds = sorted({k for c in cells for k in c["related"]["by_kind"]})
@@ -188,7 +206,9 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
           f"\n### By access to the suspect (budget {PRIMARY_BUDGET})\n", access_markdown(summary, PRIMARY_BUDGET, version=version),
           f"\n### Detection by relation kind (budget {PRIMARY_BUDGET})\n",
           kinds_markdown(summary, PRIMARY_BUDGET, "all"),
-          f"\n### Why verdicts were inconclusive (budget {PRIMARY_BUDGET})\n", reasons_markdown(summary, PRIMARY_BUDGET)]
+          f"\n### Why verdicts were inconclusive (budget {PRIMARY_BUDGET})\n", reasons_markdown(summary, PRIMARY_BUDGET),
+          f"\n### Each test alone: its p by band, and the band's likelihood ratio (budget {PRIMARY_BUDGET}, full "
+          "access; not to be multiplied across tests)\n", bands_markdown(summary, PRIMARY_BUDGET)]
     for split in ("dev", "heldout"):
         md += [f"\n## {split} cases only\n", markdown(summary, split)]
     atomic_write_text(out / "summary.md", "".join(md))

@@ -14,6 +14,9 @@ from provenance.verdict import FLAGGED
 LEVELS = (0.05, 0.01)
 CONFIDENCE = 0.95
 LR_TARGET = 100  # protocol, section 5: ENFSI "strong support" starts there
+# Bands of one test's p for its own likelihood ratio (upper edges; the last band runs to 1). Fixed in session 17 after
+# the v2 study's rows were seen, before the v3 study was summarised; conventional edges, not tuned to any row.
+P_BANDS = (0.001, 0.01, 0.05)
 
 
 def clopper_pearson(k: int, n: int, conf: float = CONFIDENCE) -> tuple[float, float]:
@@ -70,6 +73,50 @@ def likelihood_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
             "null_cases_for_target": {"target": LR_TARGET, "null_cases_none_flagged": need},
             "method": "detection rate's one-sided 97.5% Clopper-Pearson lower bound / false-positive rate's one-sided "
                       "97.5% upper bound (Bonferroni over the two bounds)"}
+
+
+def band_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
+    """LR of an observation in one band = P(band | related) / P(band | independent), with a one-sided 95% bound on
+    the side the point favours: a ratio above 1 gets a lower bound (the related rate's 97.5% lower bound over the null
+    rate's 97.5% upper bound), a ratio below 1 an upper bound (the reverse). None where a rate has no cases."""
+    if not n1 or not n0:
+        return {"point": None, "bound": None, "side": None, "related": [k1, n1], "null": [k0, n0]}
+    r1, r0 = k1 / n1, k0 / n0
+    c = 1 - (1 - CONFIDENCE) / 2
+    point = None if r1 == r0 == 0 else math.inf if r0 == 0 else r1 / r0
+    if point is None:
+        return {"point": None, "bound": None, "side": None, "related": [k1, n1], "null": [k0, n0]}
+    if point >= 1:
+        hi0 = one_sided(k0, n0, c, upper=True)
+        bound, side = (one_sided(k1, n1, c, upper=False) / hi0 if hi0 > 0 else None), "lower"
+    else:
+        lo0 = one_sided(k0, n0, c, upper=False)
+        bound, side = (one_sided(k1, n1, c, upper=True) / lo0 if lo0 > 0 else None), "upper"
+    return {"point": None if math.isinf(point) else point, "point_infinite": math.isinf(point), "bound": bound,
+            "side": side, "related": [k1, n1], "null": [k0, n0]}
+
+
+def band_of(p: float) -> int:
+    """Index of the P_BANDS band that holds p."""
+    return next((i for i, edge in enumerate(P_BANDS) if p < edge), len(P_BANDS))
+
+
+def test_bands(null: Sequence[Mapping[str, Any]], related: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per test family, how its raw p fell into P_BANDS among related and null rows (where it ran), and each band's
+    likelihood ratio: what one test's p is worth on its own. The tests are not independent: these ratios must not be
+    multiplied (the classification's ratio is the one that combines them)."""
+    out: dict[str, Any] = {}
+    for f in sorted({n for r in [*null, *related] for n in r["tests"]}):
+        def ps(rows: Sequence[Mapping[str, Any]]) -> list[float]:
+            return [r["tests"][f]["p"] for r in rows if f in r["tests"] and r["tests"][f].get("p") is not None]
+        p0, p1 = ps(null), ps(related)
+        edges = (0.0, *P_BANDS, 1.0)
+        bands = []
+        for i in range(len(edges) - 1):
+            k0, k1 = sum(band_of(p) == i for p in p0), sum(band_of(p) == i for p in p1)
+            bands.append({"p_from": edges[i], "p_to": edges[i + 1], **band_ratio(k1, len(p1), k0, len(p0))})
+        out[f] = {"ran": {"null": len(p0), "related": len(p1)}, "bands": bands}
+    return out
 
 
 def cluster_bootstrap(rows: Sequence[Mapping[str, Any]], flag: Callable[[Mapping[str, Any]], bool],
@@ -159,7 +206,8 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         nb, rb = null_block(null), related_block(rel)
         out.append({"split": split, "budget": budget, "access": access, "null": nb, "related": rb,
                     "likelihood_ratio": likelihood_ratio(rb["detected"]["k"], rb["detected"]["n"],
-                                                         nb["decision"]["k"], nb["decision"]["n"])})
+                                                         nb["decision"]["k"], nb["decision"]["n"]),
+                    "tests": test_bands(null, rel)})
     return {"cells": out}
 
 
