@@ -425,3 +425,31 @@ def test_a_resampled_p_value_gets_a_monte_carlo_interval_and_an_analytic_one_non
     lo, hi = monte_carlo_interval({"statistic": 0.5, "details": {"null_distribution": draws}})
     assert lo < 9 / 999 < hi and (lo, hi) == clopper_pearson(9, 999)
     assert monte_carlo_interval({"statistic": 0.5, "details": {}}) is None
+
+
+def test_a_record_rewritten_from_the_same_rows_keeps_the_study_it_describes(fake_zoo: Path, tmp_path: Path) -> None:
+    """Summarising the same rows again (newer summary code) keeps the record's commit, date and zoo, since the zoo
+    directory may have grown since the study, and logs the rewrite; other rows make a new record."""
+    from provenance.study.outputs import write_outputs
+    from provenance.study.run import StudyConfig, run_study
+
+    out, root = tmp_path / "rows", tmp_path / "records"
+    run_study(StudyConfig(fake_zoo, out, (100,), ("logits",), "all", limit=2, progress=False))
+    write_outputs(out, fake_zoo, write_record=True, record_root=root)
+    first = json.loads(record_path_for(root).read_text())
+    first["zoo"] = {"labels_sha256": "the study's", "cases_sha256": "the study's"}
+    record_path_for(root).write_text(json.dumps(first))
+    write_outputs(out, fake_zoo, write_record=True, record_root=root)
+    again = json.loads(record_path_for(root).read_text())
+    assert again["zoo"] == first["zoo"] and again["commit"] == first["commit"] and len(again["rewritten"]) == 1
+    assert "tests" in again["entries"][0]
+    with open(out / "rows.jsonl", "a") as fh:  # other rows: a new study, described afresh
+        fh.write(json.dumps({**json.loads((out / "rows.jsonl").read_text().splitlines()[0]), "case": "extra"}) + "\n")
+    write_outputs(out, fake_zoo, write_record=True, record_root=root)
+    assert json.loads(record_path_for(root).read_text())["zoo"] != first["zoo"]
+
+
+def record_path_for(root: Path) -> Path:
+    from provenance.study.record import record_path
+
+    return record_path(2, root)

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from provenance.fsutil import atomic_write_json, atomic_write_text
 from provenance.report.manifest import _git_commit
-from provenance.study.record import build_record, record_path
+from provenance.study.record import build_record, load_record, record_path
 from provenance.study.run import STUDY_SCHEMA
 from provenance.study.summary import qq_plot, round_down, summarize
 
@@ -224,6 +224,14 @@ def write_outputs(out: Path, zoo: Path, write_record: bool = False, record_root:
                 # Rows written before rows named their commit came from e0a4259 (protocol amendment 1).
                 "row_commits": dict(Counter(r["commit"] if "commit" in r else "e0a4259 (before rows named their commit)"
                                             for r in rows))}
+        prev = load_record(int(info["analysis_version"] or 0), record_root)
+        if prev is not None and prev[0].get("rows_sha256") == info["rows_sha256"]:
+            # The same rows summarised again (newer summary code): the record still describes the study that wrote
+            # them, so its commit, date and zoo stay (the zoo directory may have grown since); the rewrite is logged.
+            old = prev[0]
+            info["rewritten"] = [*old.get("rewritten", []), {"commit": info["commit"], "date": info["date"],
+                                                              "why": "the same rows summarised by this commit's code"}]
+            info.update(commit=old.get("commit"), date=old.get("date"), zoo=old.get("zoo"))
         rec = build_record(summary, conditions(rows, zoo), info)
         path = record_path(int(info["analysis_version"] or 0), record_root)
         path.parent.mkdir(parents=True, exist_ok=True)
