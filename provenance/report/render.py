@@ -232,6 +232,12 @@ def absences(manifest: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("The endpoint's response bytes verbatim",
                     "each answer keeps the SHA-256 of the bytes as received (raw.http.body_sha256) and the body as text "
                     "with credentials redacted; the redacted text need not hash to that digest"))
+        out.append(("Endpoint log-probabilities as parsed, verbatim",
+                    "the parsed lists (each answer's response.top) keep only the first generated token's list, sorted "
+                    "by log-probability, and keep none when any entry is not a string token with a finite value at "
+                    "most 0 or the list is implausibly long (that answer then counts as text only: models/http.py "
+                    "_parse_top); every list and value as the endpoint sent it, short lists and sentinels included, is "
+                    "in the body text (raw.http.body)"))
     out.append(("Failed requests",
                 "a request that fails after its retries stops the audit and no bundle is written; retried attempts "
                 "are listed in each endpoint record's raw.http.tries"))
