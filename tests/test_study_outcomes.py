@@ -1,0 +1,70 @@
+"""Version 3's pre-registered extra outcomes: the Cauchy combination, check-firing, students of a source, counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from provenance.study.outcomes import (cauchy, checks_fired, combination_counts, combined, family_tail, main,
+                                       sequence_detection, source_family, student_of_a_source)
+
+
+def test_cauchy_combination_is_uniform_under_independence_and_keeps_tiny_p() -> None:
+    rng = np.random.default_rng(0)
+    ps = [cauchy(list(rng.uniform(size=3))) for _ in range(20_000)]
+    for a in (0.05, 0.01):  # a valid level-a test: the rate of p < a is a (within sampling error) under H0
+        assert abs(np.mean(np.array(ps) < a) - a) < 4 * np.sqrt(a * (1 - a) / len(ps))
+    assert cauchy([1e-12, 0.5, 0.9]) == pytest.approx(1e-12 * 3, rel=1e-3)  # one tiny p over 3: about 3p
+    assert cauchy([0.3]) == pytest.approx(0.3) and cauchy([None]) is None
+    assert 0.99 < cauchy([1.0, 0.999]) <= 1.0
+
+
+def row(kind: str, ps: dict[str, float | None], **kw: Any) -> dict[str, Any]:
+    base = {"type": kind, "budget": 200, "access": "logits", "split": "dev", "case": "c", "suspect": "s/seq",
+            "reference": "r/root", "relation_kind": "sequence" if kind == "related" else None, "design": None,
+            "verdict": "no_evidence", "reason": "", "placebo_flagged": [], "competence": {"ran": True,
+                                                                                        "suspect_outside": False},
+            "families": {"suspect": ["c01"]}, "comparison_sources": [],
+            "tests": {k: {"p": v} for k, v in ps.items()}, "schema": "provenance-study-rows/1"}
+    return {**base, **kw}
+
+
+def test_combined_p_by_each_rule_and_the_checks() -> None:
+    r = row("null", {"output_agreement": 0.004, "next_token_divergence": 0.5, "identity_claims": 0.0001,
+                     "weight_alignment": 0.2})
+    assert combined(r, "bonferroni") == pytest.approx(min(1, 2 * min(2 * 0.004, 0.2)))  # identity never counts
+    assert combined(r, "cauchy") == pytest.approx(2 * cauchy([0.004, 0.5]))
+    assert not checks_fired(r)
+    assert checks_fired({**r, "placebo_flagged": ["x"]})
+    assert checks_fired({**r, "reason": "the suspect would be flagged (p=0.001), but ..."})
+    assert checks_fired({**r, "competence": {"ran": True, "suspect_outside": True}})
+
+
+def test_students_of_a_comparison_source_are_found_by_family() -> None:
+    assert source_family("/x/zoo/lineages-v1/families/c11/root") == "c11"
+    assert source_family("qwen2.5-coder-0.5b-instruct") == "p-qwen25"
+    r = row("null", {}, families={"suspect": ["c11"]}, comparison_sources=["/z/families/c11/root"])
+    assert student_of_a_source(r) and not student_of_a_source({**r, "comparison_sources": ["/z/families/c12/root"]})
+
+
+def test_counts_tail_and_detection_on_the_same_cases(tmp_path: Path) -> None:
+    nulls = [row("null", {"output_agreement": 0.5, "capable_likelihood": 0.006}, case=f"n{i}", design="matched")
+             for i in range(3)] + [row("null", {"output_agreement": 0.2, "capable_likelihood": 0.3}, case="n9")]
+    rel = [row("related", {"output_agreement": 0.001, "capable_likelihood": 0.001}, case=f"r{i}",
+               verdict="distilled") for i in range(2)]
+    c = combination_counts([*nulls, *rel])["logits/dev"]
+    assert c["null/bonferroni"]["k"] == 0 and c["related/bonferroni"]["k"] == 2 and c["related/cauchy"]["k"] == 2
+    t = family_tail([*nulls, *rel])
+    assert t["all"]["ran"] == 4 and t["all"]["0.01"]["k"] == 3 and t["by_design"]["matched"]["ran"] == 3
+    v2 = [{**rel[0], "verdict": "no_evidence"}, {**rel[1], "case": "elsewhere"}]
+    d = sequence_detection(rel, v2)["logits/all"]
+    assert d["v3"]["n"] == 1 and d["v3"]["k"] == 1 and d["v2"]["k"] == 0  # only the key both versions ran
+    for name, rows in (("v3.jsonl", [*nulls, *rel]), ("v2.jsonl", v2)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(tmp_path / "v3.jsonl"), str(tmp_path / "v2.jsonl"), str(tmp_path / "out")])
+    assert "Cauchy" in (tmp_path / "out" / "outcomes.md").read_text()
+    assert json.loads((tmp_path / "out" / "outcomes.json").read_text())["rows"] == 6
