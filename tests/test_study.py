@@ -453,3 +453,21 @@ def record_path_for(root: Path) -> Path:
     from provenance.study.record import record_path
 
     return record_path(2, root)
+
+
+def test_a_p_beyond_every_study_case_is_read_in_the_nearest_band_that_holds_cases() -> None:
+    """The study's permutation test stops at 1/1000; an audit with more permutations can go below: its p is read in
+    the nearest less extreme band with cases, and the row says so."""
+    from provenance.report.evaluation import per_test
+    from provenance.study.summary import test_bands
+
+    rows = ([{"type": "related", "tests": {"w": {"p": 0.001}}}] * 50 + [{"type": "related", "tests": {"w": {"p": 0.5}}}]
+            * 50 + [{"type": "null", "tests": {"w": {"p": 0.4}}}] * 100)
+    tb = test_bands([r for r in rows if r["type"] == "null"], [r for r in rows if r["type"] == "related"])
+    res = {"validation": {"matched": True, "entry": {"tests": tb}},
+           "references": [{"spec": "a", "tests": [{"name": "w", "p_value": 0.0001}]},
+                          {"spec": "b", "tests": [{"name": "w", "p_value": 0.003}]}]}
+    deep, plain = per_test(res)
+    assert deep["related"] == plain["related"] == [50, 100] and deep["words"] == plain["words"]
+    assert "read there" in deep["band"] and "read there" not in plain["band"]
+    assert deep["band"].startswith("0.001 \u2264 p < 0.01")

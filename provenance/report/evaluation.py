@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from provenance.study.summary import CONFIDENCE, band_of, one_sided, round_down
+from provenance.study.summary import CONFIDENCE, band_of, band_ratio, one_sided, round_down
 
 # ENFSI guideline for evaluative reporting (2015), verbal equivalents of a likelihood ratio.
 BANDS = ((1_000_000, "extremely strong support"), (10_000, "very strong support"), (1_000, "strong support"),
@@ -81,16 +81,21 @@ def per_test(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     The tests look at one suspect, so their ratios are not independent and must never be multiplied; the
     classification's ratio above is the one that weighs them together."""
     val = results.get("validation") or {}
-    bands = ((val.get("entry") or {}).get("tests") or {}) if val.get("matched") else {}
+    record = ((val.get("entry") or {}).get("tests") or {}) if val.get("matched") else {}
     rows: list[dict[str, Any]] = []
     for ref in results.get("references") or []:
         for t in ref.get("tests") or []:
-            fam = bands.get(t["name"])
+            fam = record.get(t["name"])
             if t.get("skipped") or t.get("p_value") is None or not fam:
                 continue
-            b = fam["bands"][band_of(float(t["p_value"]))]
-            k1, n1 = b["related"]
-            k0, n0 = b["null"]
+            bands = fam["bands"]
+            first = i = band_of(float(t["p_value"]))
+            # A p beyond any the study's cases reached (a test run with more permutations than the study's, say)
+            # is read in the nearest less extreme band that holds cases: the evidence is at least that band's.
+            while i + 1 < len(bands) and bands[i]["related"][0] + bands[i]["null"][0] == 0:
+                i += 1
+            (k1, n1), (k0, n0) = bands[i]["related"], bands[i]["null"]
+            b = band_ratio(k1, n1, k0, n0)
             bound, side = b.get("bound"), b.get("side")
             if bound is None:
                 words = "not measured (a rate with no cases)" if not n1 or not n0 else "undefined (no case in this band)"
@@ -100,8 +105,12 @@ def per_test(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 words = f"at least {round_down(1 / bound, 1):,.1f} for H0"
             else:  # the 95% bound lies on the other side of 1: the record cannot say which way this band points
                 words = "no direction established at 95%"
-            rows.append({"reference": ref["spec"], "test": t["name"], "p_value": t["p_value"],
-                         "band": _band_words(b["p_from"], b["p_to"]), "related": [k1, n1], "null": [k0, n0],
-                         "point": b.get("point"), "point_infinite": bool(b.get("point_infinite")), "bound": bound,
-                         "side": side, "words": words})
+            band = _band_words(bands[i]["p_from"], bands[i]["p_to"])
+            if i != first:
+                band += (f" (read there: no study case had this test's p below {bands[i]['p_from']:g}, and this "
+                         f"audit's is {_band_words(bands[first]['p_from'], bands[first]['p_to'])})")
+            rows.append({"reference": ref["spec"], "test": t["name"], "p_value": t["p_value"], "band": band,
+                         "related": [k1, n1], "null": [k0, n0], "point": b.get("point"),
+                         "point_infinite": bool(b.get("point_infinite")), "bound": bound, "side": side,
+                         "words": words})
     return rows
