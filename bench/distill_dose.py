@@ -468,7 +468,7 @@ def train_all(data: Path, out: Path, quick: bool = False, only: Sequence[str] = 
 
 # -- install (here) -------------------------------------------------------------------------------------------------
 
-def install(weights: Path, record: str = "training.json") -> None:
+def install(weights: Path, record: str = "training.json", out: Path = OUT) -> None:
     import torch
     from safetensors.torch import load_file
 
@@ -478,7 +478,7 @@ def install(weights: Path, record: str = "training.json") -> None:
     tok = _tokenizer()
     training = json.loads((weights / "training.json").read_text())
     for name, info in training["models"].items():
-        d = OUT / "models" / name
+        d = out / "models" / name
         if is_complete(d):
             continue
         plan = training["plan"]
@@ -499,7 +499,7 @@ def install(weights: Path, record: str = "training.json") -> None:
                           f"on {info['sequences']} sequences ({info['tokens']} tokens), trained on {info['device']}, "
                           "stored as bfloat16")
         log(f"installed {name}")
-    (OUT / record).write_text(json.dumps(training, indent=1))
+    (out / record).write_text(json.dumps(training, indent=1))
 
 
 # -- audit (here) ---------------------------------------------------------------------------------------------------

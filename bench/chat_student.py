@@ -1,0 +1,311 @@
+"""Chat distillation: is a student trained on SmolLM2's chat answers flagged when it is served chat-only and text-only,
+while independent chat students are not? (Issue #18's first done-when item.)
+
+Protocol, fixed and committed before any answer below was sampled or any model trained (2026-12-01, session 17):
+
+Why. Issue #18 asks for a sequence-level student of SmolLM2 served chat-only (no completions endpoint, no logprobs) to
+be flagged while an independent student is not. bench/distill_dose.py part (i) served its students chat-only, but
+they had learnt SmolLM2's raw continuations, never its chat template, and over chat they answered mostly empty text
+(no evidence either way). This bench trains students on SmolLM2's *chat* answers, and controls of the same format.
+
+Prompts. 6,000 chat instructions: 12 fixed templates (TEMPLATES), each with one word slot, filled with the words of
+frequency rank 150-1,349 in the zoo corpus (lower-case alphabetic words of 5-12 letters, counted over every slice);
+the 14,400 prompts shuffled with seed 20261202, the first 6,000 kept, leaving out any prompt that is also in the
+`instructions` or `identity` probe sets (the audit's own prompts).
+
+Teacher data (this machine, the packaged models' transformers conversions, their own chat templates, 64 new tokens,
+temperature 1, no top-k, each prompt's seed 7000 + its index):
+- SmolLM2-135M-Instruct answers prompts 0-5,631: 0-5,119 the training pool, 5,120-5,631 the validation set.
+- Qwen2.5-Coder-0.5B-Instruct answers prompts 0-2,815: 0-2,559 training, 2,560-2,815 validation.
+A training sequence is SmolLM2's chat template around the prompt (its default system line included, as the served
+student renders it), the answer's ids and end-of-sequence (`<|im_end|>`), all in SmolLM2's tokenizer.
+
+Models: bench/distill_dose.py's shape and loop (192 x 4, closed vocabulary, AdamW 2e-3, batch 32, at most 20 epochs,
+early stopping with patience 2, best epoch kept, bf16), on this machine's CPU:
+- SC2560, SC5120: students of SmolLM2's chat answers (first 2,560 / 5,120), seeds 8301, 8302. Truth: distilled.
+- QC2560: a student of Qwen's chat answers to the same first 2,560 prompts, seed 8311. Truth: independent of SmolLM2
+  (Qwen is also one of the audit's comparison sources).
+- CT1-CT6 (controls) and CN1 (an independent suspect): chat-format public prose. Each reads the slices its namesake
+  read (T1-T6 and N1 of distill_dose part (e)), cut into 64-token chunks; chunk j is the answer to prompt j in the
+  chat template (prompts 0, 1, ...), so the model learns the chat format, not any teacher; seeds 8321-8326, 8331;
+  validation: the held-out slice, cut the same way, after prompts 5,632 onwards. Truth: independent of SmolLM2.
+  (CTk replaces Tk in a panel: they read the same text, so they are one lineage.)
+
+Audits (this machine, the CLI): each suspect behind provenance's server on loopback with the completions endpoint
+answering 404 and every logprobs and prompt-scoring field dropped (distill_dose part (i)'s fault plan: chat-only,
+text-only), against `smollm2-135m-instruct`, `--analysis 4 --likelihood-probes instructions --budget 200 --seed 0`:
+- (A) panel: CT1-CT6 (six chat-format lineages);
+- (B) panel: CT1-CT6 plus distill_dose's panel (a) (students of Qwen, Gemma and two public-text lineages: four more
+  lineages, ten in all).
+Order: SC2560 (A), CN1 (A), QC2560 (A), then the same in (B), then SC5120 in (A) and (B) as time allows.
+Expectations stated in advance: CN1 and QC2560 are not flagged in either panel; SC2560 and SC5120 are flagged
+`distilled` (the question). The outside competence check may call a student `inconclusive` (more fluent than the
+chat-format prose controls): that is reported as it is. Two students and two independent models are a demonstration
+with counts, not a rate.
+
+Usage (stages; each resumable):
+  python bench/chat_student.py prompts
+  python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
+  python bench/chat_student.py prepare
+  python bench/chat_student.py train [--only NAME ...]
+  python bench/chat_student.py install
+  python bench/chat_student.py audit [--only NAME ...]
+  python bench/chat_student.py collect                      # bench/results/chat-student.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import distill_dose as dose  # noqa: E402  (the shape, the training loop and the fault plan are that bench's)
+
+CACHE = Path.home() / ".cache" / "provenance"
+OUT = CACHE / "bench-chat"
+REFERENCE = "smollm2-135m-instruct"
+TEACHERS = {"smollm2": ("smollm2-135m-instruct", 5632), "qwen": ("qwen2.5-coder-0.5b-instruct", 2816)}
+N_PROMPTS, PROMPT_SEED, ANSWER_SEED, NEW_TOKENS = 6000, 20261202, 7000, 64
+WORD_RANKS = (150, 1350)
+TEMPLATES = (
+    "Explain what {w} means in simple terms.",
+    "Write a short paragraph about {w}.",
+    "Give me three facts about {w}.",
+    "Describe {w} to a ten-year-old.",
+    "Write a short poem about {w}.",
+    "Why does {w} matter?",
+    'Write one sentence that uses the word "{w}".',
+    "What is the opposite of {w}, and why?",
+    "Tell me a very short story involving {w}.",
+    "How would you explain {w} to a friend?",
+    "List some words related to {w}.",
+    "Summarise the idea of {w} in one sentence.",
+)
+STUDENTS = {"SC2560": ("smollm2", 2560, 8301), "SC5120": ("smollm2", 5120, 8302), "QC2560": ("qwen", 2560, 8311)}
+PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 7)}, "CN1": ("N1", 8331)}
+CHUNK = 64
+ORDER = (("SC2560", "A"), ("CN1", "A"), ("QC2560", "A"), ("SC2560", "B"), ("CN1", "B"), ("QC2560", "B"),
+         ("SC5120", "A"), ("SC5120", "B"))
+log = dose.log
+
+
+def prompts() -> list[str]:
+    """The 6,000 training prompts (written once to OUT/prompts.json; later stages read that file)."""
+    path = OUT / "prompts.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from provenance.probeset import load
+    from provenance.zoo.corpus import build_slices
+
+    slices, _ = build_slices(50_000)
+    counts = Counter(w for text in slices.values() for w in re.findall(r"\b[a-z]{5,12}\b", text))
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][WORD_RANKS[0]:WORD_RANKS[1]]
+    every = [t.format(w=w) for t in TEMPLATES for w in words]
+    random.Random(PROMPT_SEED).shuffle(every)
+    taken = {p.text for s in ("instructions", "identity") for p in load(s).probes}
+    out = [p for p in every if p not in taken][:N_PROMPTS]
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=0))
+    log(f"{len(out)} prompts from {len(words)} words x {len(TEMPLATES)} templates")
+    return out
+
+
+def sample(teacher: str, chunk: int = 64) -> None:
+    """The teacher's chat answers (resumable by chunk): OUT/answers-TEACHER.jsonl, one line per prompt index."""
+    from provenance.models import resolve
+    from provenance.models.base import Request
+
+    spec, n = TEACHERS[teacher]
+    ps = prompts()[:n]
+    path = OUT / f"answers-{teacher}.jsonl"
+    have = sum(1 for _ in path.open()) if path.exists() else 0
+    backend = resolve(spec).load()
+    backend.batch_size = 32
+    t0 = time.time()
+    try:
+        with path.open("a") as f:
+            for start in range(have, n, chunk):
+                idx = range(start, min(start + chunk, n))
+                got = backend.generate([Request(ps[i], max_new_tokens=NEW_TOKENS, chat=True, temperature=1.0,
+                                                seed=ANSWER_SEED + i) for i in idx])
+                for i, c in zip(idx, got):
+                    f.write(json.dumps({"i": i, "prompt": ps[i], "answer": c.text, "tokens": c.n_tokens}) + "\n")
+                f.flush()
+                log(f"{teacher}: {idx[-1] + 1}/{n} answers ({time.time() - t0:.0f} s)")
+    finally:
+        backend.close()
+
+
+def _rows(teacher: str) -> list[dict[str, Any]]:
+    rows = [json.loads(x) for x in (OUT / f"answers-{teacher}.jsonl").read_text().splitlines() if x.strip()]
+    need = TEACHERS[teacher][1]
+    if [r["i"] for r in rows] != list(range(need)):
+        raise SystemExit(f"answers-{teacher}.jsonl holds {len(rows)} answers, not prompts 0-{need - 1} in order")
+    return rows
+
+
+def prepare() -> None:
+    """OUT/data: every training and validation set as SmolLM2-tokenized chat sequences, and the plan."""
+    from provenance.models import resolve
+
+    ps = prompts()
+    tok = resolve(REFERENCE).load().tokenizer
+    eos = tok.eos_token_id
+
+    def chat(prompt: str, answer_ids: list[int]) -> list[int]:
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                       add_generation_prompt=True)
+        return tok(text, add_special_tokens=False)["input_ids"] + answer_ids + [eos]
+
+    def taught(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
+        return [chat(r["prompt"], tok(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows]
+
+    smol, qwen = _rows("smollm2"), _rows("qwen")
+    sets: dict[str, list[list[int]]] = {"smollm2-valid": taught(smol[5120:5632]), "qwen-valid": taught(qwen[2560:2816])}
+    plan = dose._plan(tok)
+    plan["chunk"] = CHUNK
+    for name, (teacher, n, seed) in STUDENTS.items():
+        sets[name] = taught((smol if teacher == "smollm2" else qwen)[:n])
+        plan["models"][name] = {"train": name, "valid": f"{teacher}-valid", "seed": seed,
+                                "truth": "distilled" if teacher == "smollm2" else "independent", "answers": n,
+                                "teacher": TEACHERS[teacher][0]}
+    _, slices, free, held = dose._prose()
+    read = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+
+    def prose_chat(ids: Sequence[str], first_prompt: int) -> list[list[int]]:
+        flat = [t for sid in ids for t in tok(slices[sid], add_special_tokens=False)["input_ids"]]
+        chunks = [flat[j: j + CHUNK] for j in range(0, len(flat) - CHUNK + 1, CHUNK)]
+        return [chat(ps[(first_prompt + j) % len(ps)], c) for j, c in enumerate(chunks)]
+
+    sets["prose-chat-valid"] = prose_chat([held], 5632)[:512]
+    for name, (namesake, seed) in PROSE.items():
+        sets[name] = prose_chat(read[namesake], 0)
+        plan["models"][name] = {"train": name, "valid": "prose-chat-valid", "seed": seed,
+                                "truth": "control" if name.startswith("CT") else "independent",
+                                "slices": list(read[namesake]), "reads_as": namesake}
+    dose._save(OUT / "data", sets, plan)
+    log(f"prepared {json.dumps(plan['tokens'])}")
+
+
+def train(only: Sequence[str] = ()) -> None:
+    """Each model on this machine's CPU, in the protocol's order of need (controls first, then the suspects)."""
+    data = OUT / "data"
+    plan = json.loads((data / "plan.json").read_text())
+    sets = dose._load_sets(data)
+    weights = OUT / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    record = weights / "training.json"
+    done = json.loads(record.read_text()) if record.is_file() else {"plan": plan, "models": {}}
+    for name in (only or ["SC2560", "CN1", *[f"CT{k}" for k in range(1, 7)], "QC2560", "SC5120"]):
+        if name in done["models"]:
+            continue
+        info = dose.train_one(name, plan["models"][name], plan, sets, weights)
+        done["models"][name] = {**info, **plan["models"][name]}
+        record.write_text(json.dumps(done, indent=1))
+
+
+def install() -> None:
+    dose.install(OUT / "weights", out=OUT)
+
+
+def panel(which: str) -> Path:
+    """(A): CT1-CT6; (B): those plus distill_dose's panel (a)."""
+    ctrl = [{"spec": str(OUT / "models" / f"CT{k}"), "lineage": f"dose-text-{k}",
+             "kind": "chat-format public prose, 192 x 4, bench/chat_student.py"} for k in range(1, 7)]
+    if which == "A":
+        data = {"control": ctrl}
+    else:
+        import v3_no_controls as v3
+
+        data = json.loads(v3.matched_panel(CACHE / "bench-v3-no-controls").read_text())
+        data["control"] = [*data["control"], *ctrl]
+    path = OUT / f"panel-{which}.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def audit(name: str, which: str) -> dict[str, Any]:
+    """One suspect chat-only and text-only (part (i)'s fault plan) against SmolLM2, analysis 4, instructions."""
+    import v3_no_controls as v3
+
+    from provenance.models import resolve
+    from tests.faultserver import FaultPlan, serving
+
+    tag_file = OUT / "audits" / f"{name}-{which}.json"
+    if tag_file.is_file():
+        return json.loads(tag_file.read_text())
+    backend = resolve(str(OUT / "models" / name)).load()
+
+    def fault(key: str, attempt: int) -> str | None:
+        if key.startswith("POST /v1/completions"):
+            return "404"
+        return "text-only" if key.startswith("POST") else None
+
+    try:
+        with serving(backend, FaultPlan(fault), model_name=name) as srv:
+            row = v3.audit(OUT / f"audit-{which}", name, f"{srv.url}#{name}", 4, panel(which),  # type: ignore[arg-type]
+                           "instructions")
+    finally:
+        backend.close()
+    row.update(panel=which, served="chat only (completions 404), text only (no logprobs or prompt scoring)",
+               truth=("distilled" if name.startswith("SC") else "independent"))
+    tag_file.parent.mkdir(parents=True, exist_ok=True)
+    tag_file.write_text(json.dumps(row, indent=1))
+    log(f"{name} ({which}): {row['verdict']} p={row['p_value']:.3g} {row['reason'][:160]}")
+    return row
+
+
+def collect() -> None:
+    rows = [json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json"))]
+    training = json.loads((OUT / "weights" / "training.json").read_text()) if (OUT / "weights" / "training.json").is_file() else {}
+    res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": dose_machine(),
+           "audits": rows, "training": {k: {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences",
+                                                                     "tokens", "seconds", "truth")}
+                                        for k, v in training.get("models", {}).items()},
+           "not_run": [f"{n} ({w})" for n, w in ORDER if not (OUT / "audits" / f"{n}-{w}.json").is_file()]}
+    dest = HERE / "results" / "chat-student.json"
+    dest.write_text(json.dumps(res, indent=1))
+    log(f"{len(rows)} audits: {dest}")
+
+
+def dose_machine() -> dict[str, Any]:
+    from _common import machine
+
+    return machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stage", choices=["prompts", "sample", "prepare", "train", "install", "audit", "collect"])
+    ap.add_argument("--teacher", choices=sorted(TEACHERS), default="smollm2")
+    ap.add_argument("--only", nargs="*", default=())
+    a = ap.parse_args()
+    if a.stage == "prompts":
+        prompts()
+    elif a.stage == "sample":
+        sample(a.teacher)
+    elif a.stage == "prepare":
+        prepare()
+    elif a.stage == "train":
+        train(a.only)
+    elif a.stage == "install":
+        install()
+    elif a.stage == "audit":
+        for name, which in ORDER:
+            if not a.only or name in a.only:
+                audit(name, which)
+    else:
+        collect()
+
+
+if __name__ == "__main__":
+    main()
