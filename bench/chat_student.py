@@ -46,7 +46,7 @@ with counts, not a rate.
 Usage (stages; each resumable):
   python bench/chat_student.py prompts
   python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
-  python bench/chat_student.py prepare
+  python bench/chat_student.py prepare --group prose       # then --group smollm2 / qwen once sampled
   python bench/chat_student.py train [--only NAME ...]
   python bench/chat_student.py install
   python bench/chat_student.py audit [--only NAME ...]
@@ -153,8 +153,9 @@ def _rows(teacher: str) -> list[dict[str, Any]]:
     return rows
 
 
-def prepare() -> None:
-    """OUT/data: every training and validation set as SmolLM2-tokenized chat sequences, and the plan."""
+def prepare(group: str) -> None:
+    """OUT/data-GROUP (smollm2, qwen or prose): its training and validation sets as SmolLM2-tokenized chat sequences
+    and their plan; the prose group needs no teacher, so its models can train while the teachers are sampled."""
     from provenance.models import resolve
 
     ps = prompts()
@@ -169,48 +170,58 @@ def prepare() -> None:
     def taught(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
         return [chat(r["prompt"], tok(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows]
 
-    smol, qwen = _rows("smollm2"), _rows("qwen")
-    sets: dict[str, list[list[int]]] = {"smollm2-valid": taught(smol[5120:5632]), "qwen-valid": taught(qwen[2560:2816])}
     plan = dose._plan(tok)
     plan["chunk"] = CHUNK
-    for name, (teacher, n, seed) in STUDENTS.items():
-        sets[name] = taught((smol if teacher == "smollm2" else qwen)[:n])
-        plan["models"][name] = {"train": name, "valid": f"{teacher}-valid", "seed": seed,
-                                "truth": "distilled" if teacher == "smollm2" else "independent", "answers": n,
-                                "teacher": TEACHERS[teacher][0]}
-    _, slices, free, held = dose._prose()
-    read = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+    sets: dict[str, list[list[int]]] = {}
+    if group in TEACHERS:
+        rows = _rows(group)
+        n_train = TEACHERS[group][1] - (512 if group == "smollm2" else 256)
+        sets[f"{group}-valid"] = taught(rows[n_train:])
+        for name, (teacher, n, seed) in STUDENTS.items():
+            if teacher == group:
+                sets[name] = taught(rows[:n])
+                plan["models"][name] = {"train": name, "valid": f"{teacher}-valid", "seed": seed,
+                                        "truth": "distilled" if teacher == "smollm2" else "independent",
+                                        "answers": n, "teacher": TEACHERS[teacher][0]}
+    else:
+        _, slices, free, held = dose._prose()
+        read = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
 
-    def prose_chat(ids: Sequence[str], first_prompt: int) -> list[list[int]]:
-        flat = [t for sid in ids for t in tok(slices[sid], add_special_tokens=False)["input_ids"]]
-        chunks = [flat[j: j + CHUNK] for j in range(0, len(flat) - CHUNK + 1, CHUNK)]
-        return [chat(ps[(first_prompt + j) % len(ps)], c) for j, c in enumerate(chunks)]
+        def prose_chat(ids: Sequence[str], first_prompt: int) -> list[list[int]]:
+            flat = [t for sid in ids for t in tok(slices[sid], add_special_tokens=False)["input_ids"]]
+            chunks = [flat[j: j + CHUNK] for j in range(0, len(flat) - CHUNK + 1, CHUNK)]
+            return [chat(ps[(first_prompt + j) % len(ps)], c) for j, c in enumerate(chunks)]
 
-    sets["prose-chat-valid"] = prose_chat([held], 5632)[:512]
-    for name, (namesake, seed) in PROSE.items():
-        sets[name] = prose_chat(read[namesake], 0)
-        plan["models"][name] = {"train": name, "valid": "prose-chat-valid", "seed": seed,
-                                "truth": "control" if name.startswith("CT") else "independent",
-                                "slices": list(read[namesake]), "reads_as": namesake}
-    dose._save(OUT / "data", sets, plan)
-    log(f"prepared {json.dumps(plan['tokens'])}")
+        sets["prose-chat-valid"] = prose_chat([held], 5632)[:512]
+        for name, (namesake, seed) in PROSE.items():
+            sets[name] = prose_chat(read[namesake], 0)
+            plan["models"][name] = {"train": name, "valid": "prose-chat-valid", "seed": seed,
+                                    "truth": "control" if name.startswith("CT") else "independent",
+                                    "slices": list(read[namesake]), "reads_as": namesake}
+    dose._save(OUT / f"data-{group}", sets, plan)
+    log(f"prepared {group}: {json.dumps(plan['tokens'])}")
 
 
 def train(only: Sequence[str] = ()) -> None:
-    """Each model on this machine's CPU, in the protocol's order of need (controls first, then the suspects)."""
-    data = OUT / "data"
-    plan = json.loads((data / "plan.json").read_text())
-    sets = dose._load_sets(data)
+    """Each model whose data is prepared, on this machine's CPU (controls and CN1 first, then the students)."""
     weights = OUT / "weights"
     weights.mkdir(parents=True, exist_ok=True)
     record = weights / "training.json"
-    done = json.loads(record.read_text()) if record.is_file() else {"plan": plan, "models": {}}
-    for name in (only or ["SC2560", "CN1", *[f"CT{k}" for k in range(1, 7)], "QC2560", "SC5120"]):
-        if name in done["models"]:
+    done = json.loads(record.read_text()) if record.is_file() else {"plan": None, "models": {}}
+    for group in ("prose", "smollm2", "qwen"):
+        data = OUT / f"data-{group}"
+        if not (data / "plan.json").is_file():
             continue
-        info = dose.train_one(name, plan["models"][name], plan, sets, weights)
-        done["models"][name] = {**info, **plan["models"][name]}
-        record.write_text(json.dumps(done, indent=1))
+        plan = json.loads((data / "plan.json").read_text())
+        todo = [n for n in plan["models"] if n not in done["models"] and (not only or n in only)]
+        if not todo:
+            continue
+        sets = dose._load_sets(data)
+        for name in todo:
+            info = dose.train_one(name, plan["models"][name], plan, sets, weights)
+            done["plan"] = {k: v for k, v in plan.items() if k != "models"}  # the same shape and loop for all
+            done["models"][name] = {**info, **plan["models"][name], "data": data.name}
+            record.write_text(json.dumps(done, indent=1))
 
 
 def install() -> None:
@@ -287,6 +298,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["prompts", "sample", "prepare", "train", "install", "audit", "collect"])
     ap.add_argument("--teacher", choices=sorted(TEACHERS), default="smollm2")
+    ap.add_argument("--group", choices=["prose", *sorted(TEACHERS)], default="prose")
     ap.add_argument("--only", nargs="*", default=())
     a = ap.parse_args()
     if a.stage == "prompts":
@@ -294,7 +306,7 @@ def main() -> None:
     elif a.stage == "sample":
         sample(a.teacher)
     elif a.stage == "prepare":
-        prepare()
+        prepare(a.group)
     elif a.stage == "train":
         train(a.only)
     elif a.stage == "install":
