@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ/lb9ZoUrKiyn4b2qndj+MHa23fc0VxVQF647bnGqRf",
-  "public_key_fingerprint": "SHA256:gQR1a/dRMmHawMjIk8LnKzIuTMKVTo8BjO7PoGPO/Lg",
-  "signature": "ffig5vrpdFiLVUUS6xqYyjD6WdBNm0xH+WYc2rgCc8d/ji+C875e10nb29PgaKN5i5HUY9jN54I6UvlPIRs/AA==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvUf6f7l9Rp6DMfSXyrPCo78Ov7M6pqHpjud+c5jN/6",
+  "public_key_fingerprint": "SHA256:eNl7qsCiFEjQfYTCdXLE/TPMH6H8ANzi19Pm+ms6X7c",
+  "signature": "1gMLGEAfDljDZ+5zrJAHnitEKyJDGQTdANjDVLkDBjML0WlkVo3XagvAOQFKjWLZ4uE37IcJL9OUqYO6aGdcBg==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "b1eb50274c2bc619884edb69d89e80bbc52bbeaaac8598e6bf095c942b97f1d3",
-  "signed_utc": "2026-11-30T22:28:41+00:00",
+  "signed_file_sha256": "6cb31f1bcb88711eed54d2702d5263ed14218cf6be974fba03acfb6a10db20c6",
+  "signed_utc": "2026-12-01T01:01:36+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
