@@ -221,6 +221,19 @@ def test_tolerance_accepts_rounding_and_rejects_a_changed_count(x: float, rel: f
     assert not out
 
 
+def test_a_reworded_skip_reason_is_not_tampering_but_a_test_that_ran_is_compared() -> None:
+    """A later release may reword why a test did not run (older bundles keep their words); a stored skip where the
+    recomputation ran, or the reverse, is still a difference."""
+    old = {"tests": [{"name": "w", "skipped": "no MLP matrices of matching shape", "p_value": None}]}
+    new = {"tests": [{"name": "w", "skipped": "the two models have no MLP matrix of the same shape", "p_value": None}]}
+    out: list[str] = []
+    _close(new, old, "r", out)
+    assert not out
+    ran = {"tests": [{"name": "w", "skipped": None, "p_value": 0.2}]}
+    _close(ran, old, "r", out)
+    assert any("skipped" in o for o in out) and any("p_value" in o for o in out)
+
+
 def test_report_regenerates_missing_derived_files_only(bundle: Path) -> None:
     """A deleted report.html or figure is re-rendered from the evidence (and the result must verify); an edited piece of
     evidence is not laundered."""

@@ -51,7 +51,7 @@ def weight_permutation_test(a: Mapping[str, np.ndarray] | None, b: Mapping[str, 
         return TestResult.skip(name, "needs weight access to both models")
     common = sorted(k for k in a if k in b and a[k].shape == b[k].shape)
     if not common:
-        return TestResult.skip(name, "no MLP matrices of matching shape")
+        return TestResult.skip(name, "the two models have no MLP matrix of the same shape")
     obs_parts, null = [], np.zeros(n_permutations)
     for k in common:
         # corr[i, j] = correlation of unit i of a with unit j of b; a permutation is then just a gather.
