@@ -219,9 +219,13 @@ def train(only: Sequence[str] = ()) -> None:
         sets = dose._load_sets(data)
         for name in todo:
             info = dose.train_one(name, plan["models"][name], plan, sets, weights)
+            # Re-read before writing: two training processes (say, the controls and a student) share the record.
+            done = json.loads(record.read_text()) if record.is_file() else done
             done["plan"] = {k: v for k, v in plan.items() if k != "models"}  # the same shape and loop for all
             done["models"][name] = {**info, **plan["models"][name], "data": data.name}
-            record.write_text(json.dumps(done, indent=1))
+            tmp = record.with_suffix(f".{name}.tmp")
+            tmp.write_text(json.dumps(done, indent=1))
+            tmp.replace(record)
 
 
 def install() -> None:
