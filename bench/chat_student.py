@@ -281,8 +281,11 @@ def audit(name: str, which: str) -> dict[str, Any]:
 
 def collect() -> None:
     rows = [json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json"))]
-    training = json.loads((OUT / "weights" / "training.json").read_text()) if (OUT / "weights" / "training.json").is_file() else {}
-    res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": dose_machine(),
+    from _common import machine
+
+    record = OUT / "weights" / "training.json"
+    training = json.loads(record.read_text()) if record.is_file() else {}
+    res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": machine(),
            "audits": rows, "training": {k: {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences",
                                                                      "tokens", "seconds", "truth")}
                                         for k, v in training.get("models", {}).items()},
@@ -290,12 +293,6 @@ def collect() -> None:
     dest = HERE / "results" / "chat-student.json"
     dest.write_text(json.dumps(res, indent=1))
     log(f"{len(rows)} audits: {dest}")
-
-
-def dose_machine() -> dict[str, Any]:
-    from _common import machine
-
-    return machine()
 
 
 def main() -> None:

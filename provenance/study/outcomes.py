@@ -6,10 +6,10 @@ import math
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
+from provenance.study.outputs import PRIMARY_BUDGET
 from provenance.study.summary import flagged, rate
 from provenance.verdict import ALPHA, bonferroni
 
-PRIMARY_BUDGET = 200
 SEQUENCE_KINDS = ("sequence", "sequence-10pct", "sequence-alt", "mix")  # protocol, section 4: sequence-level students
 NOT_BEHAVIOUR = ("identity_claims", "weight_alignment")  # identity corroborates only; weights is the other branch
 FAMILY = "capable_likelihood"
@@ -112,7 +112,7 @@ def combination_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             cell: dict[str, Any] = {}
             for g, grs in groups.items():
                 for rule in ("bonferroni", "cauchy"):
-                    ps = [p for p in (combined(r, rule) for r in grs)]
+                    ps = [combined(r, rule) for r in grs]
                     # A row with no combined p (nothing could decide) counts as not below ALPHA, as errors count
                     # as not flagged (protocol, section 6).
                     cell[f"{g}/{rule}"] = rate(sum(p is not None and p < ALPHA for p in ps), len(ps))

@@ -79,13 +79,11 @@ def band_ratio(k1: int, n1: int, k0: int, n0: int) -> dict[str, Any]:
     """LR of an observation in one band = P(band | related) / P(band | independent), with a one-sided 95% bound on
     the side the point favours: a ratio above 1 gets a lower bound (the related rate's 97.5% lower bound over the null
     rate's 97.5% upper bound), a ratio below 1 an upper bound (the reverse). None where a rate has no cases."""
-    if not n1 or not n0:
+    r1, r0 = (k1 / n1, k0 / n0) if n1 and n0 else (0.0, 0.0)
+    if r1 == r0 == 0:  # a rate with no cases, or no case of either kind in the band: nothing to divide
         return {"point": None, "bound": None, "side": None, "related": [k1, n1], "null": [k0, n0]}
-    r1, r0 = k1 / n1, k0 / n0
     c = 1 - (1 - CONFIDENCE) / 2
-    point = None if r1 == r0 == 0 else math.inf if r0 == 0 else r1 / r0
-    if point is None:
-        return {"point": None, "bound": None, "side": None, "related": [k1, n1], "null": [k0, n0]}
+    point = math.inf if r0 == 0 else r1 / r0
     if point >= 1:
         hi0 = one_sided(k0, n0, c, upper=True)
         bound, side = (one_sided(k1, n1, c, upper=False) / hi0 if hi0 > 0 else None), "lower"
