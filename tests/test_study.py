@@ -471,3 +471,19 @@ def test_a_p_beyond_every_study_case_is_read_in_the_nearest_band_that_holds_case
     assert deep["related"] == plain["related"] == [50, 100] and deep["words"] == plain["words"]
     assert "read there" in deep["band"] and "read there" not in plain["band"]
     assert deep["band"].startswith("0.001 \u2264 p < 0.01")
+
+
+def test_rows_record_how_far_the_suspect_lies_outside_the_controls_competence_range() -> None:
+    from provenance.study.run import competence_numbers
+
+    kind = {"ran": True, "competence": {"s": -1.2, "r": -1.0, "c1": -1.6, "c2": -1.5}, "controls_range": [-1.6, -1.5],
+            "margin": 0.15, "suspect_outside": True}
+    got = competence_numbers(kind, "s")
+    assert got["distance"] == pytest.approx(0.3) and got["suspect"] == -1.2 and got["controls_range"] == [-1.6, -1.5]
+    assert got["suspect_outside"] is True and got["margin"] == 0.15
+    below = competence_numbers({**kind, "competence": {**kind["competence"], "s": -1.7}}, "s")
+    assert below["distance"] == pytest.approx(-0.1)
+    inside = competence_numbers({**kind, "competence": {**kind["competence"], "s": -1.55}}, "s")
+    assert inside["distance"] == 0.0
+    # A check that did not run records only that.
+    assert competence_numbers({"ran": False, "suspect_outside": False}, "s") == {"ran": False, "suspect_outside": False}

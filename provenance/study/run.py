@@ -141,11 +141,12 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
                              sources=list(sources))[0]
             yield row(case, budget, access, entry, {"collect": round(collect_s, 2),
                                                     "evaluate": round(time.time() - t1, 2)}, version,
-                      sets["instructions"].id)
+                      sets["instructions"].id, suspect=s)
 
 
 def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float],
-        version: int = ANALYSIS_VERSION, likelihood_set: str = "instructions") -> dict[str, Any]:
+        version: int = ANALYSIS_VERSION, likelihood_set: str = "instructions", suspect: str | None = None
+        ) -> dict[str, Any]:
     """One study row: the case's ground truth and every raw p-value the audit computed (nothing thresholded away)."""
     comb = entry.get("combination") or {}
     tests = {t["name"]: t for t in entry["tests"]}
@@ -168,12 +169,26 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         **({"comparison_sources": entry.get("comparison_sources", []), "likelihood_set": likelihood_set}
            if version >= 3 else {}),
         "placebo_ran": (entry.get("placebo") or {}).get("ran", False),
-        "competence": {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")},
+        "competence": competence_numbers(kind, suspect),
         "reason": entry.get("reason"),
         "seconds": dict(seconds),
         # The code that wrote the row (protocol amendment 1: it changed mid-study); cached from the run's start.
         "commit": _git_commit()["commit"] or "unknown",
     }
+
+
+def competence_numbers(kind: Mapping[str, Any], suspect: str | None) -> dict[str, Any]:
+    """The competence check's numbers (nats per byte), so the study can measure how far outside the controls' range
+    a suspect may lie before the null fails (the margin is provisional until then). `distance` is how far the suspect
+    lies outside the controls' range (0 inside; positive above, negative below)."""
+    out: dict[str, Any] = {"ran": kind.get("ran"), "suspect_outside": kind.get("suspect_outside")}
+    comp, rng = kind.get("competence") or {}, kind.get("controls_range")
+    v = comp.get(suspect) if suspect else None
+    if kind.get("ran") and rng and v is not None:
+        lo, hi = rng
+        out.update(suspect=round(v, 5), controls_range=[round(lo, 5), round(hi, 5)], margin=round(kind["margin"], 5),
+                   distance=round(v - hi if v > hi else v - lo if v < lo else 0.0, 5))
+    return out
 
 
 def error_row(case: Mapping[str, Any], budget: int, access: str, message: str, version: int = ANALYSIS_VERSION
