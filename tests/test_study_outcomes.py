@@ -68,3 +68,32 @@ def test_counts_tail_and_detection_on_the_same_cases(tmp_path: Path) -> None:
     main([str(tmp_path / "v3.jsonl"), str(tmp_path / "v2.jsonl"), str(tmp_path / "out")])
     assert "Cauchy" in (tmp_path / "out" / "outcomes.md").read_text()
     assert json.loads((tmp_path / "out" / "outcomes.json").read_text())["rows"] == 6
+
+
+def test_competence_calibration_counts_would_be_flags_by_distance_band_and_decides_on_the_let_through_nulls() -> None:
+    from provenance.study.outcomes import band, competence_calibration, distances, markdown, outcomes
+
+    assert [band(d) for d in (-0.5, -0.3, -0.15, -0.01, 0.0, 0.15, 0.2, 0.31)] == [
+        "below -0.30", "-0.30 to -0.15", "-0.15 to 0", "-0.15 to 0", "inside", "0 to 0.15", "0.15 to 0.30",
+        "above 0.30"]
+
+    def comp(d: float) -> dict[str, Any]:
+        return {"ran": True, "suspect_outside": abs(d) > 0.15, "distance": d, "margin": 0.15}
+
+    # 20 null cases just outside the range, none below ALPHA; 5 far outside, all below it (the check stops them).
+    near = [row("null", {}, case=f"n{i}", p_value=0.4, competence=comp(0.1)) for i in range(20)]
+    far = [row("null", {}, case=f"f{i}", p_value=0.001, competence=comp(0.5)) for i in range(5)]
+    plac = [row("null", {}, case="p", p_value=0.001, placebo_flagged=["c1"], competence=comp(0.05))]
+    rows = near + far + plac
+    c = competence_calibration(rows, distances(rows))
+    assert c["logits"]["null"]["above 0.30"]["k"] == 5 and c["logits"]["null"]["0 to 0.15"]["n"] == 21
+    assert c["logits"]["null_let_through"]["k"] == 0 and c["logits"]["null_let_through"]["n"] == 21
+    assert c["margin_measured"] is True
+    # One let-through null case below ALPHA without a placebo and the margin is not measured.
+    worse = rows + [row("null", {}, case="w", p_value=0.002, competence=comp(-0.1))]
+    assert competence_calibration(worse, distances(worse))["margin_measured"] is False
+    # Distances taken from another arm's rows apply by case id; rows without them are left out.
+    o = outcomes([row("null", {}, case="n0", p_value=0.4), row("null", {}, case="zz", p_value=0.4)], [],
+                 distances(near))
+    assert o["competence_calibration"]["logits"]["null_let_through"]["n"] == 1
+    assert "Amendment 3" in markdown(o) and "not met" in markdown(o)

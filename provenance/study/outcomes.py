@@ -1,4 +1,4 @@
-"""Version 3's pre-registered extra outcomes (docs/study-protocol-v3.md, section 4 and amendment 2), from study rows."""
+"""Version 3's pre-registered extra outcomes (docs/study-protocol-v3.md, section 4, amendments 2 and 3), from rows."""
 
 from __future__ import annotations
 
@@ -120,9 +120,67 @@ def combination_counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def outcomes(v3: Sequence[Mapping[str, Any]], v2: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {"sequence_detection": sequence_detection(v3, v2), "capable_likelihood_null_tail": family_tail(v3),
-            "combination": combination_counts(v3), "rows": len(v3)}
+# Amendment 3's distance bands (nats per byte outside the controls' competence range), the margin's side closed.
+BANDS: tuple[tuple[str, float, float], ...] = (
+    ("below -0.30", -math.inf, -0.30), ("-0.30 to -0.15", -0.30, -0.15), ("-0.15 to 0", -0.15, 0.0),
+    ("inside", 0.0, 0.0), ("0 to 0.15", 0.0, 0.15), ("0.15 to 0.30", 0.15, 0.30), ("above 0.30", 0.30, math.inf))
+LET_THROUGH_MIN = 20  # amendment 3: fewer null cases than this inside the margin and the study cannot measure it
+
+
+def band(d: float) -> str:
+    if d == 0:
+        return "inside"
+    for name, lo, hi in BANDS:
+        if name != "inside" and ((lo <= d < hi) if d < 0 else (lo < d <= hi)):
+            return name
+    raise ValueError(d)
+
+
+def distances(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each case's competence distance and margin, from rows that record them (amendment 3)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        c = r.get("competence") or {}
+        if c.get("distance") is not None:
+            out[r["case"]] = {"distance": c["distance"], "margin": c["margin"]}
+    return out
+
+
+def would_flag(r: Mapping[str, Any]) -> bool:
+    """Flagged but for the competence check: p below ALPHA with no placebo flagged (amendment 3)."""
+    return r.get("p_value") is not None and r["p_value"] < ALPHA and not r.get("placebo_flagged")
+
+
+def competence_calibration(rows: Sequence[Mapping[str, Any]], dist: Mapping[str, Mapping[str, float]]
+                           ) -> dict[str, Any]:
+    """Amendment 3: at budget 200, weights and logits access, null and related cases by competence distance band,
+    counting those that would be flagged but for the competence check; and at logits access, the null cases that
+    the margin lets through (outside the range by at most the margin), on which the decision rests."""
+    out: dict[str, Any] = {"cases_with_distance": len(dist)}
+    for access in ("weights", "logits"):
+        rs = [r for r in rows if r["budget"] == PRIMARY_BUDGET and r["access"] == access and r["case"] in dist]
+        cell: dict[str, Any] = {}
+        for kind in ("null", "related"):
+            krs = [r for r in rs if r["type"] == kind]
+            cell[kind] = {name: rate(sum(would_flag(r) for r in b), len(b))
+                          for name, _, _ in BANDS for b in [[r for r in krs if band(dist[r["case"]]["distance"]) == name]]}
+        through = [r for r in rs if r["type"] == "null" and 0 < abs(dist[r["case"]]["distance"])
+                   <= dist[r["case"]]["margin"]]
+        cell["null_let_through"] = rate(sum(would_flag(r) for r in through), len(through))
+        out[access] = cell
+    lt = out["logits"]["null_let_through"]
+    out["margin_measured"] = lt["n"] >= LET_THROUGH_MIN and lt["k"] == 0  # this arm's half of the decision
+    return out
+
+
+def outcomes(v3: Sequence[Mapping[str, Any]], v2: Sequence[Mapping[str, Any]],
+             dist: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
+    o = {"sequence_detection": sequence_detection(v3, v2), "capable_likelihood_null_tail": family_tail(v3),
+         "combination": combination_counts(v3), "rows": len(v3)}
+    dist = distances(v3) if dist is None else dist
+    if dist:
+        o["competence_calibration"] = competence_calibration(v3, dist)
+    return o
 
 
 def markdown(o: Mapping[str, Any]) -> str:
@@ -148,6 +206,21 @@ def markdown(o: Mapping[str, Any]) -> str:
     for k, c in o["combination"].items():
         md.append(f"| {k} | " + " | ".join(r(c[f"{g}/{rule}"]) for g in ("null", "null_no_check_fired", "related")
                                           for rule in ("bonferroni", "cauchy")) + " |")
+    if "competence_calibration" in o:
+        c = o["competence_calibration"]
+        md += ["", f"## Amendment 3: would be flagged but for the competence check, by distance outside the controls' "
+                   f"range (nats/byte), budget {PRIMARY_BUDGET}\n",
+               "| access | cases | " + " | ".join(name for name, _, _ in BANDS) + " |",
+               "|---|---|" + "---|" * len(BANDS)]
+        for access in ("weights", "logits"):
+            for kind in ("null", "related"):
+                md.append(f"| {access} | {kind} | " + " | ".join(r(c[access][kind][name]) for name, _, _ in BANDS)
+                          + " |")
+        lt = c["logits"]["null_let_through"]
+        md += ["", f"Null cases the margin lets through, logits access: {r(lt)} would be flagged; one-sided 95% upper "
+                   f"bound {lt['upper95_one_sided'] * 100:.1f}%. This arm's half of the decision: "
+                   + ("met" if c["margin_measured"] else "not met") + f" (needs at least {LET_THROUGH_MIN} and none "
+                   "flagged)."]
     return "\n".join(md) + "\n"
 
 
@@ -163,8 +236,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("v3_rows", type=Path)
     ap.add_argument("v2_rows", type=Path)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--distances", type=Path, default=None,
+                    help="Rows that record competence distances (amendment 3: the instructions arm's), if not these.")
     a = ap.parse_args(argv)
-    o = outcomes(first_rows(read_rows(a.v3_rows))[0], first_rows(read_rows(a.v2_rows))[0])
+    dist = distances(first_rows(read_rows(a.distances))[0]) if a.distances else None
+    o = outcomes(first_rows(read_rows(a.v3_rows))[0], first_rows(read_rows(a.v2_rows))[0], dist)
     a.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(a.out / "outcomes.json", o)
     atomic_write_text(a.out / "outcomes.md", markdown(o))
