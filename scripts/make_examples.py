@@ -137,6 +137,7 @@ def write_example(relation: str, case: dict, suspect: str, reference: str, contr
                                               examiner="provenance maintainers (demo)",
                                               examiner_role="maintainers of the tool, running its demonstration",
                                               requested_by="the provenance project (a demonstration, no legal matter)",
+                                              demonstration=True,
                                               questions=["Was the suspect trained on the reference's outputs, or "
                                                          "derived from its weights?"])))
     ref = res["references"][0]
