@@ -1024,6 +1024,9 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
                    "give it its own --out).")
 @click.option("--likelihood-probes", default="instructions", show_default=True, metavar="ID|FILE",
               help="The likelihood family's prompts (the v3 protocol's second arm: continuation-samples).")
+@click.option("--same-cases-as", "same_cases_as", multiple=True, type=click.Path(path_type=Path), metavar="ROWS",
+              help="Another study's rows.jsonl: refuse to run unless every case id shared with it names the same "
+                   "suspect, reference and controls (repeatable; a resume always checks the study's own rows).")
 @click.option("--summarize-only", is_flag=True, help="Only recompute the summary and figures from rows.jsonl.")
 @click.option("--write-record", is_flag=True,
               help="Also write the validation record that ships in the package (after the pre-registered run).")
@@ -1031,7 +1034,8 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
              workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool,
-             analysis_version: int = 2, likelihood_probes: str = "instructions") -> None:
+             analysis_version: int = 2, likelihood_probes: str = "instructions",
+             same_cases_as: tuple[Path, ...] = ()) -> None:
     """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
 
     Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
@@ -1059,7 +1063,7 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
                              "rows)")
         res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress,
                                     workers=workers, analysis_version=analysis_version,
-                                    likelihood_set=likelihood_probes))
+                                    likelihood_set=likelihood_probes, same_cases_as=same_cases_as))
     res.update(write_outputs(out, zoo_path, write_record))
     if as_json:
         click.echo(_dump(res))

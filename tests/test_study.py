@@ -487,3 +487,42 @@ def test_rows_record_how_far_the_suspect_lies_outside_the_controls_competence_ra
     assert inside["distance"] == 0.0
     # A check that did not run records only that.
     assert competence_numbers({"ran": False, "suspect_outside": False}, "s") == {"ran": False, "suspect_outside": False}
+
+
+def test_a_study_refuses_a_case_list_redrawn_under_the_same_ids(fake_zoo: Path, tmp_path: Path) -> None:
+    """Protocol v3, amendment 4: an arm ran on a redrawn case list under the same case ids and nothing noticed. A
+    resume on a redrawn list, and a study told to share another's cases (--same-cases-as), now stop with one line
+    (exit 2); rows record the case list's hash and each model's fingerprint (which build they measured)."""
+    from provenance.errors import InputError
+    from provenance.fsutil import sha256_file
+    from provenance.study.run import StudyConfig, run_study
+    from tests.clirun import run_cli
+
+    out = tmp_path / "study"
+    run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("text",), progress=False))
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert {r["build"]["cases_sha256"] for r in rows} == {sha256_file(fake_zoo / "cases.json")}
+    assert all(len(r["build"]["fingerprints"]["controls"]) == len(r["controls"]) for r in rows)
+    cases = json.loads((fake_zoo / "cases.json").read_text())
+    cases["cases"][1]["controls"] = cases["cases"][1]["controls"][::-1]  # the same models, drawn in another order
+    redrawn = tmp_path / "redrawn"
+    redrawn.mkdir()
+    (redrawn / "cases.json").write_text(json.dumps(cases))
+    with pytest.raises(InputError, match="1 of the 3 case ids in both name another"):
+        run_study(StudyConfig(redrawn, out, budgets=(40, 60), access=("text",), progress=False))
+    proc = run_cli("validate", "--zoo", str(redrawn), "--out", str(tmp_path / "new"), "--budgets", "40",
+                   "--access", "text", "--same-cases-as", str(out / "rows.jsonl"), "--no-progress")
+    assert proc.returncode == 2 and "null-dev-0001" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "new" / "rows.jsonl").exists()
+    # The case list is pinned beside the rows when a study starts; a resume on another list is refused even for cases
+    # that have no row yet.
+    assert (out / "cases.json").read_bytes() == (fake_zoo / "cases.json").read_bytes()
+    assert json.loads((out / "zoo.json").read_text())["cases_sha256"] == sha256_file(fake_zoo / "cases.json")
+    cases["cases"][1]["controls"] = cases["cases"][1]["controls"][::-1]  # back as drawn
+    cases["cases"].append({**cases["cases"][0], "id": "null-dev-0009"})  # a new case, no row of it yet
+    (redrawn / "cases.json").write_text(json.dumps(cases))
+    with pytest.raises(InputError, match="not the case list this study started on"):
+        run_study(StudyConfig(redrawn, out, budgets=(40,), access=("text",), progress=False))
+    # The unchanged list passes the same check.
+    assert run_study(StudyConfig(fake_zoo, tmp_path / "same", budgets=(40,), access=("text",), progress=False,
+                                 same_cases_as=(out / "rows.jsonl",)))["ran"] == 3

@@ -188,7 +188,8 @@ def markdown(o: Mapping[str, Any]) -> str:
         lo, hi = x["ci95"]
         return f"{x['k']}/{x['n']} ({lo * 100:.1f}%-{hi * 100:.1f}%)"
 
-    md = [f"## Sequence-level students detected, budget {PRIMARY_BUDGET} (same cases in both versions)\n",
+    md = [f"## Sequence-level students detected, budget {PRIMARY_BUDGET} (the same suspect-reference pairs by name; "
+          "version 2 on its own build and control draws: unpaired, protocol v3 amendment 4)\n",
           "| access/split | version 3 | version 2 |", "|---|---|---|"]
     md += [f"| {k} | {r(v['v3'])} | {r(v['v2'])} |" for k, v in o["sequence_detection"].items()]
     t = o["capable_likelihood_null_tail"]

@@ -44,6 +44,9 @@ class StudyConfig:
     shard: tuple[int, int] | None = None  # (k, N): this process's part (set for the workers)
     analysis_version: int = ANALYSIS_VERSION  # 3: comparison sources per case (zoo.cases.case_sources)
     likelihood_set: str = "instructions"  # the likelihood prompts (docs/study-protocol-v3.md: two arms)
+    # Other studies' rows.jsonl whose cases this study must share, tuple for tuple (protocol v3, amendment 4: an arm
+    # once ran on a redrawn case list under the same case ids and nothing noticed).
+    same_cases_as: Sequence[Path] = ()
 
 
 def load_cases(zoo: Path) -> dict[str, Any]:
@@ -51,6 +54,58 @@ def load_cases(zoo: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{zoo} has no cases.json (build the zoo with `provenance zoo lineages`)")
     return json.loads(path.read_text())
+
+
+def case_tuple(case: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """What a case id stands for: its suspect, its reference and its controls (model ids; the order is the draw's)."""
+    return case["suspect"]["id"], case["reference"]["id"], tuple(c["id"] for c in case["controls"])
+
+
+def row_tuples(rows_path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """Each case id's tuple as a study's rows recorded it (the first row of each case; cut lines are skipped)."""
+    out: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    if Path(rows_path).is_file():
+        for line in Path(rows_path).read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out.setdefault(r["case"], (r["suspect"], r["reference"], tuple(r["controls"])))
+    return out
+
+
+def check_same_cases(cases: Sequence[Mapping[str, Any]], rows_path: Path, what: str) -> None:
+    """Refuse (InputError) when a case id of `cases` names another tuple in `rows_path` than in the case list: the zoo
+    was rebuilt and its cases redrawn since those rows were written, and rows under one id would mean two cases."""
+    recorded = row_tuples(rows_path)
+    differ = [c["id"] for c in cases if c["id"] in recorded and recorded[c["id"]] != case_tuple(c)]
+    if differ:
+        shared = sum(1 for c in cases if c["id"] in recorded)
+        raise InputError(f"the zoo's case list is not the one {what} ran on: {len(differ)} of the {shared} case ids "
+                         f"in both name another suspect, reference or controls (first: {differ[0]}); the zoo was "
+                         "rebuilt or its cases redrawn since. Run on the zoo and cases.json those rows came from, or "
+                         "start a new study in a new --out")
+
+
+def pin_case_list(zoo: Path, out: Path) -> None:
+    """Copy the zoo's cases.json beside the rows when a study starts (with the hashes of the case list and labels.json,
+    in zoo.json), and refuse to go on if the zoo's list has changed since: the copy is what the rows were drawn from."""
+    from provenance.fsutil import atomic_write_bytes, atomic_write_json, sha256_file
+
+    pinned, current = out / "cases.json", Path(zoo) / "cases.json"
+    if pinned.is_file():
+        if sha256_file(pinned) != sha256_file(current):
+            raise InputError(f"{current} is not the case list this study started on ({pinned}): the zoo was rebuilt "
+                             "or its cases redrawn. Run on the zoo those cases came from, or start a new --out")
+        return
+    atomic_write_bytes(pinned, current.read_bytes())
+    labels = Path(zoo) / "labels.json"
+    atomic_write_json(out / "zoo.json", {
+        "zoo": str(zoo), "cases_sha256": sha256_file(current),
+        "labels_sha256": sha256_file(labels) if labels.is_file() else None,
+        "pinned_utc": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+        "note": "the case list this study runs on, copied when it started; a resume on another list is refused "
+                "(docs/study-protocol-v3.md, amendment 4)"})
 
 
 def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
@@ -71,6 +126,14 @@ def built(zoo: Path, case: Mapping[str, Any]) -> bool:
             if not is_complete(Path(resolve_spec(zoo, m))):
                 return False
     return True
+
+
+@functools.lru_cache(maxsize=4)
+def cases_sha256(zoo: Path) -> str:
+    """The SHA-256 of the zoo's cases.json, read once per process."""
+    from provenance.fsutil import sha256_file
+
+    return sha256_file(Path(zoo) / "cases.json")
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,6 +188,11 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
         picked = case_sources(zoo_labels(zoo), case)
         sources = resolve_all([resolve_spec(zoo, m) for m in picked], cfg.options,
                               {resolve_spec(zoo, m): m["family"] for m in picked})
+    # Which build of the zoo the row measured (protocol v3, amendment 4): a rebuild trains other weights under the
+    # same names, so each model's fingerprint (the hash of its files) goes in the row, with the case list's hash.
+    build = {"cases_sha256": cases_sha256(zoo), "fingerprints": {
+        "suspect": resolved[s].fingerprint, "reference": resolved[r].fingerprint,
+        "controls": [resolved[c].fingerprint for c in ctrl]}}
     top = max(b for b, _ in todo)
     plans, ll, yard = _plans(top, sets, version)
     t0 = time.time()
@@ -139,9 +207,9 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
             ev: dict[str, ModelEvidence] = {k: (restrict(v, access) if k == s else v) for k, v in evidence.items()}
             entry = evaluate(ev, s, [r], ctrl, used, cfg.seed, STUDY_PERMUTATIONS, version=version,
                              sources=list(sources))[0]
-            yield row(case, budget, access, entry, {"collect": round(collect_s, 2),
-                                                    "evaluate": round(time.time() - t1, 2)}, version,
-                      sets["instructions"].id, suspect=s)
+            yield {**row(case, budget, access, entry, {"collect": round(collect_s, 2),
+                                                       "evaluate": round(time.time() - t1, 2)}, version,
+                         sets["instructions"].id, suspect=s), "build": build}
 
 
 def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, Any], seconds: Mapping[str, float],
@@ -209,11 +277,25 @@ def _worker(cfg: StudyConfig) -> dict[str, Any]:
     return run_study(cfg)
 
 
+def guard_case_list(cfg: StudyConfig, every: Sequence[Mapping[str, Any]]) -> None:
+    """Before any row: the zoo's case list is the one this study's rows (and any --same-cases-as rows) were drawn
+    from, and it is pinned beside the rows (protocol v3, amendment 4)."""
+    out = Path(cfg.out)
+    for other_rows in cfg.same_cases_as:
+        if not Path(other_rows).is_file():
+            raise InputError(f"--same-cases-as: no such rows file {other_rows}")
+        check_same_cases(every, Path(other_rows), str(other_rows))
+    check_same_cases(every, out / "rows.jsonl", f"this study's own rows ({out / 'rows.jsonl'})")  # a redrawn list
+    out.mkdir(parents=True, exist_ok=True)
+    pin_case_list(Path(cfg.zoo), out)
+
+
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
     """Resumable: rows already in `out/rows.jsonl` are kept; cases whose models are not built yet are left for later."""
     from provenance.fsutil import append_line
 
     if cfg.workers > 1:
+        guard_case_list(cfg, load_cases(cfg.zoo)["cases"])
         import multiprocessing as mp
 
         parts = [replace(cfg, workers=1, shard=(k, cfg.workers), progress=cfg.progress and k == 0)
@@ -228,10 +310,12 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         raise InputError(f"unknown access level (choose from {', '.join(ACCESS_LEVELS)})")
     if not cfg.budgets or min(cfg.budgets) < 10:
         raise InputError("every study budget must be at least 10 probes")
-    cases = selected(load_cases(cfg.zoo), cfg)
+    every = load_cases(cfg.zoo)["cases"]
+    cases = selected({"cases": every}, cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
+    if cfg.shard is None:  # workers: their parent checked
+        guard_case_list(cfg, every)
     other = other_version(rows_path, cfg.analysis_version)
     if other is not None:
         raise InputError(f"{rows_path} holds rows of analysis version {other}; give version "
