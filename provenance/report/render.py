@@ -244,7 +244,10 @@ def absences(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     if not any(m.get("weights_evidence") for m in manifest["models"] if m["role"] == "control"):
         out.append(("The controls' weights",
                     "not shipped (their fingerprints and, where known, the recipe that rebuilds them are in section "
-                    "3): a re-run needs them rebuilt or obtained"))
+                    "3): a re-run needs them rebuilt or obtained. A rebuild from the recipe trains other weights on "
+                    "another machine (measured: the study zoo rebuilt on 2026-12-01 hashes differently from its "
+                    "2026-11-30 build), so rebuilt controls have other fingerprints and reproduce the conclusion "
+                    "statistically at best"))
     out.append(("A signature and a trusted time-stamp",
                 "made after this report is rendered, over SHA256SUMS (which hashes this report): SHA256SUMS.sig "
                 "(provenance sign; verify --public-key) and SHA256SUMS.tsr (audit --tsa; verify --tsa-ca) lie beside "
