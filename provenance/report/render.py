@@ -275,8 +275,9 @@ def _second_collection(manifest: dict[str, Any]) -> tuple[str, str]:
     # The checklist asks that re-querying reproduce the conclusion statistically; one bundle can only hold one
     # collection, so the report says which one it holds and how to make another.
     actions = {c.get("action") for c in manifest.get("custody", [])}
-    how = ("re-running the command above with --fresh asks every endpoint again (local models are re-run from their "
-           "files); the conclusion should reproduce statistically, not byte for byte")
+    how = ("re-running the command above where this run's evidence cache is absent (another machine) queries every "
+           "model again, and --fresh forces it for endpoints; the conclusion should reproduce statistically, not byte "
+           "for byte")
     if "replayed from cache" in actions:
         return ("A second, independent collection of the answers",
                 "the answers were collected once, by an earlier run, and replayed here from the evidence cache (the "
