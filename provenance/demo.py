@@ -35,7 +35,8 @@ def run_demo(out: Path, budget: int, progress: bool = True, size: str = "small")
         prepare_out(out / name, replace=True)
         res = run_audit(AuditConfig(suspect=pair["suspect"], references=[labels["reference"]], controls=controls,
                                     out=out / name, budget=budget, progress=progress, lineages=lineages,
-                                    case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}")))
+                                    case=CaseInfo(case_id=f"DEMO-{name}", note=f"ground truth: {pair['relation']}",
+                                                  demonstration=True)))
         ref = res["references"][0]
         p = ref["p_value"]
         rows.append({"case": name, "truth": pair["relation"], "verdict": ref["verdict"],

@@ -13,7 +13,10 @@ evaluation rests on the validation record for its conditions. Which cases, fixed
   loopback and audited as an OpenAI-compatible endpoint.
 
 Run from the repository root on a committed tree, after `provenance zoo lineages` (the study's zoo):
-python3 scripts/make_examples.py
+python3 scripts/make_examples.py [--cases ROWS_OR_CASES]
+`--cases` takes the case list from a study's rows.jsonl (each case id's tuple as that study ran it, models from this
+zoo's labels.json) or a cases.json, instead of the zoo's own draw: a rebuilt zoo draws other tuples under the same ids
+(docs/study-protocol-v3.md, amendment 4), so the examples can keep their cases across builds. The note says which.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from provenance.zoo.cases import case_models
 from provenance.zoo.lineages import default_lineages_dir, write_recipes
 
 EXAMPLES = Path("reports/example")
-WHY = ("a case of the validation study (4 control lineages, budget 200), so that the evaluation rests on the validation "
-       "record; picked by a rule fixed before any case was looked at (the first case by id of its kind: "
-       "scripts/make_examples.py), not for its result; models named in words, keyed to their specs and origins")
+WHY = ("a case of the validation study's design (4 control lineages, budget 200), so that the evaluation rests on the "
+       "validation record for its conditions; picked by a rule fixed before any case was looked at (the first case by "
+       "id of its kind: scripts/make_examples.py), not for its result; models named in words, keyed to their specs and "
+       "origins")
 BUDGET = 200
 REFERENCE_FAMILY = "p-smollm2"
 
@@ -137,6 +141,7 @@ def write_example(relation: str, case: dict, suspect: str, reference: str, contr
                                               examiner="provenance maintainers (demo)",
                                               examiner_role="maintainers of the tool, running its demonstration",
                                               requested_by="the provenance project (a demonstration, no legal matter)",
+                                              demonstration=True,
                                               questions=["Was the suspect trained on the reference's outputs, or "
                                                          "derived from its weights?"])))
     ref = res["references"][0]
@@ -144,8 +149,24 @@ def write_example(relation: str, case: dict, suspect: str, reference: str, contr
     return tmp, target, old_dirs
 
 
+def built_note(zoo: Path, source: Path) -> str:
+    """Which build of the zoo and which case list the examples come from (docs/study-protocol-v3.md, amendment 4)."""
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    return (f"the case's suspect, reference and controls as listed in {source.name if source.parent == zoo else source} "
+            f"(SHA-256 {sha[:12]}...); the models are this machine's build of the study zoo, while the validation "
+            "record was measured on an earlier build of the same plan, with other weights under the same names and "
+            "other controls under some case ids, so the record's rates are the design's, not this case's row "
+            "(docs/study-protocol-v3.md, amendment 4)")
+
+
 def main() -> None:
+    import argparse
     import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=Path, default=None,
+                    help="a study's rows.jsonl or a cases.json (default: the zoo's cases.json)")
+    args = ap.parse_args()
 
     keydir = Path(tempfile.mkdtemp(prefix="provenance-demo-key-"))
     key = demo_key(keydir)
@@ -155,12 +176,19 @@ def main() -> None:
     zoo = default_lineages_dir()
     labels = json.loads((zoo / "labels.json").read_text())
     write_recipes(zoo, labels)  # hidden files: fingerprints, and so the study's cached evidence, are unchanged
-    cases = json.loads((zoo / "cases.json").read_text())["cases"]
+    source = args.cases or zoo / "cases.json"
+    if source.suffix == ".jsonl":
+        from provenance.zoo.cases import cases_from_rows
+
+        cases = cases_from_rows(source, labels)["cases"]
+    else:
+        cases = json.loads(source.read_text())["cases"]
     picked = pick(cases)
+    why = f"{WHY}; {built_note(zoo, source)}"
     written = []
     for relation, case in picked.items():
         suspect, reference, controls, lineages = case_models(zoo, case)  # as the study audited it
-        written.append(write_example(relation, case, suspect, reference, controls, lineages, cache))
+        written.append(write_example(relation, case, suspect, reference, controls, lineages, cache, why=why))
     # The endpoint example: the distilled case's suspect behind an OpenAI-compatible server (`provenance serve` on
     # loopback), audited as a remote model: the bundle shows what endpoint evidence looks like (each request's tries,
     # headers, the served model's self-report, repeated probes).
@@ -169,7 +197,7 @@ def main() -> None:
     with served(suspect) as url:
         written.append(write_example("endpoint", case, url, reference, controls, lineages, cache, repeat=3,
                                      why="the suspect served over an OpenAI-compatible HTTP API on loopback "
-                                         "(provenance serve), audited as a remote model"))
+                                         f"(provenance serve), audited as a remote model; {built_note(zoo, source)}"))
     from provenance.report.signing import sign_bundle
     from provenance.report.timestamp import request_timestamp
 

@@ -208,3 +208,28 @@ def test_every_stamped_file_names_the_revision_and_the_report_says_what_it_does_
     assert "Raw response bytes of the local models" in section  # every model here is local
     assert "endpoint's response bytes" not in section
     assert "The controls' weights" in section and "SHA256SUMS.sig" in section
+
+
+def test_the_report_says_why_no_examiner_is_named_and_which_collection_it_holds(v3_bundle: Path) -> None:
+    """No examiner given: section 9 says none was given and how to name one; a demonstration says no person examined
+    it (a group label is not passed off as a name); a named examiner gets no such row. The bundle says it holds one
+    collection (here collected by this run) and how to make a second."""
+    from provenance.report.render import absences
+
+    man = json.loads((v3_bundle / "manifest.json").read_text())
+    section = _text(v3_bundle).split("What this bundle does not hold, and why", 1)[1]
+    assert "A named examiner none was given" in section and "--examiner NAME" in section
+    # collected by this run, or replayed when another test collected the same fake models first (shared cache)
+    assert "A second, independent collection of the answers the answers were collected once" in section
+    assert "A trusted time-stamp on the thresholds" in section
+
+    def rows(**case: object) -> dict[str, str]:
+        return dict(absences({**man, "case": {**man["case"], **case}}))
+
+    demo = rows(examiner="maintainers (demo)", demonstration=True)["A named examiner"]
+    assert "demonstration" in demo and "no person examined it" in demo and "(maintainers (demo))" in demo
+    assert "A named examiner" not in rows(examiner="Jane Roe", demonstration=False)
+    replayed = {**man, "custody": [*man["custody"], {"action": "replayed from cache"}]}
+    second = dict(absences(replayed))["A second, independent collection of the answers"]
+    assert "replayed here from the evidence cache" in second
+    assert json.loads((v3_bundle / "manifest.json").read_text())["case"]["demonstration"] is False

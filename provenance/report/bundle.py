@@ -38,12 +38,15 @@ class CaseInfo:
     questions: list[str] = field(default_factory=list)
     replaces: str | None = None  # SHA-256 of the SHA256SUMS of a bundle this one amends
     revision: int = 1  # 1 for a first bundle; an amendment's is the replaced bundle's plus one
+    # A demonstration (the tool's examples and demo) has no legal matter and no person examining it; the report says so
+    # instead of leaving a group label to pass for an examiner's name.
+    demonstration: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"case_id": self.case_id, "examiner": self.examiner, "examiner_role": self.examiner_role,
                 "requested_by": self.requested_by, "note": self.note,
                 "questions": self.questions or ["Was the suspect model distilled or derived from the reference model(s)?"],
-                "replaces": self.replaces, "revision": self.revision}
+                "replaces": self.replaces, "revision": self.revision, "demonstration": self.demonstration}
 
 
 def custody_entry(action: str, detail: str, actor: str | None = None, purpose: str | None = None) -> dict[str, Any]:

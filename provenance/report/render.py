@@ -244,7 +244,10 @@ def absences(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     if not any(m.get("weights_evidence") for m in manifest["models"] if m["role"] == "control"):
         out.append(("The controls' weights",
                     "not shipped (their fingerprints and, where known, the recipe that rebuilds them are in section "
-                    "3): a re-run needs them rebuilt or obtained"))
+                    "3): a re-run needs them rebuilt or obtained. A rebuild from the recipe trains other weights on "
+                    "another machine (measured: the study zoo rebuilt on 2026-12-01 hashes differently from its "
+                    "2026-11-30 build), so rebuilt controls have other fingerprints and reproduce the conclusion "
+                    "statistically at best"))
     out.append(("A signature and a trusted time-stamp",
                 "made after this report is rendered, over SHA256SUMS (which hashes this report): SHA256SUMS.sig "
                 "(provenance sign; verify --public-key) and SHA256SUMS.tsr (audit --tsa; verify --tsa-ca) lie beside "
@@ -256,7 +259,48 @@ def absences(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     out.append(("Other runs of this comparison",
                 "this bundle is one audit run; the skipped tests, the budget check, the placebos and every sequential "
                 "look are in it, and the validation study's runs are in its own record (section 1)"))
+    out.append(_second_collection(manifest))
+    examiner = _examiner_absence(manifest.get("case") or {})
+    if examiner:
+        out.append(examiner)
+    out.append(("A trusted time-stamp on the thresholds",
+                "the decision rule (results.json: decision_rule) and the validation study's protocol and amendments "
+                "were fixed in the tool's git history before the study's rows were written (the commits are cited in "
+                "section 1 and in the validation record); those dates are the committers' own, not a time-stamping "
+                "authority's"))
     return out
+
+
+def _second_collection(manifest: dict[str, Any]) -> tuple[str, str]:
+    # The checklist asks that re-querying reproduce the conclusion statistically; one bundle can only hold one
+    # collection, so the report says which one it holds and how to make another.
+    actions = {c.get("action") for c in manifest.get("custody", [])}
+    how = ("re-running the command above where this run's evidence cache is absent (another machine) queries every "
+           "model again, and --fresh forces it for endpoints; the conclusion should reproduce statistically, not byte "
+           "for byte")
+    if "replayed from cache" in actions:
+        return ("A second, independent collection of the answers",
+                "the answers were collected once, by an earlier run, and replayed here from the evidence cache (the "
+                "custody rows 'replayed from cache' give the collection times); no second collection is in this "
+                f"bundle: {how}")
+    return ("A second, independent collection of the answers",
+            f"the answers were collected once, by this run (the custody rows 'collected'); no second collection is in "
+            f"this bundle: {how}")
+
+
+def _examiner_absence(case: dict[str, Any]) -> tuple[str, str] | None:
+    if case.get("demonstration"):
+        who = f" ({case['examiner']})" if case.get("examiner") else ""
+        return ("A named examiner",
+                f"this bundle is a demonstration run by the tool's maintainers as a group{who}, for no legal matter: "
+                "no person examined it, so none is named; a report for filing names its examiner and their role "
+                "(provenance audit --examiner NAME --examiner-role ROLE) and is signed with that person's key "
+                "(provenance sign)")
+    if not case.get("examiner"):
+        return ("A named examiner",
+                "none was given when the audit ran (provenance audit --examiner NAME --examiner-role ROLE); the "
+                "custody log's analysis row names the account that ran it")
+    return None
 
 
 def _model_rows(manifest: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:

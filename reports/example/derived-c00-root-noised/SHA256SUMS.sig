@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvUf6f7l9Rp6DMfSXyrPCo78Ov7M6pqHpjud+c5jN/6",
-  "public_key_fingerprint": "SHA256:eNl7qsCiFEjQfYTCdXLE/TPMH6H8ANzi19Pm+ms6X7c",
-  "signature": "JYMPulxfOhKGhlkVp5Wah7aAZNq35dVz39/K5GvdtDv/j3VbPqABkBhB29GniY+xWaZbd1BIiraTxXnqu2/dCw==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILaCFL3b+A/9opIVrsQAYt2icAAKI69tkfMJu/03T3mw",
+  "public_key_fingerprint": "SHA256:hW1wWfzZhpphSR04RfJPtkesOq8yiQ+xpvQwqCioNPg",
+  "signature": "/7VA23y9oqbFd9ppYdV8IaSCsZHen+OWqZlWA+gR6Tit4ED0lO2DEzyxqkFniOK91cKfBIMdvSUlJ8vSiRjnDw==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "b715a21bc64fbdcb85901cec20d80b4d6db39f3de9ef6c51e1bedcaae4e022e4",
-  "signed_utc": "2026-12-01T01:01:36+00:00",
+  "signed_file_sha256": "f09dfa00bd272332d61d5a9470309cd73fed36796ace5e76b5c56be1304ad3cf",
+  "signed_utc": "2026-12-01T05:50:13+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
