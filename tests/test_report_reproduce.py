@@ -222,6 +222,12 @@ def test_the_report_says_why_no_examiner_is_named_and_which_collection_it_holds(
     # collected by this run, or replayed when another test collected the same fake models first (shared cache)
     assert "A second, independent collection of the answers the answers were collected once" in section
     assert "A trusted time-stamp on the thresholds" in section
+    # When the rule's thresholds were fixed, and that the competence margin is still uncalibrated (checklist: pitfalls).
+    text = _text(v3_bundle)
+    assert "When its thresholds were fixed" in text and "analysis version 3 has no completed validation study" in text
+    res = json.loads((v3_bundle / "results.json").read_text())
+    if any((r.get("competence_check") or {}).get("margin") is not None for r in res["references"]):
+        assert "has not been calibrated yet: it is provisional" in text
 
     def rows(**case: object) -> dict[str, str]:
         return dict(absences({**man, "case": {**man["case"], **case}}))
