@@ -239,3 +239,28 @@ def test_the_report_says_why_no_examiner_is_named_and_which_collection_it_holds(
     second = dict(absences(replayed))["A second, independent collection of the answers"]
     assert "replayed here from the evidence cache" in second
     assert json.loads((v3_bundle / "manifest.json").read_text())["case"]["demonstration"] is False
+
+
+def test_an_endpoint_report_shows_what_identifies_the_endpoint_and_when_it_drifted() -> None:
+    """The committed endpoint example: URL, the model requested and returned, the system fingerprint, the API version
+    (none sent), HTTP statuses and retries are read from its manifest and transcripts; a changed system fingerprint in
+    a later record is reported at that record (checklist: endpoint items)."""
+    from provenance.report.render import _read, endpoint_identity
+
+    bundle = Path(__file__).resolve().parent.parent / "reports" / "example" / "endpoint-p-smollm2-seq-full"
+    _, manifest, transcripts = _read(bundle)
+    (e,) = endpoint_identity(manifest, transcripts)
+    assert e["requested"] == "suspect" and e["returned"] == ["suspect"] and len(e["system_fingerprints"]) == 1
+    assert e["api_versions"] == [] and e["name_kind"] == "alias" and e["changed_at"] is None
+    assert e["requests"] > 200 and set(e["statuses"]) == {"200"} and e["retried"] == 0
+    assert "x-request-id" in e["headers"]
+    text = _text(bundle)
+    assert "what identifies it, and how its requests went" in text and e["system_fingerprints"][0] in text
+    # A later response that reports another system fingerprint: the first such record is named.
+    later = next(i for i, r in enumerate(transcripts) if (r.get("response") or {}).get("raw", {}).get("system_fingerprint")
+                 and r["probe_set"] == "next-token")
+    raw = transcripts[later]["response"]["raw"]
+    transcripts[later] = {**transcripts[later], "response": {**transcripts[later]["response"],
+                                                            "raw": {**raw, "system_fingerprint": "fp_other"}}}
+    (e2,) = endpoint_identity(manifest, transcripts)
+    assert e2["changed_at"] == transcripts[later]["probe_id"]

@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILaCFL3b+A/9opIVrsQAYt2icAAKI69tkfMJu/03T3mw",
-  "public_key_fingerprint": "SHA256:hW1wWfzZhpphSR04RfJPtkesOq8yiQ+xpvQwqCioNPg",
-  "signature": "lIa5X+dH/MzWplA1Ls0ycdg91UsFEgbClmDWiiKXa7zNezvrtHw7r8FnEhavvDFCDe6f/u5Kz3Oh3HaijF3fAQ==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHT0iL9opRR/Ng5jJueIYEsX+PeNXc8kuUKwSYoCeYW0",
+  "public_key_fingerprint": "SHA256:j152a/eRPuwq0O0ve7HE6xxfeYZjdmMhjvQ6dRPZ0Sc",
+  "signature": "P+Qg7965hdzsGSrJaxU2nWJ5wj5GxlamD7+uHf5fqmQnp6B2x1IKIMHaC/O9e9nuU54C5B1ESTDEm9t3HbSaAA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "fb93b984bd6297af093f5db4bfd4ac805b87ccc645de2e0444cadcb83e6c4f8a",
-  "signed_utc": "2026-12-01T05:50:13+00:00",
+  "signed_file_sha256": "a0d485d3ccd835312d3360ffe275840e7655d8aecf58c7cf4d1701bd5171f0d8",
+  "signed_utc": "2026-12-01T06:15:00+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
