@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHT0iL9opRR/Ng5jJueIYEsX+PeNXc8kuUKwSYoCeYW0",
-  "public_key_fingerprint": "SHA256:j152a/eRPuwq0O0ve7HE6xxfeYZjdmMhjvQ6dRPZ0Sc",
-  "signature": "uKJWTyVhbpekJRaZaprJoCaXoJNr3lNLnxou5n3vLexJp/y74h1vwYrOiqTAqkuYu3aZbBGEO6+N6lKfjo/3Bg==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICCRtI1reJpEYYIL6hSGaJUMBq62TVL9W5bf8lPzPekD",
+  "public_key_fingerprint": "SHA256:NDjtrXVWfOfDGKNjhLB26cTpb/rMt9ttVlb7pasg5Qc",
+  "signature": "iub0gVNhJmH2svxxclRtOawUqR4FGFmASj6NoeNSA1m7O63LwUAFRduxQJZnjX4MwmbGSqWZ4F7TBGHK1PesAw==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "8ff433a74eb1653c09abac6bf9c138b1951dd96f66426e60df8a99472113a06b",
-  "signed_utc": "2026-12-01T06:15:00+00:00",
+  "signed_file_sha256": "509d8a3832694f73dea3d7a8fabee61ac9e37c31cd8e8aef317450160a5c8f70",
+  "signed_utc": "2026-12-01T06:23:10+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }

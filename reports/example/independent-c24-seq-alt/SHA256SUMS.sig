@@ -1,11 +1,11 @@
 {
   "algorithm": "ed25519",
   "format": "provenance-signature/1",
-  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHT0iL9opRR/Ng5jJueIYEsX+PeNXc8kuUKwSYoCeYW0",
-  "public_key_fingerprint": "SHA256:j152a/eRPuwq0O0ve7HE6xxfeYZjdmMhjvQ6dRPZ0Sc",
-  "signature": "P+Qg7965hdzsGSrJaxU2nWJ5wj5GxlamD7+uHf5fqmQnp6B2x1IKIMHaC/O9e9nuU54C5B1ESTDEm9t3HbSaAA==",
+  "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICCRtI1reJpEYYIL6hSGaJUMBq62TVL9W5bf8lPzPekD",
+  "public_key_fingerprint": "SHA256:NDjtrXVWfOfDGKNjhLB26cTpb/rMt9ttVlb7pasg5Qc",
+  "signature": "M1D9gONaHzgpVXvCPP+oQF+36EkhjNuw1jXRUSs55KwDOuZC588sI1F1K7rrc3wg7ZXElALaKmOrwc1dVg8dAA==",
   "signed_file": "SHA256SUMS",
-  "signed_file_sha256": "a0d485d3ccd835312d3360ffe275840e7655d8aecf58c7cf4d1701bd5171f0d8",
-  "signed_utc": "2026-12-01T06:15:00+00:00",
+  "signed_file_sha256": "74381e0799b94a0154e0ba87c626bcfda2d070f38419cda3acf7b992e9352da9",
+  "signed_utc": "2026-12-01T06:23:10+00:00",
   "signer": "provenance maintainers (demo key, this run only)"
 }
