@@ -222,6 +222,12 @@ def test_the_report_says_why_no_examiner_is_named_and_which_collection_it_holds(
     # collected by this run, or replayed when another test collected the same fake models first (shared cache)
     assert "A second, independent collection of the answers the answers were collected once" in section
     assert "A trusted time-stamp on the thresholds" in section
+    # When the rule's thresholds were fixed, and that the competence margin is still uncalibrated (checklist: pitfalls).
+    text = _text(v3_bundle)
+    assert "When its thresholds were fixed" in text and "analysis version 3 has no completed validation study" in text
+    res = json.loads((v3_bundle / "results.json").read_text())
+    if any((r.get("competence_check") or {}).get("margin") is not None for r in res["references"]):
+        assert "has not been calibrated yet: it is provisional" in text
 
     def rows(**case: object) -> dict[str, str]:
         return dict(absences({**man, "case": {**man["case"], **case}}))
@@ -233,3 +239,28 @@ def test_the_report_says_why_no_examiner_is_named_and_which_collection_it_holds(
     second = dict(absences(replayed))["A second, independent collection of the answers"]
     assert "replayed here from the evidence cache" in second
     assert json.loads((v3_bundle / "manifest.json").read_text())["case"]["demonstration"] is False
+
+
+def test_an_endpoint_report_shows_what_identifies_the_endpoint_and_when_it_drifted() -> None:
+    """The committed endpoint example: URL, the model requested and returned, the system fingerprint, the API version
+    (none sent), HTTP statuses and retries are read from its manifest and transcripts; a changed system fingerprint in
+    a later record is reported at that record (checklist: endpoint items)."""
+    from provenance.report.render import _read, endpoint_identity
+
+    bundle = Path(__file__).resolve().parent.parent / "reports" / "example" / "endpoint-p-smollm2-seq-full"
+    _, manifest, transcripts = _read(bundle)
+    (e,) = endpoint_identity(manifest, transcripts)
+    assert e["requested"] == "suspect" and e["returned"] == ["suspect"] and len(e["system_fingerprints"]) == 1
+    assert e["api_versions"] == [] and e["name_kind"] == "alias" and e["changed_at"] is None
+    assert e["requests"] > 200 and set(e["statuses"]) == {"200"} and e["retried"] == 0
+    assert "x-request-id" in e["headers"]
+    text = _text(bundle)
+    assert "what identifies it, and how its requests went" in text and e["system_fingerprints"][0] in text
+    # A later response that reports another system fingerprint: the first such record is named.
+    later = next(i for i, r in enumerate(transcripts) if (r.get("response") or {}).get("raw", {}).get("system_fingerprint")
+                 and r["probe_set"] == "next-token")
+    raw = transcripts[later]["response"]["raw"]
+    transcripts[later] = {**transcripts[later], "response": {**transcripts[later]["response"],
+                                                            "raw": {**raw, "system_fingerprint": "fp_other"}}}
+    (e2,) = endpoint_identity(manifest, transcripts)
+    assert e2["changed_at"] == transcripts[later]["probe_id"]

@@ -182,6 +182,7 @@ def render_derived(bundle: Path) -> None:
         exhibit_tests_ran=exhibit_tests_ran(results), basis=scientific_basis(results),
         rerun={"command": audit_command(results, manifest), "panel": controls_panel(results), "panel_file": PANEL_FILE},
         tolerance=_verify_tolerance(), absences=absences(manifest), mc_interval=monte_carlo_interval,
+        endpoints=endpoint_identity(manifest, transcripts),
     )
     atomic_write_text(bundle / "report.html", html)
 
@@ -301,6 +302,43 @@ def _examiner_absence(case: dict[str, Any]) -> tuple[str, str] | None:
                 "none was given when the audit ran (provenance audit --examiner NAME --examiner-role ROLE); the "
                 "custody log's analysis row names the account that ran it")
     return None
+
+
+# Response headers that name an API version (kept by models/http.py when a server sends them).
+API_VERSION_HEADERS = ("api-version", "x-api-version", "openai-version", "anthropic-version")
+
+
+def endpoint_identity(manifest: dict[str, Any], transcripts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each endpoint model, what identifies it and how its requests went, read from the manifest and the
+    transcripts (the checklist's endpoint items): URL, the model requested and the ones returned, system fingerprints,
+    an API version if the server sent one, alias or dated name, HTTP statuses, retries, the headers kept, and the first
+    record at which the returned model or system fingerprint changed (None: never)."""
+    from collections import Counter
+
+    out = []
+    for m in manifest["models"]:
+        if m["kind"] != "http":
+            continue
+        recs = [r for r in transcripts if r.get("model") == m["spec"]]
+        raws = [(r, (r.get("response") or {}).get("raw") or {}) for r in recs]
+        http = [raw["http"] for _, raw in raws if isinstance(raw.get("http"), dict)]
+        seen = [(r["probe_id"], (raw.get("model"), raw.get("system_fingerprint"))) for r, raw in raws
+                if raw.get("model") is not None or raw.get("system_fingerprint") is not None]
+        change = next((pid for pid, ident in seen if ident != seen[0][1]), None) if seen else None
+        src, ep = m.get("source") or {}, m.get("endpoint") or {}
+        out.append({
+            "spec": m["spec"], "url": src.get("url") or m["spec"].partition("#")[0],
+            "requested": src.get("model") or m["spec"].partition("#")[2] or None,
+            "returned": ep.get("returned_models", []), "system_fingerprints": ep.get("system_fingerprints", []),
+            "api_versions": sorted({str(v) for h in http for k, v in (h.get("headers") or {}).items()
+                                    if k.lower() in API_VERSION_HEADERS}),
+            "name_kind": src.get("name_kind"), "requests": len(http),
+            "statuses": dict(sorted(Counter(str(h.get("status")) for h in http).items())),
+            "attempts": sum(int(h.get("attempts") or 1) for h in http),
+            "retried": sum(1 for h in http if int(h.get("attempts") or 1) > 1),
+            "headers": sorted({k for h in http for k in (h.get("headers") or {})}),
+            "identified_responses": len(seen), "changed_at": change})
+    return out
 
 
 def _model_rows(manifest: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
