@@ -184,8 +184,16 @@ def prepare(group: str) -> None:
                                         "truth": "distilled" if teacher == "smollm2" else "independent",
                                         "answers": n, "teacher": TEACHERS[teacher][0]}
     else:
-        _, slices, free, held = dose._prose()
-        read = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+        read, held = recorded_reads()
+        if dose.panel_available():  # where the panel is at hand, the recorded lists must be what it derives
+            _, slices, free, held_now = dose._prose()
+            derived = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+            if derived != read or held_now != held:
+                raise SystemExit("the matched panel's free slices are not those distill-dose.json recorded")
+        else:
+            from provenance.zoo.corpus import build_slices
+
+            slices, _ = build_slices(50_000)
 
         def prose_chat(ids: Sequence[str], first_prompt: int) -> list[list[int]]:
             flat = [t for sid in ids for t in tok(slices[sid], add_special_tokens=False)["input_ids"]]
@@ -200,6 +208,16 @@ def prepare(group: str) -> None:
                                     "slices": list(read[namesake]), "reads_as": namesake}
     dose._save(OUT / f"data-{group}", sets, plan)
     log(f"prepared {group}: {json.dumps(plan['tokens'])}")
+
+
+def recorded_reads() -> tuple[dict[str, list[str]], str]:
+    """The corpus slices T1-T6 and N1 read in distill_dose part (e) and its held-out validation slice, as
+    bench/results/distill-dose.json recorded them: what `dose._prose()` derives from the matched panel, for a machine
+    that has lost the panel (the chat controls read their namesakes' slices: the protocol above)."""
+    d = json.loads((HERE / "results" / "distill-dose.json").read_text())
+    read = {k: v["slices"] for k, v in d["training_e"]["plan"]["models"].items()}
+    read["N1"] = d["training_n"]["plan"]["models"]["N1"]["slices"]
+    return read, d["training"]["plan"]["models"]["P-large"]["held_out_slice"]
 
 
 def train(only: Sequence[str] = ()) -> None:

@@ -179,6 +179,16 @@ def sample_answers(n_prompts: int = 24_000, chunk: int = 128) -> None:
 
 # -- prepare (here) -------------------------------------------------------------------------------------------------
 
+def panel_available() -> bool:
+    """Whether the matched panel that `_panel_slices` reads is on this machine (bench/v3_no_controls.py builds it)."""
+    import v3_no_controls as v3
+
+    try:
+        return v3.matched_panel(CACHE / "bench-v3-no-controls").is_file()
+    except Exception:  # noqa: BLE001 - a missing or unreadable panel directory is "not available"
+        return False
+
+
 def _panel_slices() -> set[str]:
     """The corpus slices the panel's public-text controls read (their notes name them)."""
     import v3_no_controls as v3
