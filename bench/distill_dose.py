@@ -185,7 +185,7 @@ def panel_available() -> bool:
 
     try:
         return v3.matched_panel(CACHE / "bench-v3-no-controls").is_file()
-    except Exception:  # noqa: BLE001 - a missing or unreadable panel directory is "not available"
+    except (OSError, ValueError, KeyError, StopIteration):  # no bundle, or one that names no panel: not available
         return False
 
 

@@ -178,9 +178,10 @@ def main() -> None:
     write_recipes(zoo, labels)  # hidden files: fingerprints, and so the study's cached evidence, are unchanged
     source = args.cases or zoo / "cases.json"
     if source.suffix == ".jsonl":
+        from provenance.study.outputs import read_rows
         from provenance.zoo.cases import cases_from_rows
 
-        cases = cases_from_rows(source, labels)["cases"]
+        cases = cases_from_rows(read_rows(source), labels)["cases"]
     else:
         cases = json.loads(source.read_text())["cases"]
     picked = pick(cases)

@@ -531,6 +531,7 @@ def test_a_study_refuses_a_case_list_redrawn_under_the_same_ids(fake_zoo: Path, 
 def test_a_case_list_rebuilt_from_rows_names_the_tuples_the_rows_ran(fake_zoo: Path, tmp_path: Path) -> None:
     """cases_from_rows: each case id's suspect, reference and controls as the rows recorded them, the models' entries
     from labels; a case with a model the labels lack (a partial build) is left out and counted."""
+    from provenance.study.outputs import read_rows
     from provenance.study.run import StudyConfig, case_tuple, run_study
     from provenance.zoo.cases import cases_from_rows
 
@@ -538,11 +539,12 @@ def test_a_case_list_rebuilt_from_rows_names_the_tuples_the_rows_ran(fake_zoo: P
     run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("text",), progress=False))
     drawn = json.loads((fake_zoo / "cases.json").read_text())["cases"]
     models = {m["id"]: m for c in drawn for m in [c["suspect"], c["reference"], *c["controls"]]}
-    got = cases_from_rows(out / "rows.jsonl", {"models": list(models.values())})
+    got = cases_from_rows(read_rows(out / "rows.jsonl"), {"models": list(models.values())})
     assert got["left_out_partial_build"] == 0
     assert {c["id"]: case_tuple(c) for c in got["cases"]} == {c["id"]: case_tuple(c) for c in drawn}
     assert all(c["type"] in ("null", "related") and c["families"] for c in got["cases"])
-    partial = cases_from_rows(out / "rows.jsonl", {"models": [m for i, m in models.items() if i != "f0/root"]})
+    partial = cases_from_rows(read_rows(out / "rows.jsonl"),
+                              {"models": [m for i, m in models.items() if i != "f0/root"]})
     uses_f0 = [c for c in drawn if "f0/root" in (case_tuple(c)[0], case_tuple(c)[1], *case_tuple(c)[2])]
     assert uses_f0 and partial["left_out_partial_build"] == len(uses_f0)
     assert len(partial["cases"]) + partial["left_out_partial_build"] == len(drawn)

@@ -63,14 +63,11 @@ def case_tuple(case: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
 
 def row_tuples(rows_path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     """Each case id's tuple as a study's rows recorded it (the first row of each case; cut lines are skipped)."""
+    from provenance.study.outputs import read_rows  # outputs imports this module
+
     out: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-    if Path(rows_path).is_file():
-        for line in Path(rows_path).read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            out.setdefault(r["case"], (r["suspect"], r["reference"], tuple(r["controls"])))
+    for r in read_rows(rows_path) if Path(rows_path).is_file() else []:
+        out.setdefault(r["case"], (r["suspect"], r["reference"], tuple(r["controls"])))
     return out
 
 

@@ -9,8 +9,6 @@ rates can carry family-cluster bootstrap intervals. Families are drawn least-use
 
 from __future__ import annotations
 
-import json
-
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -335,35 +333,35 @@ def case_sources(labels: dict[str, Any], case: dict[str, Any], n: int = 2) -> li
              and fams[m["family"]]["kind"] == fams[rf]["kind"]
              and not set(fams[m["family"]].get("slices") or []) & ref_slices]
     roots.sort(key=lambda m: hashlib.sha256(f"{case['id']}|{m['id']}".encode()).hexdigest())
-    return [_ref(m) | ({"path": m["path"]} if m.get("path") else {}) for m in roots[:n]]
+    return [_located(m) for m in roots[:n]]
 
 
-def cases_from_rows(rows_path: Path, labels: dict[str, Any]) -> dict[str, Any]:
-    """A case list rebuilt from a study's rows: each case id with the suspect, reference and controls its rows recorded
-    (in their order), the models' entries taken from `labels` (a zoo's labels.json). To audit a study's cases tuple for
-    tuple on another build of the zoo, whose own draw names other tuples under the same ids (docs/study-protocol-v3.md,
-    amendment 4). Cases with a model that `labels` lacks (a partial build) are left out and counted."""
+def _located(m: dict[str, Any]) -> dict[str, Any]:
+    """A labels entry as a case names a model, with its directory relative to the zoo where it has one."""
+    return _ref(m) | ({"path": m["path"]} if m.get("path") else {})
+
+
+def cases_from_rows(rows: Sequence[dict[str, Any]], labels: dict[str, Any]) -> dict[str, Any]:
+    """A case list rebuilt from a study's rows (`study.outputs.read_rows`): each case id with the suspect, reference
+    and controls its first row recorded (in their order), the models' entries taken from `labels` (a zoo's
+    labels.json). To audit a study's cases tuple for tuple on another build of the zoo, whose own draw names other
+    tuples under the same ids (docs/study-protocol-v3.md, amendment 4). Cases with a model that `labels` lacks (a
+    partial build) are left out and counted."""
     by_id = {m["id"]: m for m in labels["models"]}
-    cases: dict[str, dict[str, Any]] = {}
-    missing = 0
-    for line in Path(rows_path).read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r["case"] in cases:
-            continue
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault(r["case"], r)
+    cases, missing = [], 0
+    for cid, r in first.items():
         ids = [r["suspect"], r["reference"], *r["controls"]]
         if not all(i in by_id for i in ids):
             missing += 1
-            cases[r["case"]] = {}
             continue
-        m = [_ref(by_id[i]) | ({"path": by_id[i]["path"]} if by_id[i].get("path") else {}) for i in ids]
-        cases[r["case"]] = {"id": r["case"], "type": r["type"], "split": r["split"], "design": r.get("design"),
-                            "relation_kind": r.get("relation_kind"), "truth": r.get("truth"), "tags": r.get("tags", []),
-                            "families": r["families"], "suspect": m[0], "reference": m[1], "controls": m[2:]}
-    return {"schema": "provenance-cases-from-rows/1", "rows": str(rows_path), "left_out_partial_build": missing,
-            "cases": [c for c in cases.values() if c]}
+        m = [_located(by_id[i]) for i in ids]
+        cases.append({"id": cid, "type": r["type"], "split": r["split"], "design": r.get("design"),
+                      "relation_kind": r.get("relation_kind"), "truth": r.get("truth"), "tags": r.get("tags", []),
+                      "families": r["families"], "suspect": m[0], "reference": m[1], "controls": m[2:]})
+    return {"schema": "provenance-cases-from-rows/1", "left_out_partial_build": missing, "cases": cases}
 
 
 def resolve_spec(zoo_dir: Path, model: dict[str, Any]) -> str:
