@@ -126,14 +126,6 @@ def built(zoo: Path, case: Mapping[str, Any]) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def cases_sha256(zoo: Path) -> str:
-    """The SHA-256 of the zoo's cases.json, read once per process."""
-    from provenance.fsutil import sha256_file
-
-    return sha256_file(Path(zoo) / "cases.json")
-
-
-@functools.lru_cache(maxsize=4)
 def zoo_labels(zoo: Path) -> dict[str, Any]:
     """A zoo's labels.json, read once per process (every version-3 case picks its comparison sources from it)."""
     return json.loads((Path(zoo) / "labels.json").read_text())
@@ -170,8 +162,8 @@ def _plans(budget: int, sets: Mapping[str, Any], version: int = ANALYSIS_VERSION
     return plans, likelihood_plan(budget, sets["instructions"], version), ProbePlan(sets["yardstick"], None, "yardstick")
 
 
-def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any], todo: set[tuple[int, str]]
-              ) -> Iterator[dict[str, Any]]:
+def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any], todo: set[tuple[int, str]],
+              cases_hash: str | None = None) -> Iterator[dict[str, Any]]:
     """Collect the case's evidence once at the largest budget (every smaller plan is a prefix of it, so the answers
     are the ones a smaller audit would have got), then evaluate each (budget, access) still to do."""
     zoo = Path(cfg.zoo)
@@ -187,7 +179,7 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
                               {resolve_spec(zoo, m): m["family"] for m in picked})
     # Which build of the zoo the row measured (protocol v3, amendment 4): a rebuild trains other weights under the
     # same names, so each model's fingerprint (the hash of its files) goes in the row, with the case list's hash.
-    build = {"cases_sha256": cases_sha256(zoo), "fingerprints": {
+    build = {"cases_sha256": cases_hash, "fingerprints": {
         "suspect": resolved[s].fingerprint, "reference": resolved[r].fingerprint,
         "controls": [resolved[c].fingerprint for c in ctrl]}}
     top = max(b for b, _ in todo)
@@ -318,6 +310,9 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         raise InputError(f"{rows_path} holds rows of analysis version {other}; give version "
                          f"{cfg.analysis_version}'s study its own --out")
     done = done_keys(rows_path)
+    from provenance.fsutil import sha256_file
+
+    cases_hash = sha256_file(Path(cfg.zoo) / "cases.json")  # the list these rows come from (amendment 4), hashed now
     names = {"continuation": "continuation", "next-token": "next-token", "identity": "identity",
              "instructions": cfg.likelihood_set, "yardstick": "yardstick"}
     sets = {k: load_probes(v) for k, v in names.items()}
@@ -337,7 +332,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
             else:
                 written: set[tuple[int, str]] = set()
                 try:
-                    for r in case_rows(case, cfg, sets, todo):
+                    for r in case_rows(case, cfg, sets, todo, cases_hash):
                         append_line(rows_path, json.dumps(r, sort_keys=True))
                         written.add((r["budget"], r["access"]))
                 except (KeyboardInterrupt, MemoryError):
