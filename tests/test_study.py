@@ -548,3 +548,36 @@ def test_a_case_list_rebuilt_from_rows_names_the_tuples_the_rows_ran(fake_zoo: P
     uses_f0 = [c for c in drawn if "f0/root" in (case_tuple(c)[0], case_tuple(c)[1], *case_tuple(c)[2])]
     assert uses_f0 and partial["left_out_partial_build"] == len(uses_f0)
     assert len(partial["cases"]) + partial["left_out_partial_build"] == len(drawn)
+
+
+def test_a_study_resumed_on_another_build_of_the_zoo_is_refused(fake_zoo: Path, tmp_path: Path) -> None:
+    """Protocol v3, amendment 5: a study that spans machines resumes only where the rebuild reproduces the weights.
+    Every built model's fingerprint is pinned beside the rows when the study starts; a zoo whose model has other files
+    under a pinned name stops the resume (and --same-cases-as) with one line, exit 2; the same files rebuilt (new
+    mtimes, a build time in the hidden .build.json) pass."""
+    from provenance.study.run import FINGERPRINTS_FILE, BuildMismatch, StudyConfig, run_study
+    from tests.clirun import run_cli
+
+    models = []
+    for mid in ("c00/root", "c00/seq-full"):
+        d = fake_zoo / "families" / mid
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+        (d / "model.safetensors").write_bytes(mid.encode())
+        (d / ".complete").write_text("built")
+        models.append({"id": mid, "path": f"families/{mid}"})
+    (fake_zoo / "labels.json").write_text(json.dumps({"models": models + [{"id": "p-smollm2/root", "path": None}]}))
+    out = tmp_path / "study"
+    run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("text",), progress=False))
+    pinned = json.loads((out / FINGERPRINTS_FILE).read_text())
+    assert set(pinned["models"]) == {"c00/root", "c00/seq-full"} and pinned["machine"]["cpu_capability"]
+    seq = fake_zoo / "families" / "c00" / "seq-full"
+    (seq / "model.safetensors").write_bytes(b"other weights")  # retrained elsewhere: same name, other model
+    with pytest.raises(BuildMismatch, match="1 of the 2 models in both have other files"):
+        run_study(StudyConfig(fake_zoo, out, budgets=(40, 60), access=("text",), progress=False))
+    proc = run_cli("validate", "--zoo", str(fake_zoo), "--out", str(tmp_path / "new"), "--budgets", "40",
+                   "--access", "text", "--same-cases-as", str(out / "rows.jsonl"), "--no-progress")
+    assert proc.returncode == 2 and "c00/seq-full" in proc.stderr and "Traceback" not in proc.stderr
+    (seq / "model.safetensors").write_bytes(b"c00/seq-full")  # the same bytes again
+    (seq / ".build.json").write_text('{"seconds": 12.5}')
+    assert run_study(StudyConfig(fake_zoo, out, budgets=(40, 60), access=("text",), progress=False))["ran"] == 3

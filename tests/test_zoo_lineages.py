@@ -263,3 +263,45 @@ def test_a_fresh_corpus_plans_as_its_frozen_copy_does() -> None:
     frozen = json.loads(json.dumps(fresh, sort_keys=True))  # as ensure_corpus writes slices.json and reads it back
     assert list(fresh) == list(frozen)
     assert plan_hashes(make_plan(spec, list(fresh), None, 0)) == plan_hashes(make_plan(spec, list(frozen), None, 0))
+
+
+def test_build_time_moves_out_of_lineage_json(tmp_path: Path) -> None:
+    """A build time written by an older version into lineage.json moves to the hidden .build.json: the model's
+    fingerprint (non-hidden files) no longer depends on how long the machine took."""
+    from provenance.models import fingerprint as fp
+    from provenance.zoo.lineages import BUILD_FILE, build_seconds, split_build_time
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "lineage.json").write_text(json.dumps({"id": "c00/root", "plan_sha256": "ab", "seconds": 40.6}))
+    other = tmp_path.parent / (tmp_path.name + "-again")
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"weights")
+    (other / "lineage.json").write_text(json.dumps({"id": "c00/root", "plan_sha256": "ab", "seconds": 55.1}))
+    assert fp.combine(fp.directory_files(tmp_path)) != fp.combine(fp.directory_files(other))
+    for d in (tmp_path, other):
+        split_build_time(d)
+        split_build_time(d)  # idempotent
+        assert "seconds" not in json.loads((d / "lineage.json").read_text()) and (d / BUILD_FILE).is_file()
+    assert build_seconds(tmp_path) == 40.6 and build_seconds(other) == 55.1
+    assert fp.combine(fp.directory_files(tmp_path)) == fp.combine(fp.directory_files(other))
+
+
+@requires_models
+@pytest.mark.slow
+def test_a_rebuild_trains_the_same_weights(tiny: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The build is deterministic from the plan's seed on one machine: a family rebuilt in another directory has, model
+    for model, the first build's fingerprint (what a study resumed on a rebuilt zoo checks; protocol v3, amendment 5)."""
+    from provenance.models import fingerprint as fp
+    from provenance.zoo.lineages import model_dir
+
+    out, _ = tiny
+    again = tmp_path / "again"
+    build_lineages(again, "tiny", progress=False, only=["c00"])
+    labels = json.loads((out / "labels.json").read_text())
+    ids = [m["id"] for m in labels["models"] if m["family"] == "c00" and m["path"]
+           and (again / m["path"] / ".complete").is_file()]
+    assert len(ids) >= 5, ids
+    for mid in ids:
+        a, b = model_dir(out, mid), model_dir(again, mid)
+        assert "seconds" not in json.loads((b / "lineage.json").read_text())
+        assert fp.combine(fp.directory_files(a)) == fp.combine(fp.directory_files(b)), mid

@@ -105,6 +105,74 @@ def pin_case_list(zoo: Path, out: Path) -> None:
                 "(docs/study-protocol-v3.md, amendment 4)"})
 
 
+class BuildMismatch(InputError):
+    """The zoo on this machine is not the build a study's rows were measured on (another model under a pinned name)."""
+
+
+FINGERPRINTS_FILE = "fingerprints.json"
+
+
+def machine_info() -> dict[str, Any]:
+    """What decides whether a rebuild trains the same weights: the CPU's vector unit as torch dispatches to it (the
+    2026-12-01 rebuilds on two machines differed), torch's version and the platform."""
+    import platform
+
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "processor": platform.processor() or None}
+
+
+def zoo_fingerprints(zoo: Path) -> dict[str, str]:
+    """Every finished zoo-trained model's fingerprint (the hash of its non-hidden files, as an audit resolves it), by
+    model id. Packaged models are pinned by their package versions instead (scripts/setup.sh)."""
+    from provenance.models import fingerprint as fp
+    from provenance.zoo.train import is_complete
+
+    out: dict[str, str] = {}
+    if not (Path(zoo) / "labels.json").is_file():  # a hand-made case list of fake or packaged models: nothing built
+        return out
+    for m in zoo_labels(Path(zoo))["models"]:
+        if m.get("path") and is_complete(Path(zoo) / m["path"]):
+            out[m["id"]] = fp.combine(fp.directory_files(Path(zoo) / m["path"]))
+    return out
+
+
+def pinned_fingerprints(out: Path) -> dict[str, str]:
+    f = Path(out) / FINGERPRINTS_FILE
+    return json.loads(f.read_text())["models"] if f.is_file() else {}
+
+
+def check_fingerprints(pinned: Mapping[str, str], current: Mapping[str, str], what: str) -> None:
+    """Refuse (BuildMismatch) when a model both name has other files now: rows from two builds under one name would
+    pool two models (protocol v3, amendment 5: a study spans machines only where a rebuild reproduces the weights)."""
+    differ = sorted(k for k in current if k in pinned and pinned[k] != current[k])
+    if differ:
+        raise BuildMismatch(f"the zoo here is not the build {what} ran on: {len(differ)} of the "
+                            f"{sum(1 for k in current if k in pinned)} models in both have other files (first: "
+                            f"{differ[0]}); this machine trained other weights. Resume on a machine whose rebuild "
+                            "reproduces the pinned fingerprints, or start a new study in a new --out")
+
+
+def pin_fingerprints(zoo: Path, out: Path, same_cases_as: Sequence[Path] = ()) -> None:
+    """Pin every zoo model's fingerprint beside the rows when a study starts; on a resume (or beside rows this study
+    must share cases with) check the zoo against the pins first. Models built since the pin are added."""
+    from provenance.fsutil import atomic_write_json
+
+    current = zoo_fingerprints(zoo)
+    for other in same_cases_as:
+        check_fingerprints(pinned_fingerprints(Path(other).parent), current, str(other))
+    pinned = pinned_fingerprints(out)
+    check_fingerprints(pinned, current, f"this study's own rows ({Path(out) / 'rows.jsonl'})")
+    if pinned and set(current) <= set(pinned):
+        return
+    atomic_write_json(Path(out) / FINGERPRINTS_FILE, {
+        "schema": "provenance-zoo-fingerprints/1", "machine": machine_info(),
+        "note": "each zoo model's fingerprint when this study started (docs/study-protocol-v3.md, amendment 5); a "
+                "resume on a zoo with other files under these names is refused",
+        "models": {**current, **pinned}})
+
+
 def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
     """The cases to run, in the run order: a seeded shuffle of the case list (protocol amendment 1), so that the
     cases finished at any moment are a random sample of all of them, null and related alike."""
@@ -163,7 +231,7 @@ def _plans(budget: int, sets: Mapping[str, Any], version: int = ANALYSIS_VERSION
 
 
 def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any], todo: set[tuple[int, str]],
-              cases_hash: str | None = None) -> Iterator[dict[str, Any]]:
+              cases_hash: str | None = None, pinned: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
     """Collect the case's evidence once at the largest budget (every smaller plan is a prefix of it, so the answers
     are the ones a smaller audit would have got), then evaluate each (budget, access) still to do."""
     zoo = Path(cfg.zoo)
@@ -182,6 +250,9 @@ def case_rows(case: Mapping[str, Any], cfg: StudyConfig, sets: Mapping[str, Any]
     build = {"cases_sha256": cases_hash, "fingerprints": {
         "suspect": resolved[s].fingerprint, "reference": resolved[r].fingerprint,
         "controls": [resolved[c].fingerprint for c in ctrl]}}
+    ids = [case["suspect"]["id"], case["reference"]["id"], *(c["id"] for c in case["controls"])]
+    check_fingerprints(pinned or {}, {i: resolved[k].fingerprint for i, k in zip(ids, [s, r, *ctrl])},
+                       "this study's rows")  # a model swapped after the start (a rebuild while the study runs)
     top = max(b for b, _ in todo)
     plans, ll, yard = _plans(top, sets, version)
     t0 = time.time()
@@ -277,6 +348,7 @@ def guard_case_list(cfg: StudyConfig, every: Sequence[Mapping[str, Any]]) -> Non
     check_same_cases(every, out / "rows.jsonl", f"this study's own rows ({out / 'rows.jsonl'})")  # a redrawn list
     out.mkdir(parents=True, exist_ok=True)
     pin_case_list(Path(cfg.zoo), out)
+    pin_fingerprints(Path(cfg.zoo), out, [Path(p) for p in cfg.same_cases_as])
 
 
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
@@ -313,6 +385,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     from provenance.fsutil import sha256_file
 
     cases_hash = sha256_file(Path(cfg.zoo) / "cases.json")  # the list these rows come from (amendment 4), hashed now
+    pinned = pinned_fingerprints(out)
     names = {"continuation": "continuation", "next-token": "next-token", "identity": "identity",
              "instructions": cfg.likelihood_set, "yardstick": "yardstick"}
     sets = {k: load_probes(v) for k, v in names.items()}
@@ -332,10 +405,10 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
             else:
                 written: set[tuple[int, str]] = set()
                 try:
-                    for r in case_rows(case, cfg, sets, todo, cases_hash):
+                    for r in case_rows(case, cfg, sets, todo, cases_hash, pinned):
                         append_line(rows_path, json.dumps(r, sort_keys=True))
                         written.add((r["budget"], r["access"]))
-                except (KeyboardInterrupt, MemoryError):
+                except (KeyboardInterrupt, MemoryError, BuildMismatch):  # another build: stop, never an error row
                     raise
                 except Exception as exc:  # noqa: BLE001 - one broken model must not stop a study of hundreds
                     # Recorded, never dropped: an error row counts as "not flagged" (protocol, section 6). Only for

@@ -497,6 +497,30 @@ def _is_done(out: Path, m: ModelPlan, hashes: Mapping[str, str]) -> bool:
     return not meta.is_file() or json.loads(meta.read_text()).get("plan_sha256") in (None, hashes[m.id])
 
 
+# How long a model took to build is a fact about the machine, not the model: it lives in a hidden file (not part of the
+# directory's fingerprint), so a rebuild that trains the same weights gets the same fingerprint (protocol v3,
+# amendment 5: a study resumed on a rebuilt zoo checks every model's fingerprint against the one it started on).
+BUILD_FILE = ".build.json"
+
+
+def split_build_time(d: Path) -> None:
+    """Move a build time that an older version wrote into lineage.json out to `.build.json` (content unchanged)."""
+    meta = d / "lineage.json"
+    if not meta.is_file():
+        return
+    info = json.loads(meta.read_text())
+    if "seconds" not in info:
+        return
+    if not (d / BUILD_FILE).is_file():
+        atomic_write_json(d / BUILD_FILE, {"seconds": info["seconds"]})
+    atomic_write_json(meta, {k: v for k, v in info.items() if k != "seconds"})
+
+
+def build_seconds(d: Path) -> float | None:
+    f = d / BUILD_FILE
+    return json.loads(f.read_text()).get("seconds") if f.is_file() else None
+
+
 def _samples_current(out: Path, family: str, root_hash: str) -> bool:
     """The family's answers were sampled from the root as planned now (`samples.json` plus its root's hash)."""
     meta = model_dir(out, family) / "samples.meta.json"
@@ -579,6 +603,7 @@ class _Ctx:
         """Build `m` unless it is already complete; returns 1 when something was trained or written."""
         if _is_done(self.out, m, self.hashes):
             d = model_dir(self.out, m.family if m.kind == "packaged-teacher" else m.id)
+            split_build_time(d)
             if not (d / "lineage.json").is_file():  # built as a by-product of a sibling (zoo/build.py's derivatives)
                 import torch
                 from transformers import AutoModelForCausalLM
@@ -696,7 +721,8 @@ class _Ctx:
     def _meta(self, m: ModelPlan, t0: float, info: dict[str, Any], seconds: float | None = -1.0) -> None:
         d = model_dir(self.out, m.family if m.kind == "packaged-teacher" else m.id)
         took = round(time.time() - t0, 1) if seconds == -1.0 else seconds
-        atomic_write_json(d / "lineage.json", {"id": m.id, "plan_sha256": self.hashes[m.id], "seconds": took, **info})
+        atomic_write_json(d / BUILD_FILE, {"seconds": took})  # first: lineage.json's presence marks the meta written
+        atomic_write_json(d / "lineage.json", {"id": m.id, "plan_sha256": self.hashes[m.id], **info})
 
 
 def write_labels(ctx: _Ctx) -> dict[str, Any]:
@@ -706,7 +732,8 @@ def write_labels(ctx: _Ctx) -> dict[str, Any]:
         if not _is_done(ctx.out, m, ctx.hashes):
             return None
         d = model_dir(ctx.out, m.family if m.kind == "packaged-teacher" else m.id)
-        return json.loads((d / "lineage.json").read_text()) if (d / "lineage.json").is_file() else {}
+        meta = json.loads((d / "lineage.json").read_text()) if (d / "lineage.json").is_file() else {}
+        return {"seconds": build_seconds(d), **meta}  # an older lineage.json's own seconds win (not yet split)
 
     corpus = {k: v for k, v in ctx.corpus.manifest.items() if k not in ("keep", "slices")}
     labels = labels_from_plan(ctx.out, ctx.spec, ctx.seed, ctx.fams, corpus, list(ctx.corpus.slices), meta_of)
