@@ -97,3 +97,26 @@ def test_competence_calibration_counts_would_be_flags_by_distance_band_and_decid
                  distances(near))
     assert o["competence_calibration"]["logits"]["null_let_through"]["n"] == 1
     assert "Amendment 3" in markdown(o) and "not met" in markdown(o)
+
+
+def test_reproduction_compares_each_family_p_case_for_case() -> None:
+    """Protocol v3, amendment 5: two arms on one build give the same p for every family the likelihood prompts do not
+    touch; a rebuild's other weights give other values, and they are counted (no verdict or truth is read)."""
+    from provenance.study.reproduce import compare
+
+    def r(case: str, access: str, **ps: float | None) -> dict:
+        return {"case": case, "budget": 200, "access": access, "tests": {f: {"p": p} for f, p in ps.items()}}
+
+    a = [r("null-dev-0001", "weights", output_agreement=0.3, weight_alignment=0.5, capable_likelihood=0.2),
+         r("null-dev-0002", "weights", output_agreement=0.01, weight_alignment=None, capable_likelihood=0.9),
+         r("null-dev-0003", "weights", output_agreement=0.4, weight_alignment=0.2)]
+    b = [r("null-dev-0001", "weights", output_agreement=0.3 * (1 + 1e-12), weight_alignment=0.5, capable_likelihood=0.7),
+         r("null-dev-0002", "weights", output_agreement=0.02, weight_alignment=None, capable_likelihood=0.9)]
+    got = compare(a, b, ["output_agreement", "weight_alignment"])
+    assert got["cases"] == 2 and got["rows"] == 2 and not got["all_same"]
+    assert got["families"]["output_agreement"] == {"compared": 2, "same": 1}
+    assert got["families"]["weight_alignment"] == {"compared": 2, "same": 2}
+    assert got["first_differences"] == [{"case": "null-dev-0002", "budget": 200, "access": "weights",
+                                         "family": "output_agreement", "a": 0.01, "b": 0.02}]
+    assert compare(a[:1], b[:1], ["output_agreement", "weight_alignment"])["all_same"]
+    assert not compare(a[2:], b, ["output_agreement"])["all_same"]  # nothing in common proves nothing
