@@ -985,14 +985,24 @@ def zoo_build(size: str, out: Path | None, no_progress: bool) -> None:
 @click.option("--cases-only", is_flag=True, help="Only redraw cases.json from the labels.json there (a partial build too).")
 @click.option("--only", default=None, metavar="FAMILIES",
               help="Only these families (comma-separated ids), for one builder per core; finish with a run without it.")
+@click.option("--models", "models_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Only the model ids listed in FILE (one per line) and what they are made from: the part of the zoo "
+                   "a study needs (draws no cases).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int, threads: int, dry_run: bool,
-                 cases_only: bool, only: str | None, no_progress: bool) -> None:
+                 cases_only: bool, only: str | None, no_progress: bool, models_file: Path | None = None) -> None:
     """Many independent lineage families with ground truth: labels.json and the study's cases.json (resumable)."""
+    from provenance.errors import InputError
     from provenance.zoo.lineages import build_lineages
 
+    models = None
+    if models_file is not None:
+        if not models_file.is_file():
+            raise InputError(f"--models: no such file {models_file}")
+        models = [x.strip() for x in models_file.read_text().splitlines() if x.strip() and not x.startswith("#")]
     res = build_lineages(out, preset, families, seed=seed, progress=not no_progress, threads=threads, dry_run=dry_run,
-                         cases_only=cases_only, only=[f.strip() for f in only.split(",") if f.strip()] if only else None)
+                         cases_only=cases_only, only=[f.strip() for f in only.split(",") if f.strip()] if only else None,
+                         models=models)
     if dry_run:
         for f in res["per_family"]:
             click.echo(f"{f['family']:<10} {f['split']:<8} {f['models']:>3} models  ~{f['minutes']:>5.1f} min  root {f['root']}")
@@ -1002,7 +1012,7 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
     s = res["summary"]
     click.echo(f"lineage zoo: {res['models']} models ({res['trained']} built now, complete: {res['complete']}) in {res['out']}")
     if only:
-        click.echo("cases.json not redrawn (--only): run once without --only when every builder has finished")
+        click.echo("cases.json not redrawn (--only or --models): run once without them when every builder has finished")
     else:
         click.echo(f"cases.json: {s['null']} null and {s['related']} related cases over {s['families_in_null']} families")
 
@@ -1017,6 +1027,10 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
               help="Access levels of the suspect, comma-separated (weights, logits, top_k, text).")
 @click.option("--split", type=click.Choice(["all", "dev", "heldout"]), default="all", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N cases of the run order (a seeded shuffle of the case list: a random sample, a quick look).")
+@click.option("--kinds", default="null,related", show_default=True, help="Case types, comma-separated (null, related).")
+@click.option("--relation-kinds", default=None, metavar="KINDS",
+              help="Only related cases of these relation kinds, comma-separated (for example "
+                   "sequence,sequence-10pct,sequence-alt,mix: a stage of a study).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes, each on every N-th case (one per core; they share the evidence cache).")
 @click.option("--analysis", "analysis_version", type=click.IntRange(2, 3), default=2, show_default=True, metavar="N",
@@ -1035,7 +1049,8 @@ def zoo_lineages(preset: str, families: int | None, out: Path | None, seed: int,
 def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: str, limit: int | None,
              workers: int, summarize_only: bool, write_record: bool, as_json: bool, no_progress: bool,
              analysis_version: int = 2, likelihood_probes: str = "instructions",
-             same_cases_as: tuple[Path, ...] = ()) -> None:
+             same_cases_as: tuple[Path, ...] = (), kinds: str = "null,related",
+             relation_kinds: str | None = None) -> None:
     """The validation study: every case of a lineage zoo at each budget and access level (resumable, hours).
 
     Protocol: docs/study-protocol.md. Each (case, budget, access) is one line of rows.jsonl with every raw p-value;
@@ -1056,6 +1071,10 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
     bad = [a for a in al if a not in ACCESS_LEVELS]
     if bad:
         raise InputError(f"unknown access level {bad[0]!r} (choose from {', '.join(ACCESS_LEVELS)})")
+    kl = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    if not kl or set(kl) - {"null", "related"}:
+        raise InputError(f"--kinds takes null and/or related, not {kinds!r}")
+    rk = tuple(k.strip() for k in relation_kinds.split(",") if k.strip()) if relation_kinds else None
     res: dict[str, Any] = {}
     if not summarize_only:
         if analysis_version != 2 and out == Path("reports/validation/v2"):
@@ -1063,7 +1082,8 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
                              "rows)")
         res = run_study(StudyConfig(zoo_path, out, bl, al, split, limit=limit, progress=not no_progress,
                                     workers=workers, analysis_version=analysis_version,
-                                    likelihood_set=likelihood_probes, same_cases_as=same_cases_as))
+                                    likelihood_set=likelihood_probes, same_cases_as=same_cases_as, kinds=kl,
+                                    relation_kinds=rk))
     res.update(write_outputs(out, zoo_path, write_record))
     if as_json:
         click.echo(_dump(res))

@@ -581,3 +581,47 @@ def test_a_study_resumed_on_another_build_of_the_zoo_is_refused(fake_zoo: Path, 
     (seq / "model.safetensors").write_bytes(b"c00/seq-full")  # the same bytes again
     (seq / ".build.json").write_text('{"seconds": 12.5}')
     assert run_study(StudyConfig(fake_zoo, out, budgets=(40, 60), access=("text",), progress=False))["ran"] == 3
+
+
+def test_a_stage_of_a_study_runs_only_its_cases(fake_zoo: Path, tmp_path: Path) -> None:
+    """--kinds and --relation-kinds select a stage (protocol v3, amendment 5: the dev split's sequence-level students
+    first); a bad --kinds is one line, exit 2."""
+    from provenance.study.run import StudyConfig, run_study
+    from tests.clirun import run_cli
+
+    res = run_study(StudyConfig(fake_zoo, tmp_path / "a", budgets=(40,), access=("text",), progress=False,
+                                kinds=("related",), relation_kinds=("sequence", "mix")))
+    assert res["cases"] == 1 and res["ran"] == 1
+    assert run_study(StudyConfig(fake_zoo, tmp_path / "b", budgets=(40,), access=("text",), progress=False,
+                                 kinds=("related",), relation_kinds=("logit",)))["cases"] == 0
+    proc = run_cli("validate", "--zoo", str(fake_zoo), "--out", str(tmp_path / "c"), "--kinds", "nul",
+                   "--no-progress")
+    assert proc.returncode == 2 and "--kinds" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_view_of_the_continuation_arm_gives_its_cases_the_sources_it_recorded(tmp_path: Path) -> None:
+    """scripts/study_view.py (protocol v3, amendment 5): the committed continuation arm's 771 cases rebuilt from its
+    rows over the plan's labels, and each case's comparison sources chosen as the arm's rows recorded them (none
+    differ), so that a partial rebuild can run the other arm on the same cases."""
+    import subprocess
+    import sys
+
+    zoo = tmp_path / "zoo"
+    (zoo / "corpus").mkdir(parents=True)
+    (zoo / "families").mkdir()
+    ids = [f"{s}-{i:03d}" for s, n in (("debref", 4), ("jargon", 20), ("pydocs", 70), ("pytopics", 4), ("stdlib", 13))
+           for i in range(n)]  # the Debian 12 corpus's slice ids (docs/study-zoo.md)
+    (zoo / "corpus" / "slices.json").write_text(json.dumps({k: "" for k in ids}))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "study_view.py"),
+                           str(root / "reports" / "validation" / "v3-continuation" / "rows.jsonl"), "--zoo", str(zoo),
+                           "--out", str(tmp_path / "view"), "--split", "dev", "--kinds", "related",
+                           "--relation-kinds", "sequence,sequence-10pct,sequence-alt,mix",
+                           "--models-out", str(tmp_path / "models.txt")],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["cases"] == 771 and got["left_out"] == 0 and got["sources_differ"] == 0 and got["selected"] == 116
+    assert (tmp_path / "view" / "families").resolve() == (zoo / "families").resolve()
+    needed = (tmp_path / "models.txt").read_text().split()
+    assert len(needed) == got["models_needed"] and "c00/root" in needed

@@ -305,3 +305,16 @@ def test_a_rebuild_trains_the_same_weights(tiny: tuple[Path, dict[str, Any]], tm
         a, b = model_dir(out, mid), model_dir(again, mid)
         assert "seconds" not in json.loads((b / "lineage.json").read_text())
         assert fp.combine(fp.directory_files(a)) == fp.combine(fp.directory_files(b)), mid
+
+
+def test_models_brings_what_they_are_made_from() -> None:
+    """`zoo lineages --models`: a student brings its root, a derivative its three siblings (written together), a merge
+    only its own root (its donor is another family's root, left to that family's builder); unknown ids refused."""
+    from provenance.zoo.lineages import needed_models
+
+    fams = make_plan(PRESETS["full"], [f"pydocs-{i:03d}" for i in range(70)] + [f"jargon-{i:03d}" for i in range(20)])
+    got = needed_models(fams, ["c00/seq-full", "c01/root-noised", "c02/merged"])
+    assert got == {"c00/seq-full", "c00/root", "c01/root", "c01/root-noised", "c01/root-finetuned",
+                   "c01/root-quantized", "c01/root-pruned", "c02/merged", "c02/root"}
+    with pytest.raises(InputError, match="no model c99/root"):
+        needed_models(fams, ["c99/root"])

@@ -35,6 +35,7 @@ class StudyConfig:
     access: Sequence[str] = ACCESS_LEVELS
     split: str = "all"  # dev | heldout | all
     kinds: Sequence[str] = ("null", "related")
+    relation_kinds: Sequence[str] | None = None  # related cases of these relation kinds only (a stage of a study)
     limit: int | None = None  # at most this many cases (in run order), for a quick look
     seed: int = 0
     progress: bool = True
@@ -176,17 +177,20 @@ def pin_fingerprints(zoo: Path, out: Path, same_cases_as: Sequence[Path] = ()) -
 def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]:
     """The cases to run, in the run order: a seeded shuffle of the case list (protocol amendment 1), so that the
     cases finished at any moment are a random sample of all of them, null and related alike."""
-    out = [c for c in cases["cases"] if c["type"] in cfg.kinds and cfg.split in ("all", c["split"])]
+    out = [c for c in cases["cases"] if c["type"] in cfg.kinds and cfg.split in ("all", c["split"])
+           and (cfg.relation_kinds is None or c.get("relation_kind") in cfg.relation_kinds)]
     random.Random(f"study-order-{cfg.seed}").shuffle(out)
     out = out[: cfg.limit] if cfg.limit is not None else out
     return out[cfg.shard[0]:: cfg.shard[1]] if cfg.shard else out
 
 
-def built(zoo: Path, case: Mapping[str, Any]) -> bool:
-    """Every model of the case is finished (a partial zoo: the other cases wait for the build)."""
+def built(zoo: Path, case: Mapping[str, Any], version: int = ANALYSIS_VERSION) -> bool:
+    """Every model of the case is finished, its comparison sources too from version 3 on (a partial zoo: the other
+    cases wait for the build; a source not built yet must not become an error row)."""
     from provenance.zoo.train import is_complete
 
-    for m in [case["suspect"], case["reference"], *case["controls"]]:
+    sources = case_sources(zoo_labels(Path(zoo)), dict(case)) if version >= 3 else []
+    for m in [case["suspect"], case["reference"], *case["controls"], *sources]:
         if m.get("path") or Path(m["spec"]).is_absolute():
             if not is_complete(Path(resolve_spec(zoo, m))):
                 return False
@@ -400,7 +404,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
             todo = {k for k in want if (case["id"], *k) not in done}
             if not todo:
                 skipped += 1
-            elif not built(cfg.zoo, case):
+            elif not built(cfg.zoo, case, cfg.analysis_version):
                 pending += 1
             else:
                 written: set[tuple[int, str]] = set()

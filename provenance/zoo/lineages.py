@@ -377,9 +377,11 @@ def write_cases(out: Path, seed: int = 0) -> dict[str, Any]:
 
 def build_lineages(out: Path | None = None, preset: str = "full", families: int | None = None, seed: int = 0,
                    progress: bool = True, threads: int = 1, dry_run: bool = False,
-                   cases_only: bool = False, only: Sequence[str] | None = None) -> dict[str, Any]:
+                   cases_only: bool = False, only: Sequence[str] | None = None,
+                   models: Sequence[str] | None = None) -> dict[str, Any]:
     """Build (or resume) the zoo and write labels.json and cases.json; with `dry_run`, only return the plan; with
-    `cases_only`, only redraw cases.json from the labels.json already there."""
+    `cases_only`, only redraw cases.json from the labels.json already there; with `models`, only those models and
+    what they are made from (a study that needs part of the zoo, rebuilt on a new machine)."""
     if preset not in PRESETS:
         raise InputError(f"unknown lineage preset '{preset}' (choose from {', '.join(PRESETS)})")
     if families is not None and families < 1:
@@ -444,6 +446,11 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
         order = [(fp, m) for fp, m in order if fp.id in set(only) and
                  (m.kind != "merged" or _is_done(out, next(x for f in fams for x in f.models
                                                             if x.id == m.data.get("donor")), ctx.hashes))]
+    if models:  # as with `only`, a merge waits for its donor (another builder's, or a later run's)
+        want = needed_models(fams, models)
+        order = [(fp, m) for fp, m in order if m.id in want and
+                 (m.kind != "merged" or _is_done(out, next(x for f in fams for x in f.models
+                                                            if x.id == m.data.get("donor")), ctx.hashes))]
     for i, (fp, m) in enumerate(order):
         t0 = time.time()
         if ctx.build(fp, m):
@@ -455,10 +462,32 @@ def build_lineages(out: Path | None = None, preset: str = "full", families: int 
     labels = write_labels(ctx)
     from provenance.zoo.cases import summary
 
-    cases = write_cases(out, seed) if not only else {"cases": []}
+    cases = write_cases(out, seed) if not (only or models) else {"cases": []}
     built = sum(1 for f in fams for m in f.models if m.id not in before and _is_done(out, m, ctx.hashes))
     return {"out": str(out), "models": total, "trained": built, "complete": labels["complete"],
             "summary": summary(cases)}
+
+
+def needed_models(fams: Sequence[FamilyPlan], ids: Sequence[str]) -> set[str]:
+    """The models `ids` name and every model they are made from (parents, recursively; a merge's donor is another
+    family's root, left to the builder of that family); an unknown id is refused. A derivative's siblings come along:
+    the four are written together (zoo/build.py)."""
+    by_id = {m.id: m for fp in fams for m in fp.models}
+    unknown = sorted(set(ids) - set(by_id))
+    if unknown:
+        raise InputError(f"--models: no model {unknown[0]} in this plan")
+    out: set[str] = set()
+    todo = list(ids)
+    while todo:
+        m = by_id[todo.pop()]
+        if m.id in out:
+            continue
+        out.add(m.id)
+        if m.role == "derivative" and m.kind != "merged":
+            todo += [x.id for x in by_id.values() if x.family == m.family and x.role == "derivative"
+                     and x.kind != "merged"]
+        todo += [m.parent] if m.parent and m.parent in by_id else []
+    return out
 
 
 def _shape(f: FamilyPlan) -> str:
