@@ -1091,6 +1091,9 @@ def validate(zoo_dir: Path | None, out: Path, budgets: str, access: str, split: 
     if not summarize_only:
         click.echo(f"{res['cases']} cases: {res['ran']} run now, {res['already_done']} already done, "
                    f"{res['pending_build']} waiting for the zoo build")
+    if res.get("summary") is None:
+        click.echo(f"no rows yet in {res['rows']}")
+        return
     click.echo(f"{res['rows']} rows; summary in {res['summary']}" + (f"; record {res['record']}" if "record" in res else ""))
 
 

@@ -597,6 +597,10 @@ def test_a_stage_of_a_study_runs_only_its_cases(fake_zoo: Path, tmp_path: Path) 
     proc = run_cli("validate", "--zoo", str(fake_zoo), "--out", str(tmp_path / "c"), "--kinds", "nul",
                    "--no-progress")
     assert proc.returncode == 2 and "--kinds" in proc.stderr and "Traceback" not in proc.stderr
+    # No row yet (nothing selected, or every case waiting for the build): said so, not an internal error.
+    proc = run_cli("validate", "--zoo", str(fake_zoo), "--out", str(tmp_path / "d"), "--budgets", "40", "--access",
+                   "text", "--kinds", "related", "--relation-kinds", "logit", "--no-progress")
+    assert proc.returncode == 0 and "no rows yet" in proc.stdout, proc.stderr
 
 
 def test_a_view_of_the_continuation_arm_gives_its_cases_the_sources_it_recorded(tmp_path: Path) -> None:
