@@ -565,12 +565,26 @@ def test_a_study_resumed_on_another_build_of_the_zoo_is_refused(fake_zoo: Path, 
         (d / "config.json").write_text("{}")
         (d / "model.safetensors").write_bytes(mid.encode())
         (d / ".complete").write_text("built")
+        (d / "lineage.json").write_text(json.dumps({"id": mid}))  # the builder's last step
         models.append({"id": mid, "path": f"families/{mid}"})
     (fake_zoo / "labels.json").write_text(json.dumps({"models": models + [{"id": "p-smollm2/root", "path": None}]}))
     out = tmp_path / "study"
     run_study(StudyConfig(fake_zoo, out, budgets=(40,), access=("text",), progress=False))
     pinned = json.loads((out / FINGERPRINTS_FILE).read_text())
     assert set(pinned["models"]) == {"c00/root", "c00/seq-full"} and pinned["machine"]["cpu_capability"]
+    # A model caught between its weights (.complete) and its lineage.json (the builder's last step) is not finished:
+    # neither pinned nor audited, since its fingerprint changes when the file appears.
+    half = fake_zoo / "families" / "c01" / "root"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    (half / ".complete").write_text("built")
+    labels = json.loads((fake_zoo / "labels.json").read_text())
+    (fake_zoo / "labels.json").write_text(json.dumps({"models": labels["models"] + [{"id": "c01/root",
+                                                                                      "path": "families/c01/root"}]}))
+    from provenance.study.run import zoo_fingerprints, zoo_labels
+
+    zoo_labels.cache_clear()
+    assert "c01/root" not in zoo_fingerprints(fake_zoo)
     seq = fake_zoo / "families" / "c00" / "seq-full"
     (seq / "model.safetensors").write_bytes(b"other weights")  # retrained elsewhere: same name, other model
     with pytest.raises(BuildMismatch, match="1 of the 2 models in both have other files"):

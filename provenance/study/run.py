@@ -128,13 +128,12 @@ def zoo_fingerprints(zoo: Path) -> dict[str, str]:
     """Every finished zoo-trained model's fingerprint (the hash of its non-hidden files, as an audit resolves it), by
     model id. Packaged models are pinned by their package versions instead (scripts/setup.sh)."""
     from provenance.models import fingerprint as fp
-    from provenance.zoo.train import is_complete
 
     out: dict[str, str] = {}
     if not (Path(zoo) / "labels.json").is_file():  # a hand-made case list of fake or packaged models: nothing built
         return out
     for m in zoo_labels(Path(zoo))["models"]:
-        if m.get("path") and is_complete(Path(zoo) / m["path"]):
+        if m.get("path") and finished(Path(zoo) / m["path"]):
             out[m["id"]] = fp.combine(fp.directory_files(Path(zoo) / m["path"]))
     return out
 
@@ -184,15 +183,25 @@ def selected(cases: Mapping[str, Any], cfg: StudyConfig) -> list[dict[str, Any]]
     return out[cfg.shard[0]:: cfg.shard[1]] if cfg.shard else out
 
 
+def finished(d: Path) -> bool:
+    """A zoo model is finished once its weights are (`.complete`) and, in a lineage zoo, its `lineage.json` is written,
+    the builder's last step: a model caught between the two must be neither audited nor pinned (its fingerprint changes
+    when the file appears)."""
+    from provenance.zoo.train import is_complete
+
+    if not is_complete(d):
+        return False
+    lineage_zoo = (d.parent.parent.parent / "labels.json").is_file() and d.parent.parent.name == "families"
+    return (d / "lineage.json").is_file() or not lineage_zoo
+
+
 def built(zoo: Path, case: Mapping[str, Any], version: int = ANALYSIS_VERSION) -> bool:
     """Every model of the case is finished, its comparison sources too from version 3 on (a partial zoo: the other
     cases wait for the build; a source not built yet must not become an error row)."""
-    from provenance.zoo.train import is_complete
-
     sources = case_sources(zoo_labels(Path(zoo)), dict(case)) if version >= 3 else []
     for m in [case["suspect"], case["reference"], *case["controls"], *sources]:
         if m.get("path") or Path(m["spec"]).is_absolute():
-            if not is_complete(Path(resolve_spec(zoo, m))):
+            if not finished(Path(resolve_spec(zoo, m))):
                 return False
     return True
 
