@@ -120,3 +120,35 @@ def test_reproduction_compares_each_family_p_case_for_case() -> None:
                                          "family": "output_agreement", "a": 0.01, "b": 0.02}]
     assert compare(a[:1], b[:1], ["output_agreement", "weight_alignment"])["all_same"]
     assert not compare(a[2:], b, ["output_agreement"])["all_same"]  # nothing in common proves nothing
+
+
+def test_stage_a_pairs_the_arms_and_refuses_an_incomplete_stage() -> None:
+    """Protocol v3, amendments 1 and 5: stage A's choice between the arms is computed only on a complete stage, on the
+    same cases paired, leaving out cases measured on other models (a family the likelihood prompts do not touch gives
+    another p); more than 5% of those stops the arm."""
+    from provenance.study.arms import compare_arms, markdown
+
+    def row(case: str, verdict: str, oa: float = 0.5, access: str = "logits", kind: str = "sequence") -> dict:
+        return {"case": case, "budget": 200, "access": access, "split": "dev", "type": "related",
+                "relation_kind": kind, "verdict": verdict,
+                "tests": {"output_agreement": {"p": oa}, "capable_likelihood": {"p": 0.01}}}
+
+    ids = [f"related-dev-{i:04d}" for i in range(40)]
+    cont = [row(c, "distilled" if i < 5 else "no_evidence") for i, c in enumerate(ids)]
+    cont.append(row("related-dev-0999", "no_evidence", kind="logit"))  # not a sequence-level student: not stage A
+    ins = [row(c, "distilled" if 3 <= i < 12 else "no_evidence") for i, c in enumerate(ids)]
+    with pytest.raises(ValueError, match="1 of its 40 cases have no row"):
+        compare_arms(ins[:-1], cont)
+    o = compare_arms(ins, cont)
+    assert o["compared"] == 40 and o["instructions"]["k"] == 9 and o["continuation"]["k"] == 5
+    assert (o["both"], o["only_instructions"], o["only_continuation"]) == (2, 7, 3)
+    assert o["instructions_detects_more"] and "stage B" in o["decision"]
+    assert abs(o["mcnemar_exact_p"] - 0.34375) < 1e-9  # two-sided binomial, 7 of 10 discordant
+    assert "7" in markdown(o) and "McNemar" in markdown(o)
+    ins[0] = row(ids[0], "distilled", oa=0.25)  # one case on another model: left out and listed
+    o = compare_arms(ins, cont)
+    assert o["not_reproduced"] == [ids[0]] and o["compared"] == 39
+    for i in range(1, 3):
+        ins[i] = row(ids[i], "distilled", oa=0.25)
+    o = compare_arms(ins, cont)  # 3 of 40 > 5%: stopped, no comparison
+    assert "compared" not in o and o["decision"].startswith("not made")

@@ -30,6 +30,7 @@ def compare(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, A
     counts = {f: {"compared": 0, "same": 0} for f in families}
     cases: set[str] = set()
     differ: list[dict[str, Any]] = []
+    other: set[str] = set()  # cases where any family's p differs: measured on another model
     for ra in rows_a:
         rb = b_by.get(key(ra))
         if rb is None or "error" in ra:
@@ -40,12 +41,14 @@ def compare(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, A
             counts[f]["compared"] += 1
             if _same(pa, pb):
                 counts[f]["same"] += 1
-            elif len(differ) < 20:
+                continue
+            other.add(ra["case"])
+            if len(differ) < 20:
                 differ.append({"case": ra["case"], "budget": ra["budget"], "access": ra["access"], "family": f,
                                "a": pa, "b": pb})
     same = all(c["same"] == c["compared"] for c in counts.values())
     return {"cases": len(cases), "rows": sum(1 for r in rows_a if key(r) in b_by), "families": counts,
-            "all_same": same and bool(cases), "first_differences": differ}
+            "all_same": same and bool(cases), "differing_cases": sorted(other), "first_differences": differ}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
