@@ -115,11 +115,45 @@ def test_reproduction_compares_each_family_p_case_for_case() -> None:
     got = compare(a, b, ["output_agreement", "weight_alignment"])
     assert got["cases"] == 2 and got["rows"] == 2 and not got["all_same"]
     assert got["families"]["output_agreement"] == {"compared": 2, "same": 1}
-    assert got["families"]["weight_alignment"] == {"compared": 2, "same": 2}
+    assert got["families"]["weight_alignment"] == {"compared": 2, "same": 2, "within_monte_carlo": 0, "mean_z2": 0.0}
     assert got["first_differences"] == [{"case": "null-dev-0002", "budget": 200, "access": "weights",
                                          "family": "output_agreement", "a": 0.01, "b": 0.02}]
     assert compare(a[:1], b[:1], ["output_agreement", "weight_alignment"])["all_same"]
     assert not compare(a[2:], b, ["output_agreement"])["all_same"]  # nothing in common proves nothing
+
+
+def test_a_monte_carlo_family_is_compared_within_its_error_when_the_fingerprints_differ() -> None:
+    """Protocol v3, amendment 6: weight alignment's p is drawn with a generator seeded by the models' fingerprints, so
+    a rebuild with other fingerprints (or rows that record none) gives another p from the same weights; that is the
+    same within Monte Carlo error, other weights are not, and equal fingerprints still demand equality."""
+    import numpy as np
+
+    from provenance.study.reproduce import compare
+
+    def r(i: int, p: float, fp: str | None = None) -> dict:
+        return {"case": f"related-dev-{i:04d}", "budget": 200, "access": "weights",
+                "tests": {"weight_alignment": {"p": p}, "output_agreement": {"p": 0.1 + i / 1000}},
+                **({"build": {"fingerprints": {"suspect": fp}}} if fp else {})}
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.05, 0.95, 60)
+    draw = lambda: [float((rng.binomial(999, t) + 1) / 1000) for t in truth]  # noqa: E731  two seeds, same weights
+    a, b = draw(), draw()
+    got = compare([r(i, p) for i, p in enumerate(a)], [r(i, p) for i, p in enumerate(b)])
+    fam = got["families"]["weight_alignment"]
+    assert got["all_same"] and got["differing_cases"] == [] and fam["same"] == 60
+    assert fam["within_monte_carlo"] > 50 and 0.4 < fam["mean_z2"] < 1.8
+    # Equal recorded fingerprints: the same seed, so the same p is required.
+    got = compare([r(i, p, "x") for i, p in enumerate(a)], [r(i, p, "x") for i, p in enumerate(b)])
+    assert not got["all_same"] and len(got["differing_cases"]) > 50
+    # One case far outside seed error; then a whole family of other weights, each case within 4 sigma.
+    far = list(b)
+    far[3] = 0.001 if a[3] > 0.2 else 0.9
+    got = compare([r(i, p) for i, p in enumerate(a)], [r(i, p) for i, p in enumerate(far)])
+    assert got["differing_cases"] == ["related-dev-0003"]
+    shifted = [min(0.999, max(0.001, p + (0.045 if i % 2 else -0.045))) for i, p in enumerate(a)]
+    got = compare([r(i, p) for i, p in enumerate(a)], [r(i, p) for i, p in enumerate(shifted)])
+    assert got["families"]["weight_alignment"]["mean_z2"] > 2 and len(got["differing_cases"]) == 60
 
 
 def test_stage_a_pairs_the_arms_and_refuses_an_incomplete_stage() -> None:

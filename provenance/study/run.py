@@ -304,7 +304,7 @@ def row(case: Mapping[str, Any], budget: int, access: str, entry: Mapping[str, A
         "verdict": entry["verdict"], "p_value": entry["p_value"], "p_unadjusted": entry["p_value_unadjusted"],
         "behaviour_p": comb.get("behaviour_p"), "weights_p": comb.get("weights_p"),
         "carried_by": comb.get("carried_by"),
-        "tests": {n: {"p": t.get("p_value"), "skipped": t.get("skipped"),
+        "tests": {n: {"p": t.get("p_value"), "statistic": t.get("statistic"), "skipped": t.get("skipped"),
                       "rank_p": (t.get("details") or {}).get("rank_p_value")} for n, t in tests.items()},
         "placebo_flagged": (entry.get("placebo") or {}).get("flagged", []),
         **({"comparison_sources": entry.get("comparison_sources", []), "likelihood_set": likelihood_set}
