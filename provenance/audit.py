@@ -135,6 +135,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if version not in _validated():
         warnings.append(f"analysis version {version} has no validation record yet: no error rate or likelihood ratio "
                         "measured for it can be quoted (a candidate; see BENCHMARKS.md)")
+    elif why := _other_likelihood_set(version, instructions.id if instructions is not None else None):
+        warnings.append(why)
     for w in warnings:
         log.warning("warning: %s", w)  # stderr (the CLI's -q hides it); always kept in results["warnings"]
     if cfg.dry_run:
@@ -171,7 +173,8 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             break
     finished = datetime.now(timezone.utc)
     detail = attribute(entries)
-    validation = validation_for(entries, evidence[cfg.suspect].capabilities, looks[-1]["budget"], version)
+    validation = validation_for(entries, evidence[cfg.suspect].capabilities, looks[-1]["budget"], version,
+                                instructions.id if instructions is not None else None)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "analysis_version": version,
@@ -220,6 +223,14 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     if cfg.out is not None:
         results["bundle_sha256"] = _write(cfg, results, evidence, refs, ctrl, plans, [s for s in sources if s in evidence])
     return results
+
+
+def _other_likelihood_set(version: int, likelihood_set: str | None) -> str | None:
+    """Why the shipped record's rates do not apply to an audit with these likelihood prompts, or None."""
+    from provenance.study.record import load_record, other_likelihood_set
+
+    loaded = load_record(version)
+    return other_likelihood_set(loaded[0], likelihood_set) if loaded else None
 
 
 def _validated() -> set[int]:
@@ -303,7 +314,7 @@ def endpoint_costs(plan: dict[str, Any], price: tuple[float, float] | None, seco
 
 
 def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[str], budget: int,
-                   version: int = ANALYSIS_VERSION) -> dict[str, Any]:
+                   version: int = ANALYSIS_VERSION, likelihood_set: str | None = None) -> dict[str, Any]:
     """The shipped record's entry for the weakest of this audit's conditions across its references."""
     from provenance.study.record import access_level, load_record, match
 
@@ -313,7 +324,8 @@ def validation_for(entries: Sequence[Mapping[str, Any]], capabilities: Sequence[
         access = access_level([c for c in capabilities if str(getattr(c, "value", c)) != "weights"])
     lineages = min((len(e.get("controls_used") or {}) for e in entries), default=0)
     loaded = load_record(version)
-    return match(loaded[0] if loaded else None, loaded[1] if loaded else None, version, access, budget, lineages)
+    return match(loaded[0] if loaded else None, loaded[1] if loaded else None, version, access, budget, lineages,
+                 likelihood_set)
 
 
 # Where a model's lineage label came from (manifest `models[].lineage_basis`): every basis is somebody's statement,

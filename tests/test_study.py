@@ -240,6 +240,26 @@ def test_stated_bounds_are_never_rounded_past_what_was_measured() -> None:
     assert "at least 99.9 (one-sided 95%)" in m["summary"] and "95% upper bound 1.01%" in m["summary"]
 
 
+def test_a_record_applies_only_to_audits_with_the_likelihood_prompts_it_measured() -> None:
+    """Version 3's record was measured with one likelihood prompt set (protocol v3: the continuation arm); an audit
+    whose likelihood family sampled other prompts is not the measured one and quotes no rate; a record that names no
+    set (version 2's) applies as before; `verify` re-matches with the bundle's set."""
+    entry = {"split": "all", "budget": 200, "access": "logits",
+             "related": {"detected": {"k": 73, "n": 411}},
+             "null": {"decision": {"k": 1, "n": 360, "upper95_one_sided": 0.0132}},
+             "likelihood_ratio": {"lower95": 9.5}}
+    rec = {"analysis_version": 3, "entries": [entry],
+           "conditions": {"control_lineages": [4], "likelihood_sets": ["continuation-samples"]}}
+    assert match(rec, "0" * 64, 3, "logits", 200, 4, "continuation-samples")["matched"]
+    m = match(rec, "0" * 64, 3, "logits", 200, 4, "instructions")
+    assert not m["matched"] and "entry" not in m
+    assert "likelihood prompts continuation-samples; this audit used instructions" in m["reason"]
+    assert "--likelihood-probes continuation-samples" in m["reason"]
+    assert not match(rec, "0" * 64, 3, "logits", 200, 4, None)["matched"]  # no likelihood family at all
+    old = {**rec, "conditions": {"control_lineages": [4]}}
+    assert match(old, "0" * 64, 3, "logits", 200, 4, "instructions")["matched"]
+
+
 def test_a_case_failing_after_some_rows_gets_error_rows_only_for_the_rest(fake_zoo: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The second evaluation fails (the first case's text row, after its weights row was written): that case gets one

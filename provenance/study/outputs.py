@@ -176,6 +176,9 @@ def conditions(rows: Sequence[Mapping[str, Any]], zoo: Path) -> dict[str, Any]:
             "control_lineages": sorted({r.get("control_lineages", len(r["controls"])) for r in rows}),
             "budgets": sorted({r["budget"] for r in rows}), "access_levels": sorted({r["access"] for r in rows}),
             "designs": sorted({r["design"] for r in rows if r.get("design")}),
+            # Version 3's likelihood family samples these prompts: an audit with others is not the measured one.
+            **({"likelihood_sets": sets} if (sets := sorted({r["likelihood_set"] for r in rows
+                                                             if r.get("likelihood_set")})) else {}),
             "tokenizer": "SmolLM2's (every zoo model; the packaged teachers their own)",
             "lineage_of_suspect": "unknown to the audit (as in practice); reference and controls by family"}
 

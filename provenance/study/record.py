@@ -42,15 +42,19 @@ def access_level(capabilities: Sequence[str]) -> str:
 
 
 def match(record: Mapping[str, Any] | None, record_sha: str | None, analysis_version: int, access: str, budget: int,
-          control_lineages: int) -> dict[str, Any]:
+          control_lineages: int, likelihood_set: str | None = None) -> dict[str, Any]:
     """The record entry for an audit's conditions, or why there is none (never a neighbouring condition's figure)."""
     base: dict[str, Any] = {"analysis_version": analysis_version, "access": access, "budget": budget,
-                            "control_lineages": control_lineages, "record_sha256": record_sha, "matched": False}
+                            "control_lineages": control_lineages, "record_sha256": record_sha, "matched": False,
+                            **({"likelihood_set": likelihood_set} if likelihood_set else {})}
     if record is None:
         return {**base, "reason": f"no validation record ships for analysis version {analysis_version}: its error "
                                   "rates have not been measured; treat the verdict as a screening result"}
     if record.get("analysis_version") != analysis_version:
         return {**base, "reason": "the shipped record is for another analysis version"}
+    why = other_likelihood_set(record, likelihood_set)
+    if why:
+        return {**base, "reason": why}
     fewest = min(record.get("conditions", {}).get("control_lineages") or [STUDY_CONTROL_LINEAGES])
     if control_lineages < fewest:
         return {**base, "reason": f"the study measured audits with at least {fewest} control lineages; this "
@@ -78,6 +82,17 @@ def match(record: Mapping[str, Any] | None, record_sha: str | None, analysis_ver
             "conditions": record.get("conditions", {}), "study": {k: record.get(k) for k in ("commit", "date")}}
 
 
+def other_likelihood_set(record: Mapping[str, Any], likelihood_set: str | None) -> str | None:
+    """Why the record does not apply to an audit whose likelihood family sampled other prompts (version 3's study
+    measured one prompt set; a record that names none predates the condition and applies as before)."""
+    sets = record.get("conditions", {}).get("likelihood_sets")
+    if not sets or likelihood_set in sets:
+        return None
+    return (f"the study measured analysis version {record.get('analysis_version')} with the likelihood prompts "
+            f"{', '.join(sets)}; this audit used {likelihood_set or 'none'}, so its error rate is not the measured one "
+            f"(--likelihood-probes {sets[0]} is)")
+
+
 def _ci(rate: Mapping[str, Any]) -> str:
     """' (95% CI a%-b%)' from a rate's exact Clopper-Pearson interval, or nothing when the record has none."""
     ci = rate.get("ci95")
@@ -103,7 +118,7 @@ def check_copy(validation: Mapping[str, Any] | None, root: Path | None = None) -
                     "with the release that wrote the bundle)"]
     record, _ = loaded
     again = match(record, sha, validation["analysis_version"], validation["access"], validation["budget"],
-                  validation["control_lineages"])
+                  validation["control_lineages"], validation.get("likelihood_set"))
     if again.get("entry") != validation.get("entry") or again.get("matched") != validation.get("matched"):
         return ["the validation entry in results.json is not the record's entry for its conditions"], []
     return [], []
