@@ -242,8 +242,9 @@ def audit_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Identity questions for the identity-claims test ('none' skips it)."),
         click.option("--analysis", "analysis_version", type=click.IntRange(2, 4), default=2, show_default=True,
                      metavar="N",
-                     help="Analysis version. 2: the version the validation study measured. 3 (candidate, no validation "
-                          "record yet): the likelihood test compares the reference's answers with capable comparison "
+                     help="Analysis version. 2: the version the validation study measured. 3 (opt-in; its study found more "
+                          "students but 1 false positive in 360, and its record applies with --likelihood-probes "
+                          "continuation-samples only): the likelihood test compares the reference's answers with capable comparison "
                           "sources' answers and uses half the budget as prompts; finds sequence-level students that 2 "
                           "misses (BENCHMARKS.md). 4 (candidate): 3, plus for a suspect that gives text only (an API "
                           "without log-probabilities) a likelihood test from the outside: the reference and the "
