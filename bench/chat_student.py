@@ -46,6 +46,7 @@ with counts, not a rate.
 Usage (stages; each resumable):
   python bench/chat_student.py prompts
   python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
+  python bench/chat_student.py pack --teacher smollm2        # bench/data/chat-answers-smollm2.jsonl.gz, to commit
   python bench/chat_student.py prepare --group prose       # then --group smollm2 / qwen once sampled
   python bench/chat_student.py train [--only NAME ...]
   python bench/chat_student.py install
@@ -72,6 +73,7 @@ import distill_dose as dose  # noqa: E402  (the shape, the training loop and the
 
 CACHE = Path.home() / ".cache" / "provenance"
 OUT = CACHE / "bench-chat"
+PACKED = HERE / "data"  # the teachers' answers, committed once sampled (`pack`): a new machine trains without resampling
 REFERENCE = "smollm2-135m-instruct"
 TEACHERS = {"smollm2": ("smollm2-135m-instruct", 5632), "qwen": ("qwen2.5-coder-0.5b-instruct", 2816)}
 N_PROMPTS, PROMPT_SEED, ANSWER_SEED, NEW_TOKENS = 6000, 20261202, 7000, 64
@@ -119,37 +121,96 @@ def prompts() -> list[str]:
     return out
 
 
-def sample(teacher: str, chunk: int = 64) -> None:
-    """The teacher's chat answers (resumable by chunk): OUT/answers-TEACHER.jsonl, one line per prompt index."""
+def sample(teacher: str, chunk: int = 64, part: tuple[int, int] | None = None) -> None:
+    """The teacher's chat answers (resumable by chunk): OUT/answers-TEACHER.jsonl, one line per prompt index. With
+    `part` = (first, stop), prompts first..stop-1 go to their own file, which joins the main one once that reaches
+    `first` (two processes sample at once; each answer has its own seed, so the split changes no answer)."""
     from provenance.models import resolve
     from provenance.models.base import Request
 
     spec, n = TEACHERS[teacher]
     ps = prompts()[:n]
-    path = OUT / f"answers-{teacher}.jsonl"
+    merge_parts(teacher)
+    path = answers(teacher) if part is None else OUT / f"answers-{teacher}.part-{part[0]}-{part[1]}.jsonl"
     have = sum(1 for _ in path.open()) if path.exists() else 0
+    first, stop = (0, n) if part is None else part
+    parts = sorted(int(f.name.split(".part-")[1].split("-")[0]) for f in OUT.glob(f"answers-{teacher}.part-*.jsonl"))
+    if part is None and parts:
+        stop = min(p for p in parts if p >= have) if any(p >= have for p in parts) else n
     backend = resolve(spec).load()
     backend.batch_size = 32
     t0 = time.time()
     try:
         with path.open("a") as f:
-            for start in range(have, n, chunk):
-                idx = range(start, min(start + chunk, n))
+            for start in range(first + have, stop, chunk):
+                idx = range(start, min(start + chunk, stop))
                 got = backend.generate([Request(ps[i], max_new_tokens=NEW_TOKENS, chat=True, temperature=1.0,
                                                 seed=ANSWER_SEED + i) for i in idx])
                 for i, c in zip(idx, got):
                     f.write(json.dumps({"i": i, "prompt": ps[i], "answer": c.text, "tokens": c.n_tokens}) + "\n")
                 f.flush()
-                log(f"{teacher}: {idx[-1] + 1}/{n} answers ({time.time() - t0:.0f} s)")
+                log(f"{teacher}: {idx[-1] + 1}/{stop} answers ({time.time() - t0:.0f} s)")
     finally:
         backend.close()
+    merge_parts(teacher)
+
+
+def merge_parts(teacher: str) -> None:
+    """Append each complete part file whose first prompt is the next one the main file needs."""
+    main = OUT / f"answers-{teacher}.jsonl"
+    while True:
+        have = sum(1 for _ in main.open()) if main.exists() else 0
+        done = [f for f in OUT.glob(f"answers-{teacher}.part-{have}-*.jsonl")
+                if sum(1 for _ in f.open()) == int(f.name.split("-")[-1].split(".")[0]) - have]
+        if not done:
+            return
+        with main.open("a") as dst:
+            dst.write(done[0].read_text())
+        done[0].unlink()
+        log(f"merged {done[0].name}")
+
+
+def answers(teacher: str) -> Path:
+    """OUT/answers-TEACHER.jsonl, unpacked from the committed bench/data/chat-answers-TEACHER.jsonl.gz where this
+    machine has not sampled it (sampling SmolLM2's 5,632 answers takes 1.5 hours on one core)."""
+    import gzip
+    import shutil
+
+    path = OUT / f"answers-{teacher}.jsonl"
+    packed = PACKED / f"chat-answers-{teacher}.jsonl.gz"
+    if not path.exists() and packed.is_file():
+        OUT.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".jsonl.tmp")
+        with gzip.open(packed, "rb") as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.replace(path)
+        log(f"unpacked {packed.name}")
+    return path
+
+
+def pack(teacher: str) -> None:
+    """Commit-ready bench/data/chat-answers-TEACHER.jsonl.gz (all the teacher's answers, checked; no timestamp in the
+    gzip header, so the same answers give the same bytes)."""
+    import gzip
+
+    rows = _rows(teacher)
+    PACKED.mkdir(parents=True, exist_ok=True)
+    dest = PACKED / f"chat-answers-{teacher}.jsonl.gz"
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    tmp = dest.with_suffix(".tmp")
+    with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        gz.write(body)
+    tmp.replace(dest)
+    log(f"{len(rows)} answers: {dest} ({dest.stat().st_size} bytes)")
 
 
 def _rows(teacher: str) -> list[dict[str, Any]]:
-    rows = [json.loads(x) for x in (OUT / f"answers-{teacher}.jsonl").read_text().splitlines() if x.strip()]
+    rows = [json.loads(x) for x in answers(teacher).read_text().splitlines() if x.strip()]
     need = TEACHERS[teacher][1]
     if [r["i"] for r in rows] != list(range(need)):
         raise SystemExit(f"answers-{teacher}.jsonl holds {len(rows)} answers, not prompts 0-{need - 1} in order")
+    if [r["prompt"] for r in rows] != prompts()[:need]:  # the prompts come from this machine's corpus: must agree
+        raise SystemExit(f"answers-{teacher}.jsonl answers other prompts than this machine's prompts.json")
     return rows
 
 
@@ -298,32 +359,46 @@ def audit(name: str, which: str) -> dict[str, Any]:
 
 
 def collect() -> None:
-    rows = [json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json"))]
+    """bench/results/chat-student.json: this machine's audits and training merged into what is committed there, so a
+    machine that lost the cache (and retrained some models) adds rows instead of dropping the earlier ones; a row
+    measured here replaces the committed row of the same suspect and panel, and each row says which machine ran it."""
     from _common import machine
 
-    record = OUT / "weights" / "training.json"
-    training = json.loads(record.read_text()) if record.is_file() else {}
-    res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": machine(),
-           "audits": rows, "training": {k: {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences",
-                                                                     "tokens", "seconds", "truth")}
-                                        for k, v in training.get("models", {}).items()},
-           "not_run": [f"{n} ({w})" for n, w in ORDER if not (OUT / "audits" / f"{n}-{w}.json").is_file()]}
     dest = HERE / "results" / "chat-student.json"
+    before = json.loads(dest.read_text()) if dest.is_file() else {"audits": [], "training": {}, "machines": []}
+    here = machine()
+    rows = {(r["suspect"], r["panel"]): r for r in before["audits"]}
+    for f in sorted((OUT / "audits").glob("*.json")):
+        r = json.loads(f.read_text())
+        r.setdefault("machine_date_utc", here["date_utc"])
+        rows[(r["suspect"], r["panel"])] = r
+    record = OUT / "weights" / "training.json"
+    training = dict(before.get("training", {}))
+    for k, v in (json.loads(record.read_text()) if record.is_file() else {}).get("models", {}).items():
+        training[k] = {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences", "tokens", "seconds",
+                                             "truth")}
+    machines = before.get("machines") or ([before["machine"]] if "machine" in before else [])
+    res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": here,
+           "machines": [*machines, here], "audits": [rows[k] for k in sorted(rows)], "training": training,
+           "not_run": [f"{n} ({w})" for n, w in ORDER if (n, w) not in rows]}
     dest.write_text(json.dumps(res, indent=1))
     log(f"{len(rows)} audits: {dest}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["prompts", "sample", "prepare", "train", "install", "audit", "collect"])
+    ap.add_argument("stage", choices=["prompts", "sample", "pack", "prepare", "train", "install", "audit", "collect"])
     ap.add_argument("--teacher", choices=sorted(TEACHERS), default="smollm2")
     ap.add_argument("--group", choices=["prose", *sorted(TEACHERS)], default="prose")
     ap.add_argument("--only", nargs="*", default=())
+    ap.add_argument("--part", nargs=2, type=int, metavar=("FIRST", "STOP"), help="sample: only prompts FIRST..STOP-1")
     a = ap.parse_args()
     if a.stage == "prompts":
         prompts()
     elif a.stage == "sample":
-        sample(a.teacher)
+        sample(a.teacher, part=tuple(a.part) if a.part else None)
+    elif a.stage == "pack":
+        pack(a.teacher)
     elif a.stage == "prepare":
         prepare(a.group)
     elif a.stage == "train":
