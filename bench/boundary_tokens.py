@@ -38,28 +38,24 @@ def pairs(root: Path) -> list[tuple[str, str, bool]]:
 
 
 def main() -> None:
-    from provenance.models import resolve
+    from provenance.zoo.build import _tokenizer  # SmolLM2's tokenizer and template, without loading the model
 
-    backend = resolve(REFERENCE).load()
-    tok = backend.tokenizer
+    tok = _tokenizer()
     counts: Counter[str] = Counter()
     starts: Counter[str] = Counter()
     examples: list[dict[str, Any]] = []
-    try:
-        for prompt, answer, chat in pairs(ROOT / "reports" / "example"):
-            text = (tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                            add_generation_prompt=True) if chat else prompt)
-            apart = tok(text, add_special_tokens=False)["input_ids"] + tok(answer, add_special_tokens=False)["input_ids"]
-            joint = tok(text + answer, add_special_tokens=False)["input_ids"]
-            kind = "chat" if chat else "plain"
-            counts[f"{kind}/scored"] += 1
-            if apart != joint:
-                counts[f"{kind}/differ"] += 1
-                starts[repr(answer[:1])] += 1
-                if len(examples) < 5:
-                    examples.append({"prompt_end": text[-24:], "answer_start": answer[:24]})
-    finally:
-        backend.close()
+    for prompt, answer, chat in pairs(ROOT / "reports" / "example"):
+        text = (tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                        add_generation_prompt=True) if chat else prompt)
+        apart = tok(text, add_special_tokens=False)["input_ids"] + tok(answer, add_special_tokens=False)["input_ids"]
+        joint = tok(text + answer, add_special_tokens=False)["input_ids"]
+        kind = "chat" if chat else "plain"
+        counts[f"{kind}/scored"] += 1
+        if apart != joint:
+            counts[f"{kind}/differ"] += 1
+            starts[repr(answer[:1])] += 1
+            if len(examples) < 5:
+                examples.append({"prompt_end": text[-24:], "answer_start": answer[:24]})
     res = {"bench": "boundary_tokens", "machine": machine(), "tokenizer": REFERENCE,
            "bundles": "reports/example/*/transcripts.jsonl (probe_set likelihood)",
            "counts": dict(counts), "answer_first_character_where_they_differ": dict(starts), "examples": examples}

@@ -132,11 +132,10 @@ def sample(teacher: str, chunk: int = 64, part: tuple[int, int] | None = None) -
     ps = prompts()[:n]
     merge_parts(teacher)
     path = answers(teacher) if part is None else OUT / f"answers-{teacher}.part-{part[0]}-{part[1]}.jsonl"
-    have = sum(1 for _ in path.open()) if path.exists() else 0
+    have = _lines(path)
     first, stop = (0, n) if part is None else part
-    parts = sorted(int(f.name.split(".part-")[1].split("-")[0]) for f in OUT.glob(f"answers-{teacher}.part-*.jsonl"))
-    if part is None and parts:
-        stop = min(p for p in parts if p >= have) if any(p >= have for p in parts) else n
+    if part is None:  # the main file stops where a part file takes over
+        stop = min([f for f, _, _ in _parts(teacher) if f >= have], default=n)
     backend = resolve(spec).load()
     backend.batch_size = 32
     t0 = time.time()
@@ -155,19 +154,28 @@ def sample(teacher: str, chunk: int = 64, part: tuple[int, int] | None = None) -
     merge_parts(teacher)
 
 
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
+def _parts(teacher: str) -> list[tuple[int, int, Path]]:
+    """(first, stop, file) of each part file `sample --part` is writing or has written."""
+    out = []
+    for f in OUT.glob(f"answers-{teacher}.part-*.jsonl"):
+        first, stop = f.name.removesuffix(".jsonl").split(".part-")[1].split("-")
+        out.append((int(first), int(stop), f))
+    return sorted(out)
+
+
 def merge_parts(teacher: str) -> None:
     """Append each complete part file whose first prompt is the next one the main file needs."""
     main = OUT / f"answers-{teacher}.jsonl"
-    while True:
-        have = sum(1 for _ in main.open()) if main.exists() else 0
-        done = [f for f in OUT.glob(f"answers-{teacher}.part-{have}-*.jsonl")
-                if sum(1 for _ in f.open()) == int(f.name.split("-")[-1].split(".")[0]) - have]
-        if not done:
-            return
-        with main.open("a") as dst:
-            dst.write(done[0].read_text())
-        done[0].unlink()
-        log(f"merged {done[0].name}")
+    for first, stop, f in _parts(teacher):
+        if first == _lines(main) and _lines(f) == stop - first:
+            with main.open("a") as dst:
+                dst.write(f.read_text())
+            f.unlink()
+            log(f"merged {f.name}")
 
 
 def answers(teacher: str) -> Path:
@@ -361,28 +369,25 @@ def audit(name: str, which: str) -> dict[str, Any]:
 def collect() -> None:
     """bench/results/chat-student.json: this machine's audits and training merged into what is committed there, so a
     machine that lost the cache (and retrained some models) adds rows instead of dropping the earlier ones; a row
-    measured here replaces the committed row of the same suspect and panel, and each row says which machine ran it."""
-    from _common import machine
+    measured here replaces the committed row of the same suspect and panel; `machines` lists every collecting one."""
+    from _common import RESULTS, machine, write_results
 
-    dest = HERE / "results" / "chat-student.json"
-    before = json.loads(dest.read_text()) if dest.is_file() else {"audits": [], "training": {}, "machines": []}
-    here = machine()
+    committed = RESULTS / "chat-student.json"
+    before = json.loads(committed.read_text()) if committed.is_file() else {"audits": [], "training": {}}
     rows = {(r["suspect"], r["panel"]): r for r in before["audits"]}
-    for f in sorted((OUT / "audits").glob("*.json")):
-        r = json.loads(f.read_text())
-        r.setdefault("machine_date_utc", here["date_utc"])
-        rows[(r["suspect"], r["panel"])] = r
+    rows.update({(r["suspect"], r["panel"]): r
+                 for r in (json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json")))})
     record = OUT / "weights" / "training.json"
-    training = dict(before.get("training", {}))
-    for k, v in (json.loads(record.read_text()) if record.is_file() else {}).get("models", {}).items():
-        training[k] = {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences", "tokens", "seconds",
+    training = {**before.get("training", {}),
+                **{k: {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences", "tokens", "seconds",
                                              "truth")}
+                   for k, v in (json.loads(record.read_text()) if record.is_file() else {}).get("models", {}).items()}}
+    here = machine()
     machines = before.get("machines") or ([before["machine"]] if "machine" in before else [])
     res = {"bench": "chat_student", "protocol": "bench/chat_student.py docstring", "machine": here,
            "machines": [*machines, here], "audits": [rows[k] for k in sorted(rows)], "training": training,
            "not_run": [f"{n} ({w})" for n, w in ORDER if (n, w) not in rows]}
-    dest.write_text(json.dumps(res, indent=1))
-    log(f"{len(rows)} audits: {dest}")
+    log(f"{len(rows)} audits: {write_results('chat-student', res)}")
 
 
 def main() -> None:
