@@ -354,6 +354,8 @@ def test_chat_only_suspect_is_audited_end_to_end(tmp_path: Path, text_only: bool
                                     options=LoadOptions(http_timeout=5.0)))
     tests = {t["name"]: t for t in res["references"][0]["tests"]}
     assert tests["output_agreement"]["skipped"] is None  # continuation probes went as chat messages
+    # ... and the reference and controls got them as completions: the family says its answers are not comparable
+    assert tests["output_agreement"]["details"]["asked_differently"]["as_chat"] == [spec]
     if text_only:
         assert "top-k" in tests["next_token_divergence"]["skipped"]
         assert res["access"][spec] == ["text"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from provenance.analysis.base import PairContext, TestFamily, register
 from provenance.evidence import score_item_id
+from provenance.models.access import EndpointAccess
 from provenance.stats import behaviour, capable_likelihood, identity, likelihood, outside_likelihood, weights
 from provenance.stats.base import TestResult
 from provenance.stats.behaviour import Panel, next_token_divergence, output_agreement
@@ -23,11 +24,28 @@ def _panel(ctx: PairContext, role: str) -> Panel | None:
                  {k: e.tokenizer_id for k, e in ev.items()})
 
 
+def _asked_as_chat(ctx: PairContext, model: str) -> bool:
+    """Whether this model's completion probes went to it as chat messages (a chat-only endpoint)."""
+    access = (ctx.evidence[model].endpoint or {}).get("access")
+    return bool(access) and EndpointAccess.from_json(access).completion_as_chat()
+
+
 def _output(ctx: PairContext) -> TestResult:
     panel = _panel(ctx, "output")
     if panel is None:
         return TestResult.skip("output_agreement", "no continuation probes were planned")
-    return output_agreement(panel, ctx.design)
+    r = output_agreement(panel, ctx.design)
+    models = [ctx.design.suspect, ctx.design.reference, *ctx.design.controls]
+    as_chat = [m for m in models if _asked_as_chat(ctx, m)]
+    if r.skipped is None and 0 < len(as_chat) < len(models):
+        # Not a threat to the level (a model asked otherwise agrees with no one, so it has no interaction with the
+        # reference), but a reader must not take this family's p as evidence either way (BENCHMARKS.md, "Chat
+        # distillation served chat-only": p = 0.56 for every chat student).
+        r.details["asked_differently"] = {
+            "as_chat": as_chat,
+            "note": "these models got the continuation probes as chat messages with an instruction to continue, the "
+                    "others as plain completions: their answers are not comparable, and this family has little power"}
+    return r
 
 
 def _next_token(ctx: PairContext) -> TestResult:

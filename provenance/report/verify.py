@@ -186,7 +186,7 @@ def recompute(bundle: Path) -> list[dict[str, Any]]:
         model = ModelIdentity(m["spec"], m["fingerprint"], m["kind"], m["source"], m["files"], m.get("lineage", "unknown"))
         ev = ModelEvidence(model=model, capabilities=frozenset(m["capabilities"]), tokenizer_id=m["tokenizer_id"],
                            answers=answers.get(m["fingerprint"], {}), model_type=m.get("model_type"),
-                           scores=scores.get(m["fingerprint"], {}))
+                           scores=scores.get(m["fingerprint"], {}), endpoint=m.get("endpoint"))
         if m.get("weights_evidence"):
             with files.npz(m["weights_evidence"]) as z:
                 ev.weights = {k: z[k] for k in z.files if k != "__model_type__"}
