@@ -10,11 +10,11 @@ SmolLM2 and the controls, loaded locally, answered them as raw completions, so t
 
 What. The 103 continuation probes of SC5120's panel-(A) audit bundle (their ids and texts from its transcripts),
 asked of SmolLM2-135M-Instruct, CT1-CT6 and SC5120 (all local, this machine's `~/.cache/provenance/bench-chat/`
-models) as that chat message (the model's own chat template), greedy, 12 new tokens, the request the audit sent
-the suspect. Then provenance's output-agreement test (`provenance.stats.behaviour._affinity_test` on word-level
-agreement, the six CT lineages as units) with SC5120 as suspect, and each CT lineage in the suspect's seat against
-the other five (placebos; five units each). As a check, the same test on the audit's own mismatched answers
-(expected p = 0.56), and how many of SC5120's local chat answers equal its served ones.
+models) as that chat message (the model's own chat template), greedy, 12 new tokens, the request the audit sent the
+suspect. Then provenance's output-agreement test (`provenance.stats.behaviour.output_agreement`, the six CT lineages
+as units) with SC5120 as suspect, and each CT lineage in the suspect's seat against the other five (placebos; five
+units each). As a check, the same test on the audit's own mismatched answers (expected p = 0.56), and how many of
+SC5120's local chat answers equal its served ones.
 
 Reported as it comes out: one student and six placebos are a demonstration with counts, not a rate; a change of
 the analysis would need its own null simulation (the shared stats-sims style) and a study before it ships.
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _common  # noqa: E402,F401  (sets up the import path)
-from _common import RESULTS, machine, write_results  # noqa: E402
+from _common import machine, write_results  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "provenance"
 CHAT = CACHE / "bench-chat"
@@ -60,20 +60,20 @@ def _audit_answers() -> tuple[list[str], dict[str, str], dict[str, dict[str, str
 
 
 def _test(answers: dict[str, dict[str, str]], ids: list[str], suspect: str, controls: list[str]) -> dict[str, Any]:
+    """provenance's output-agreement test on these answers (the controls one lineage each)."""
     import numpy as np
 
-    from provenance.stats.behaviour import NULL_TEXT, _affinity_test, _pair_table
+    from provenance.evidence import Completion
+    from provenance.stats.behaviour import Panel, output_agreement
     from provenance.stats.nulls import Design
     from provenance.stats.similarity import text_agreement
 
-    design = Design(suspect, REFERENCE, {c: (c,) for c in controls})
-
-    def sim(a: str, b: str) -> np.ndarray:
-        return np.array([text_agreement(answers[a][i], answers[b][i]) for i in ids])
-
-    r = _affinity_test("output_agreement", _pair_table([suspect, REFERENCE, *controls], sim), design, ids,
-                       "greedy word agreement: " + NULL_TEXT)
-    agree = {m: float(np.mean(sim(suspect, m))) for m in [REFERENCE, *controls]}
+    models = [suspect, REFERENCE, *controls]
+    panel = Panel(tuple(ids), {m: {i: Completion(answers[m][i]) for i in ids} for m in models},
+                  {m: None for m in models})
+    r = output_agreement(panel, Design(suspect, REFERENCE, {c: (c,) for c in controls}))
+    agree = {m: float(np.mean([text_agreement(answers[suspect][i], answers[m][i]) for i in ids]))
+             for m in [REFERENCE, *controls]}
     return {"suspect": suspect, "p_value": r.p_value, "statistic": r.statistic, "skipped": r.skipped,
             "kind_check": (r.details or {}).get("kind_check"), "mean_agreement_with": agree}
 
@@ -85,10 +85,7 @@ def main() -> None:
 
     info = machine()
     ids, texts, served = _audit_answers()
-    served = {("SC5120" if k.startswith("SC5120") else ("smollm2-135m-instruct" if "smollm2" in k else k)): v
-              for k, v in served.items()}
-    reqs = [Request(prompt=CONTINUE_INSTRUCTION.format(text=texts[i]), max_new_tokens=12, temperature=0.0,
-                    top_k=0, chat=True) for i in ids]
+    reqs = [Request(prompt=CONTINUE_INSTRUCTION.format(text=texts[i]), max_new_tokens=12, chat=True) for i in ids]
     chat: dict[str, dict[str, str]] = {}
     for name in [REFERENCE, *CONTROLS, "SC5120"]:
         spec = REFERENCE if name == REFERENCE else str(CHAT / "models" / name)
