@@ -43,6 +43,17 @@ Expectations stated in advance: CN1 and QC2560 are not flagged in either panel; 
 chat-format prose controls): that is reported as it is. Two students and two independent models are a demonstration
 with counts, not a rate.
 
+Amendment 1 (2026-12-02, 08:51 UTC, session 24; written after SC5120 (A) was seen: `inconclusive`, combined p =
+0.018, outside family 0.0089 on 5 degrees of freedom; before any model below was trained or any audit below run):
+panel (C), more control lineages of the suspect's kind, the lever named in BENCHMARKS.md when SC5120 (A) was reported.
+CT7-CT10: chat-format public prose exactly like CT1-CT6 (seeds 8327-8330), each on 8 corpus slices: the sorted slices
+read by none of T1-T6, N1, N2 or the held-out validation slice, dealt 8 per model in sorted order (the first 32 of
+them; N2's slices stay free for a second independent suspect). (C) = CT1-CT10, ten chat-format lineages. Audits, in
+this order and as above otherwise: SC5120 (C), then CN1 (C). Expectation stated in advance: CN1 is not flagged;
+whether SC5120 is flagged is the question. Development, not a measurement on unseen conditions: SC5120 (A) was seen,
+and the panel was enlarged because of it; SC5120 (A) stays reported as it is, and CN1 (C) is the check that the
+larger panel does not accuse an independent model.
+
 Usage (stages; each resumable):
   python bench/chat_student.py prompts
   python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
@@ -93,10 +104,10 @@ TEMPLATES = (
     "Summarise the idea of {w} in one sentence.",
 )
 STUDENTS = {"SC2560": ("smollm2", 2560, 8301), "SC5120": ("smollm2", 5120, 8302), "QC2560": ("qwen", 2560, 8311)}
-PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 7)}, "CN1": ("N1", 8331)}
+PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 11)}, "CN1": ("N1", 8331)}  # CT7-CT10: amendment 1
 CHUNK = 64
 ORDER = (("SC2560", "A"), ("CN1", "A"), ("QC2560", "A"), ("SC2560", "B"), ("CN1", "B"), ("QC2560", "B"),
-         ("SC5120", "A"), ("SC5120", "B"))
+         ("SC5120", "A"), ("SC5120", "B"), ("SC5120", "C"), ("CN1", "C"))
 log = dose.log
 
 
@@ -269,6 +280,7 @@ def prepare(group: str) -> None:
             chunks = [flat[j: j + CHUNK] for j in range(0, len(flat) - CHUNK + 1, CHUNK)]
             return [chat(ps[(first_prompt + j) % len(ps)], c) for j, c in enumerate(chunks)]
 
+        read = {**read, **extra_reads(sorted(slices), read, held)}
         sets["prose-chat-valid"] = prose_chat([held], 5632)[:512]
         for name, (namesake, seed) in PROSE.items():
             sets[name] = prose_chat(read[namesake], 0)
@@ -287,6 +299,17 @@ def recorded_reads() -> tuple[dict[str, list[str]], str]:
     read = {k: v["slices"] for k, v in d["training_e"]["plan"]["models"].items()}
     read["N1"] = d["training_n"]["plan"]["models"]["N1"]["slices"]
     return read, d["training"]["plan"]["models"]["P-large"]["held_out_slice"]
+
+
+def extra_reads(ids: Sequence[str], read: dict[str, list[str]], held: str) -> dict[str, list[str]]:
+    """Amendment 1's T7-T10 (what CT7-CT10 read): the sorted slices none of T1-T6, N1, N2 or the held-out slice read,
+    8 per model in sorted order."""
+    d = json.loads((HERE / "results" / "distill-dose.json").read_text())
+    taken = {s for v in read.values() for s in v} | set(d["training_n"]["plan"]["models"]["N2"]["slices"]) | {held}
+    free = [s for s in sorted(ids) if s not in taken]
+    if len(free) < 32:
+        raise SystemExit(f"only {len(free)} unread corpus slices here; CT7-CT10 need 32")
+    return {f"T{7 + k}": free[8 * k: 8 * k + 8] for k in range(4)}
 
 
 def train(only: Sequence[str] = ()) -> None:
@@ -320,10 +343,11 @@ def install() -> None:
 
 
 def panel(which: str) -> Path:
-    """(A): CT1-CT6; (B): those plus distill_dose's panel (a)."""
+    """(A): CT1-CT6; (B): those plus distill_dose's panel (a); (C): CT1-CT10 (amendment 1)."""
     ctrl = [{"spec": str(OUT / "models" / f"CT{k}"), "lineage": f"dose-text-{k}",
-             "kind": "chat-format public prose, 192 x 4, bench/chat_student.py"} for k in range(1, 7)]
-    if which == "A":
+             "kind": "chat-format public prose, 192 x 4, bench/chat_student.py"}
+            for k in range(1, 11 if which == "C" else 7)]
+    if which in ("A", "C"):
         data = {"control": ctrl}
     else:
         import v3_no_controls as v3
