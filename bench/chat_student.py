@@ -61,7 +61,7 @@ Usage (stages; each resumable):
   python bench/chat_student.py prepare --group prose       # then --group smollm2 / qwen once sampled
   python bench/chat_student.py train [--only NAME ...]
   python bench/chat_student.py install
-  python bench/chat_student.py audit [--only NAME ...]
+  python bench/chat_student.py audit [--only NAME ...] [--panel A B C]
   python bench/chat_student.py collect                      # bench/results/chat-student.json
 """
 
@@ -420,6 +420,7 @@ def main() -> None:
     ap.add_argument("--teacher", choices=sorted(TEACHERS), default="smollm2")
     ap.add_argument("--group", choices=["prose", *sorted(TEACHERS)], default="prose")
     ap.add_argument("--only", nargs="*", default=())
+    ap.add_argument("--panel", nargs="*", default=(), choices=["A", "B", "C"], help="audit: only these panels")
     ap.add_argument("--part", nargs=2, type=int, metavar=("FIRST", "STOP"), help="sample: only prompts FIRST..STOP-1")
     a = ap.parse_args()
     if a.stage == "prompts":
@@ -436,7 +437,7 @@ def main() -> None:
         install()
     elif a.stage == "audit":
         for name, which in ORDER:
-            if a.only and name not in a.only:
+            if (a.only and name not in a.only) or (a.panel and which not in a.panel):
                 continue
             if which == "B" and not dose.panel_available():  # lost with an earlier machine: say so, run the rest
                 log(f"{name} (B): skipped, distill_dose's matched panel is not on this machine (bench/v3_no_controls.py)")
