@@ -356,6 +356,10 @@ def test_chat_only_suspect_is_audited_end_to_end(tmp_path: Path, text_only: bool
     assert tests["output_agreement"]["skipped"] is None  # continuation probes went as chat messages
     # ... and the reference and controls got them as completions: the family says its answers are not comparable
     assert tests["output_agreement"]["details"]["asked_differently"]["as_chat"] == [spec]
+    # ... so its row effect is no kind check: a chat-only suspect agrees less with completion-served controls whatever
+    # its lineage
+    kind = tests["output_agreement"]["details"]["kind_check"]
+    assert "not_comparable" in kind and kind["suspect_out_of_kind"] is False
     if text_only:
         assert "top-k" in tests["next_token_divergence"]["skipped"]
         assert res["access"][spec] == ["text"]
