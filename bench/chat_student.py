@@ -54,6 +54,16 @@ whether SC5120 is flagged is the question. Development, not a measurement on uns
 and the panel was enlarged because of it; SC5120 (A) stays reported as it is, and CN1 (C) is the check that the
 larger panel does not accuse an independent model.
 
+Amendment 2 (2026-12-02, 10:42 UTC, session 24; written after SC5120 (C) and CN1 (C) were seen, before SC2560 (C)
+was audited). SC5120 (C) came out `inconclusive` at combined p = 0.0014 only because output agreement's kind check
+fired (its row effect -5.34 against the controls' -5.07 to -3.92, p = 0.046), in a family whose suspect was asked as
+chat and whose controls were asked as completions. Commit 74cb73b stops using that row effect as a kind check when the
+family's models were asked differently (the outside fluency check still guards the kind). This rule was made after
+seeing SC5120 (C): SC5120 (C) is re-analysed under it from the same answers (a development, reported beside its
+as-audited row), and SC2560 (C) (a student of SmolLM2 on 2,560 chat answers, seed 8301, trained as above) is audited
+under it as the check not looked at before the rule. CN1 (C) needs no re-analysis: the kind check can only lower a
+flag, and CN1 was not flagged. Expectation stated in advance: none for SC2560 (the question).
+
 Usage (stages; each resumable):
   python bench/chat_student.py prompts
   python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
@@ -107,7 +117,7 @@ STUDENTS = {"SC2560": ("smollm2", 2560, 8301), "SC5120": ("smollm2", 5120, 8302)
 PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 11)}, "CN1": ("N1", 8331)}  # CT7-CT10: amendment 1
 CHUNK = 64
 ORDER = (("SC2560", "A"), ("CN1", "A"), ("QC2560", "A"), ("SC2560", "B"), ("CN1", "B"), ("QC2560", "B"),
-         ("SC5120", "A"), ("SC5120", "B"), ("SC5120", "C"), ("CN1", "C"))
+         ("SC5120", "A"), ("SC5120", "B"), ("SC5120", "C"), ("CN1", "C"), ("SC2560", "C"))
 log = dose.log
 
 
