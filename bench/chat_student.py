@@ -64,6 +64,11 @@ as-audited row), and SC2560 (C) (a student of SmolLM2 on 2,560 chat answers, see
 under it as the check not looked at before the rule. CN1 (C) needs no re-analysis: the kind check can only lower a
 flag, and CN1 was not flagged. Expectation stated in advance: none for SC2560 (the question).
 
+Amendment 3 (2026-12-02, 11:08 UTC, session 24; after SC2560 (C) was seen: `distilled`; before the model below was
+trained): a second independent suspect for panel (C), CN2: chat-format public prose like CN1 on N2's 8 slices (distill_dose
+amendment 4; none read by CT1-CT10, CN1 or the held-out slice), seed 8332, trained and audited like CN1 in (C), under
+amendment 2's rule. Expectation stated in advance: not flagged.
+
 Usage (stages; each resumable):
   python bench/chat_student.py prompts
   python bench/chat_student.py sample --teacher smollm2      # then --teacher qwen
@@ -114,10 +119,11 @@ TEMPLATES = (
     "Summarise the idea of {w} in one sentence.",
 )
 STUDENTS = {"SC2560": ("smollm2", 2560, 8301), "SC5120": ("smollm2", 5120, 8302), "QC2560": ("qwen", 2560, 8311)}
-PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 11)}, "CN1": ("N1", 8331)}  # CT7-CT10: amendment 1
+PROSE = {**{f"CT{k}": (f"T{k}", 8320 + k) for k in range(1, 11)}, "CN1": ("N1", 8331),
+         "CN2": ("N2", 8332)}  # CT7-CT10: amendment 1; CN2: amendment 3
 CHUNK = 64
 ORDER = (("SC2560", "A"), ("CN1", "A"), ("QC2560", "A"), ("SC2560", "B"), ("CN1", "B"), ("QC2560", "B"),
-         ("SC5120", "A"), ("SC5120", "B"), ("SC5120", "C"), ("CN1", "C"), ("SC2560", "C"))
+         ("SC5120", "A"), ("SC5120", "B"), ("SC5120", "C"), ("CN1", "C"), ("SC2560", "C"), ("CN2", "C"))
 log = dose.log
 
 
@@ -277,7 +283,7 @@ def prepare(group: str) -> None:
         read, held = recorded_reads()
         if dose.panel_available():  # where the panel is at hand, the recorded lists must be what it derives
             _, slices, free, held_now = dose._prose()
-            derived = {"N1": free[60:68], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+            derived = {"N1": free[60:68], "N2": free[68:76], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
             if derived != read or held_now != held:
                 raise SystemExit("the matched panel's free slices are not those distill-dose.json recorded")
         else:
@@ -308,6 +314,7 @@ def recorded_reads() -> tuple[dict[str, list[str]], str]:
     d = json.loads((HERE / "results" / "distill-dose.json").read_text())
     read = {k: v["slices"] for k, v in d["training_e"]["plan"]["models"].items()}
     read["N1"] = d["training_n"]["plan"]["models"]["N1"]["slices"]
+    read["N2"] = d["training_n"]["plan"]["models"]["N2"]["slices"]
     return read, d["training"]["plan"]["models"]["P-large"]["held_out_slice"]
 
 
