@@ -64,7 +64,7 @@ as-audited row), and SC2560 (C) (a student of SmolLM2 on 2,560 chat answers, see
 under it as the check not looked at before the rule. CN1 (C) needs no re-analysis: the kind check can only lower a
 flag, and CN1 was not flagged. Expectation stated in advance: none for SC2560 (the question).
 
-Amendment 3 (2026-12-02, 11:08 UTC, session 24; after SC2560 (C) was seen: `distilled`; before the model below was
+Amendment 3 (2026-12-02, 11:05 UTC, session 24; after SC2560 (C) was seen: `distilled`; before the model below was
 trained): a second independent suspect for panel (C), CN2: chat-format public prose like CN1 on N2's 8 slices (distill_dose
 amendment 4; none read by CT1-CT10, CN1 or the held-out slice), seed 8332, trained and audited like CN1 in (C), under
 amendment 2's rule. Expectation stated in advance: not flagged.
@@ -283,7 +283,8 @@ def prepare(group: str) -> None:
         read, held = recorded_reads()
         if dose.panel_available():  # where the panel is at hand, the recorded lists must be what it derives
             _, slices, free, held_now = dose._prose()
-            derived = {"N1": free[60:68], "N2": free[68:76], **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
+            derived = {"N1": free[60:68], "N2": free[68:76],
+                       **{f"T{k + 1}": free[12 + 8 * k: 20 + 8 * k] for k in range(6)}}
             if derived != read or held_now != held:
                 raise SystemExit("the matched panel's free slices are not those distill-dose.json recorded")
         else:
