@@ -419,6 +419,11 @@ def collect() -> None:
     rows = {(r["suspect"], r["panel"]): r for r in before["audits"]}
     rows.update({(r["suspect"], r["panel"]): r
                  for r in (json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json")))})
+    # Amendment 2: a row audited before its rule, kept beside its re-analysis (moved there by hand when re-analysed)
+    for f in sorted((OUT / "audits-as-audited").glob("*-?.json")):
+        r = json.loads(f.read_text())
+        r["panel"] = f"{r['panel']}, as audited before amendment 2"
+        rows[(r["suspect"], r["panel"])] = r
     record = OUT / "weights" / "training.json"
     training = {**before.get("training", {}),
                 **{k: {x: v.get(x) for x in ("best_epoch", "valid_nats_per_token", "sequences", "tokens", "seconds",
