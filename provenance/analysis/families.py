@@ -46,9 +46,10 @@ def _output(ctx: PairContext) -> TestResult:
             "note": "these models got the continuation probes as chat messages with an instruction to continue, the "
                     "others as plain completions: their answers are not comparable, and this family has little power"}
         kind = r.details.get("kind_check")
-        if kind:
-            # The row effect then measures the rendering, not the kind: every chat-only suspect beside completion-served
-            # controls agrees with them less, whatever its lineage (SC5120 of BENCHMARKS.md's chat bench, p = 0.046).
+        if kind and any(m != ctx.design.reference for m in as_chat):  # the row effects involve suspect and controls
+            # The row effect then measures the rendering as well as the kind: a chat-only suspect beside
+            # completion-served controls can agree with them less whatever its lineage (SC5120 and SC2560 of
+            # BENCHMARKS.md's chat bench: affinity 0 with every model, p = 0.046).
             # The kind is still checked where it is comparable: competence on neutral text, or the fluency of the
             # suspect's sampled answers from the outside (evaluate.py).
             kind["suspect_out_of_kind_as_measured"] = kind["suspect_out_of_kind"]
