@@ -321,9 +321,8 @@ def recorded_reads() -> tuple[dict[str, list[str]], str]:
 
 def extra_reads(ids: Sequence[str], read: dict[str, list[str]], held: str) -> dict[str, list[str]]:
     """Amendment 1's T7-T10 (what CT7-CT10 read): the sorted slices none of T1-T6, N1, N2 or the held-out slice read,
-    8 per model in sorted order."""
-    d = json.loads((HERE / "results" / "distill-dose.json").read_text())
-    taken = {s for v in read.values() for s in v} | set(d["training_n"]["plan"]["models"]["N2"]["slices"]) | {held}
+    8 per model in sorted order (`read`: recorded_reads's lists, N2's among them)."""
+    taken = {s for v in read.values() for s in v} | {held}
     free = [s for s in sorted(ids) if s not in taken]
     if len(free) < 32:
         raise SystemExit(f"only {len(free)} unread corpus slices here; CT7-CT10 need 32")
