@@ -919,10 +919,14 @@ def controls() -> None:
                    "(Qwen samples 320 in about 9 minutes on 2 cores), 20,480 on a GPU.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to sample the teachers and train the controls (auto: the GPU when torch sees one).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "chat"]), default="auto", show_default=True,
+              help="What the controls learn in: raw text, or the suspect's chat template (public text as answers to "
+                   "instructions, students on their teachers' chat answers). auto: chat when the suspect predicts its "
+                   "own chat template's scaffolding (it learnt from chat transcripts), else text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path | None, max_params: int | None,
-                   teachers: bool, max_teacher_samples: int | None, device: str, as_json: bool,
+                   teachers: bool, max_teacher_samples: int | None, device: str, fmt: str, as_json: bool,
                    no_progress: bool) -> None:
     """Train controls of SUSPECT's architecture and competence here and write them as a controls panel.
 
@@ -941,13 +945,15 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
 
     summary = build_for(resolve(suspect, LoadOptions()), references, n, teachers, out, max_params or MAX_PARAMS,
                         progress=not no_progress, device=resolve_device(device),
-                        max_teacher_samples=max_teacher_samples)
+                        max_teacher_samples=max_teacher_samples, fmt=fmt)
     if as_json:
         click.echo(_dump(summary))
         return
     click.echo(f"suspect {printable(suspect)}: {summary['parameters'] / 1e6:.1f}M parameters, competence "
                f"{summary['suspect_competence']:.3f} nats/byte on the yardstick, answer sameness "
-               f"{summary['suspect_sameness']:.2f}")
+               f"{summary['suspect_sameness']:.2f}; controls learn in "
+               f"{'its chat template' if summary['format'] == 'chat' else 'raw text'}"
+               f"{'' if summary['scaffold_logprob'] is None else ' (scaffold %.2f nats/token)' % summary['scaffold_logprob']}")
     for c in summary["controls"]:
         answers = f" on {c['teacher_samples']} answers" if c["teacher_samples"] else ""
         click.echo(f"  {c['lineage']:<16} {c['kind']:<8}{answers} {c['steps']:>5} steps  competence "

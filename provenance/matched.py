@@ -15,6 +15,13 @@ that learns all its teacher's answers without reaching the suspect's competence 
 tokenizer, data, seed, schedule, version), so a second audit of a suspect of the same architecture trains nothing.
 The result is an ordinary controls panel file (`panel.py`) that says what each control is and how close its
 competence came: `audit --controls FILE` reads it like any other panel.
+
+Controls also learn in the suspect's format. A suspect that predicts its own chat template's scaffolding (the tokens
+that close a user turn and open the assistant's: `scaffold_logprob`) learnt from chat transcripts, as a student of a
+chat model's answers does; its controls then learn in that template too (public text as answers to the builder's own
+instructions, students on their teachers' chat answers). Controls that learnt raw text only are of another kind for
+such a suspect (bench/chat_student.py: four raw-text lineages added to six chat-format ones weakened the one family
+with power, p 0.028 -> 0.14).
 """
 
 from __future__ import annotations
@@ -74,6 +81,27 @@ SAMENESS_FLOOR = 0.01  # agreement below this is "answers unlike each other" (th
 PAST_PEAK = TOLERANCE
 PREFIX_WORDS = (6, 12, 18, 24)  # each yardstick passage cut after this many words gives one prompt
 ANSWER_TOKENS = 12
+FORMATS = ("text", "chat")
+# A suspect whose mean log-probability of its chat template's scaffolding tokens is above this learnt chat transcripts.
+# The scaffolding is the same few tokens after every user turn: a model trained on transcripts predicts it almost
+# surely (SmolLM2 and a 192 x 4 student of its chat answers: above -1 nats per token), one that never saw its special
+# tokens gives them the probability of an unused id (below -8 for the 49,152-id vocabulary, untrained or raw-text).
+CHAT_SCAFFOLD_NATS = -3.0
+CHAT_ANSWER_TOKENS = 64  # a public-text lineage's answer: its text cut into chunks of this many tokens
+CHAT_PROMPTS = 6000
+CHAT_PROMPT_SEED = 20261203
+CHAT_WORD_RANKS = (150, 1350)  # the instructions' words: these frequency ranks of the corpus's lower-case words
+# The builder's own instructions: none is a template of the audit's probe sets (probes/instructions.json, identity).
+CHAT_TEMPLATES = (
+    "Tell me about {w}.",
+    "What can you say about {w}?",
+    "Write a few sentences on {w}.",
+    "I am curious about {w}. Can you help?",
+    "Share a thought about {w}.",
+    "Talk about {w} for a moment.",
+    "Please write something that mentions {w}.",
+    "What comes to mind when you hear {w}?",
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +256,70 @@ def profile(path: Path | str, texts: Sequence[str]) -> Profile:
     return Profile(float(sum(s.per_byte for s in scores) / len(scores)), sameness([a.text for a in answers]), keep)
 
 
+def scaffold_logprob(path: Path | str, messages: Sequence[str]) -> float | None:
+    """Mean log-probability (nats per token) the model gives its chat template's scaffolding after each user message:
+    the special tokens that open the assistant's turn once the user's is closed (`<|im_start|>` in ChatML; all the
+    scaffold's tokens after the first where the template has no special ones). Not the token that closes the user's
+    turn: whether a message has ended depends on the message (SmolLM2 gives it -0.09 after a whole instruction, -18.9
+    after "Four score and seven years ago"); nor the role's name, which a GGUF conversion may score oddly (Qwen2.5-Coder
+    here: "assistant" at -29 right after `<|im_start|>` at -0.00). None when its tokenizer has no chat template (a text
+    model whatever it learnt)."""
+    import torch
+
+    from provenance.models import LoadOptions, resolve
+
+    backend = resolve(str(path), LoadOptions()).load()
+    try:
+        tok, net = backend.tokenizer, backend.model
+        if not getattr(tok, "chat_template", None):
+            return None
+        special = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}) or {})
+        vals: list[float] = []
+        for m in messages:
+            text = tok.apply_chat_template([{"role": "user", "content": m}], tokenize=False, add_generation_prompt=True)
+            cut = text.rindex(m) + len(m)
+            head = tok(text[:cut], add_special_tokens=False)["input_ids"]
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            start = next((i for i, (a, b) in enumerate(zip(head, ids)) if a != b), len(head))
+            if start == 0 or start + 1 >= len(ids):
+                continue
+            with torch.no_grad():
+                logits = net(input_ids=torch.tensor([ids], device=net.device)).logits[0].float()
+            lp = torch.log_softmax(logits[:-1], dim=-1)
+            after = range(start + 1, len(ids))
+            scored = [i for i in after if ids[i] in special] or list(after)
+            vals += [float(lp[i - 1, ids[i]]) for i in scored]
+    finally:
+        backend.close()
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
+def suspect_format(path: Path | str, texts: Sequence[str] | None = None) -> tuple[str, float | None]:
+    """("chat" or "text", the scaffold log-probability): the format the suspect's controls learn in."""
+    got = scaffold_logprob(path, _prompts(texts if texts is not None else _yardstick())[:8])
+    return ("chat" if got is not None and got > CHAT_SCAFFOLD_NATS else "text"), got
+
+
+def chat_prompts(slices: dict[str, str], n: int = CHAT_PROMPTS) -> list[str]:
+    """The builder's instructions: its templates filled with the corpus's words of frequency rank 150-1,349 (lower-case,
+    5-12 letters, counted over every slice), shuffled under a seed of their own, none an audit prompt."""
+    import random
+    import re
+    from collections import Counter
+
+    from provenance.probeset import load as load_probes
+
+    counts = Counter(w for text in slices.values() for w in re.findall(r"\b[a-z]{5,12}\b", text))
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][slice(*CHAT_WORD_RANKS)]
+    every = [t.format(w=w) for t in CHAT_TEMPLATES for w in words]
+    random.Random(CHAT_PROMPT_SEED).shuffle(every)
+    taken = {p.text for s in ("instructions", "identity") for p in load_probes(s).probes}
+    out = [p for p in every if p not in taken][:n]
+    if not out:
+        raise InputError("no instructions for chat-format controls: too little public text installed")
+    return out
+
+
 def _config_sha(config: Any) -> str:
     d = config.to_dict()
     for k in ("_name_or_path", "transformers_version", "name_or_path", "torch_dtype", "dtype"):
@@ -279,8 +371,13 @@ class Builder:
 
     def __init__(self, suspect_path: Path, target: Profile, root: Path | None = None, seed: int = 0,
                  schedule: Sequence[int] = SCHEDULE, progress: bool = True, device: str | None = None,
-                 max_teacher_samples: int | None = None) -> None:
+                 max_teacher_samples: int | None = None, fmt: str = "text") -> None:
         from transformers import AutoTokenizer
+
+        if fmt not in FORMATS:
+            raise InputError(f"controls format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        self.fmt = fmt
+        self.prompts: list[str] = []  # the chat format's instructions (`chat_prompts`), set with the slices
 
         self.config, self.params = architecture(suspect_path)
         self.tok = AutoTokenizer.from_pretrained(str(suspect_path), local_files_only=True, trust_remote_code=False)
@@ -308,25 +405,46 @@ class Builder:
                 "source": lin.source, "teacher_samples": teacher_samples, "data_sha256": data_sha, "seed": self.seed,
                 "lr": self.lr, "batch": BATCH, "seq_len": SEQ_LEN, "schedule": list(self.schedule),
                 "stop_past_peak": PAST_PEAK,
-                "closed_vocabulary_sha256": sha256_json(self.keep) if self.keep is not None else None}
+                "closed_vocabulary_sha256": sha256_json(self.keep) if self.keep is not None else None,
+                # only the chat format names itself, so every text-format recipe (and cached control) stays as it was
+                **({"format": self.fmt, "answer_tokens": CHAT_ANSWER_TOKENS} if self.fmt == "chat" else {})}
 
     def data(self, lin: Lineage, slices: dict[str, str], teacher_samples: int = TEACHER_SAMPLES) -> list[list[int]]:
         """Token sequences in the suspect's tokenizer: chunks of the lineage's slices, or the teacher's answers."""
+        chat = self.fmt == "chat"
+        if chat and not self.prompts:
+            self.prompts = chat_prompts(slices)
         if lin.kind == "text":
             ids: list[int] = []
             for s in lin.slices:
                 enc = self.tok([par + "\n\n" for par in slices[s].split("\n")], add_special_tokens=False)["input_ids"]
                 ids += [i for row in enc for i in row]
+            if chat:  # chunk j is the answer to instruction j: the model learns the format, not any teacher
+                size = CHAT_ANSWER_TOKENS
+                return [self._chat(self.prompts[j % len(self.prompts)], ids[i : i + size])
+                        for j, i in enumerate(range(0, len(ids) - size + 1, size))]
             return [ids[i : i + SEQ_LEN] for i in range(0, len(ids) - SEQ_LEN + 1, SEQ_LEN)]
-        return [self.tok(t, add_special_tokens=False)["input_ids"][: SEQ_LEN]
-                for t in self.teacher_answers(lin.source, teacher_samples)]
+        answers = self.teacher_answers(lin.source, teacher_samples)
+        if chat:
+            return [self._chat(p, self.tok(t, add_special_tokens=False)["input_ids"][:CHAT_ANSWER_TOKENS])
+                    for p, t in zip(self.prompts, answers)]
+        return [self.tok(t, add_special_tokens=False)["input_ids"][: SEQ_LEN] for t in answers]
+
+    def _chat(self, prompt: str, answer: Sequence[int]) -> list[int]:
+        """One chat-format training sequence: the suspect's template around the instruction (its default system line
+        included, as it renders a chat request), the answer, end of sequence."""
+        head = self.tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                            add_generation_prompt=True)
+        end = [self.tok.eos_token_id] if self.tok.eos_token_id is not None else []
+        return (self.tok(head, add_special_tokens=False)["input_ids"] + list(answer) + end)[:SEQ_LEN]
 
     def teacher_answers(self, teacher: str, n: int = TEACHER_SAMPLES) -> list[str]:
         """The packaged teacher's first `n` sampled answers to prompts no audit sends (`teacher_prompts`), cached as
         text; a larger `n` samples only the answers past the largest smaller rung (which it samples first)."""
         from provenance.zoo.lineages import _seed
 
-        path = self.root / "samples" / f"{teacher}-{n}-{self.seed}.json"
+        # Chat answers (the chat format's students) are answers to other prompts: a file of their own.
+        path = self.root / "samples" / f"{teacher}{'-chat' if self.fmt == 'chat' else ''}-{n}-{self.seed}.json"
         with exclusive(path):  # two audits building controls at once sample each teacher once
             if path.is_file():
                 return json.loads(path.read_text())
@@ -334,7 +452,10 @@ class Builder:
             have = self.teacher_answers(teacher, below[-1]) if below else []
             # The first rung keeps version 2's seed (its cached answers stay valid); each later chunk has its own.
             seed = self.seed if not have else _seed(self.seed, teacher, "answers", len(have))
-            texts = have + self._sample_teacher(teacher, teacher_prompts(n)[len(have):], seed)
+            prompts = self.prompts[:n] if self.fmt == "chat" else teacher_prompts(n)
+            if len(prompts) < n:
+                raise InputError(f"{len(prompts)} instructions for chat-format students, fewer than {n} answers")
+            texts = have + self._sample_teacher(teacher, prompts[len(have):], seed)
             atomic_write_json(path, texts)
             return texts
 
@@ -348,10 +469,21 @@ class Builder:
             if self.device != "cpu":
                 backend.model.to(self.device)
             b = bar(len(prompts), f"sampling {teacher}", self.progress)
-            seqs = sample(backend.model, backend.tokenizer, prompts, TEACHER_NEW_TOKENS, 1.0, seed=seed, progress=b,
-                          batch=32 if self.device == "cpu" else 256)
+            if self.fmt == "chat":  # in the teacher's own chat template (raw prompts where it has none)
+                from provenance.models.base import Request
+
+                backend.batch_size = 32 if self.device == "cpu" else 256
+                texts = []
+                for i in range(0, len(prompts), 32):
+                    got = backend.generate([Request(p, max_new_tokens=CHAT_ANSWER_TOKENS, chat=True, temperature=1.0,
+                                                    seed=seed + i + j) for j, p in enumerate(prompts[i : i + 32])])
+                    texts += [g.text for g in got]
+                    b.update(len(got))
+            else:
+                seqs = sample(backend.model, backend.tokenizer, prompts, TEACHER_NEW_TOKENS, 1.0, seed=seed,
+                              progress=b, batch=32 if self.device == "cpu" else 256)
+                texts = [backend.tokenizer.decode(s, skip_special_tokens=True) for s in seqs]
             b.close()
-            texts = [backend.tokenizer.decode(s, skip_special_tokens=True) for s in seqs]
         finally:
             backend.close()
         return texts
@@ -526,14 +658,16 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
                   teachers: Sequence[str] | None = None, out: Path | None = None, seed: int = 0,
                   max_params: int = MAX_PARAMS, progress: bool = True, root: Path | None = None,
                   schedule: Sequence[int] = SCHEDULE, sources: Sequence[str] | None = None,
-                  device: str | None = None, max_teacher_samples: int | None = None) -> dict[str, Any]:
+                  device: str | None = None, max_teacher_samples: int | None = None,
+                  fmt: str = "auto") -> dict[str, Any]:
     """Build `n` matched controls for a resolved local suspect and write them as a controls panel (JSON) to `out`.
 
     `excluded_families`: lineages the controls must not belong to (the references', the suspect's when known).
     `teachers`: packaged teachers whose students may serve (None: every packaged teacher). `device`: where to train
     and sample (None: `resolve_device`'s choice); `max_teacher_samples`: the last rung of a student's teacher answers (None:
-    320 on a CPU, 20,480 on a GPU). Returns a summary with the panel's path, every control's competence against the
-    suspect's, and what could not be matched.
+    320 on a CPU, 20,480 on a GPU). `fmt`: what the controls learn in, "text", "chat" (the suspect's chat template) or
+    "auto" (`suspect_format`). Returns a summary with the panel's path, every control's competence against the
+    suspect's, the format, and what could not be matched.
     """
     from provenance.zoo.corpus import SOURCES
     from provenance.zoo.lineages import PACKAGED_TEACHERS
@@ -545,9 +679,14 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     assert suspect.local_path is not None
     target = profile(suspect.local_path, _yardstick())
     keep = target.keep
+    scaffold = None
+    if fmt == "auto":
+        fmt, scaffold = suspect_format(suspect.local_path)
     builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
-                      device=device, max_teacher_samples=max_teacher_samples)
+                      device=device, max_teacher_samples=max_teacher_samples, fmt=fmt)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
+    if fmt == "chat":
+        builder.prompts = chat_prompts(slices)
     plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
     if len(plan) < n:
         raise InputError(f"only {len(plan)} matched lineage(s) can be built here (too little public text installed)")
@@ -561,8 +700,8 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
                               f"{f', its {len(keep)} live output ids' if keep else ''}), "
                               f"{b.steps} steps; competence {b.competence:.3f} nats/byte (suspect "
                               f"{target.competence:.3f}), answer sameness {b.sameness:.2f} (suspect "
-                              f"{target.sameness:.2f})"),
-                     "notes": (f"{_origin(b)}; recipe sha256 {b.recipe_sha256[:16]}; "
+                              f"{target.sameness:.2f}){'; learnt in its chat template' if fmt == 'chat' else ''}"),
+                     "notes": (f"{_origin(b, fmt)}; recipe sha256 {b.recipe_sha256[:16]}; "
                                f"{'matched' if b.matched else 'NOT matched (closest reached)'}; stopped: {b.stop}")}
                     for b in built],
     }
@@ -571,6 +710,7 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     return {"panel": str(path), "suspect_competence": round(target.competence, 4),
             "suspect_sameness": target.sameness, "parameters": builder.params,
             "closed_vocabulary": len(keep) if keep else None, "device": builder.device,
+            "format": fmt, "scaffold_logprob": scaffold,
             "max_teacher_samples": builder.max_teacher_samples,
             "controls": [{"spec": str(b.path), "lineage": b.lineage.name, "kind": b.lineage.kind,
                           "source": b.lineage.source, "teacher_samples": b.teacher_samples, "steps": b.steps,
@@ -579,10 +719,10 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
             "unmatched": [b.lineage.name for b in built if not b.matched]}
 
 
-def _origin(b: Built) -> str:
+def _origin(b: Built, fmt: str = "text") -> str:
     if b.lineage.kind == "student":
-        return f"student of {b.lineage.source} on {b.teacher_samples} of its sampled answers"
-    return f"public text {b.lineage.source}"
+        return f"student of {b.lineage.source} on {b.teacher_samples} of its sampled {'chat ' * (fmt == 'chat')}answers"
+    return f"public text {b.lineage.source}{' as chat answers' if fmt == 'chat' else ''}"
 
 
 def known_families(specs: Sequence[str]) -> set[str]:
@@ -616,13 +756,14 @@ def teachers_outside(excluded: set[str]) -> list[str]:
 
 def build_for(resolved: Any, references: Sequence[str], n: int = DEFAULT_LINEAGES, with_teachers: bool = True,
               out: Path | None = None, max_params: int = MAX_PARAMS, progress: bool = True,
-              device: str | None = None, max_teacher_samples: int | None = None) -> dict[str, Any]:
+              device: str | None = None, max_teacher_samples: int | None = None,
+              fmt: str = "auto") -> dict[str, Any]:
     """Matched controls for an audit of `resolved` against `references`: no control of a reference's lineage (or the
     suspect's, when known). What `controls build` and an audit with no controls both run."""
     excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
     return build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if with_teachers else (),
                          out=out, max_params=max_params, progress=progress, device=device,
-                         max_teacher_samples=max_teacher_samples)
+                         max_teacher_samples=max_teacher_samples, fmt=fmt)
 
 
 def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str = "auto", progress: bool = True,
@@ -652,8 +793,9 @@ def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str 
     assert resolved is not None
     summary = build_for(resolved, references, n, max_params=max_params, progress=progress)
     ok = len(summary["controls"]) - len(summary["unmatched"])
+    fmt = " in its chat template" if summary["format"] == "chat" else ""
     line = (f"matched controls: {len(summary['controls'])} lineages trained at the suspect's architecture "
-            f"({summary['parameters'] / 1e6:.1f}M parameters), {ok} within {TOLERANCE} nats/byte of its competence "
+            f"({summary['parameters'] / 1e6:.1f}M parameters){fmt}, {ok} within {TOLERANCE} nats/byte of its competence "
             f"({summary['suspect_competence']:.3f}) and {SAMENESS_TOLERANCE} of its answer sameness "
             f"({summary['suspect_sameness']:.2f}); panel {summary['panel']}")
     if summary["unmatched"]:

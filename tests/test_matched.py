@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_REFERENCE, FAKE_SUSPECT, tiny_llama
+from conftest import FAKE_REFERENCE, FAKE_SUSPECT, requires_models, tiny_llama
 from clirun import run_cli
 from provenance.errors import InputError
 from provenance.matched import (SAMENESS_TOLERANCE, TOLERANCE, Builder, Lineage, Profile, build_matched,
@@ -224,7 +224,7 @@ def test_teacher_answers_grow_in_rungs_that_extend_each_other(tmp_path: Path, mo
 
     monkeypatch.setattr(matched.Builder, "_sample_teacher", fake_sample)
     b = object.__new__(Builder)  # only what teacher_answers reads
-    b.root, b.seed = tmp_path, 0
+    b.root, b.seed, b.fmt = tmp_path, 0, "text"
     big = b.teacher_answers("qwen", 1280)
     assert calls == [(TEACHER_SAMPLES, 0), (960, calls[1][1])] and calls[1][1] != 0  # the new chunk: its own seed
     assert big[:320] == b.teacher_answers("qwen", 320) and len(big) == 1280
@@ -269,3 +269,67 @@ def test_controls_build_on_a_gpu_this_machine_lacks_is_one_line() -> None:
         pytest.skip("this machine has a GPU")
     r = run_cli("controls", "build", FAKE_SUSPECT, "--device", "cuda")
     assert r.returncode == 2 and "torch sees no GPU" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _chat_slices() -> dict[str, str]:
+    """Three slices of 400 made-up lower-case words of varied frequency (the instructions take ranks 150-1,349)."""
+    import string
+
+    words = ["".join(string.ascii_lowercase[(i // 26 ** k) % 26] for k in range(3)) + "ing" for i in range(400)]
+    text = " ".join(w for i, w in enumerate(words) for _ in range(1 + i % 4))
+    return {f"pydocs-{i:03d}": f"The passage {i}. " + text for i in range(3)}
+
+
+def test_chat_format_controls_learn_the_suspects_template_around_instructions_no_audit_sends(tmp_path: Path) -> None:
+    """A chat-format lineage's sequences are the suspect's chat template around one of the builder's instructions, then
+    a chunk of its text (at most 64 tokens) and end of sequence; students answer the same instructions. The text format
+    and its recipes are as before (no format key), so its cached controls stay valid."""
+    from provenance.matched import CHAT_ANSWER_TOKENS, SEQ_LEN, chat_prompts
+    from provenance.probeset import load as load_probes
+
+    slices = _chat_slices()
+    ps = chat_prompts(slices)
+    assert ps == chat_prompts(slices) and len(set(ps)) == len(ps) > 10  # fixed by the corpus and the seed
+    assert not set(ps) & {p.text for s in ("instructions", "identity") for p in load_probes(s).probes}
+    suspect = tiny_llama(tmp_path / "s", 2, "suspect", "ours")
+    chat = Builder(suspect, Profile(-2.0, -3.0), root=tmp_path / "c", progress=False, fmt="chat")
+    text = Builder(suspect, Profile(-2.0, -3.0), root=tmp_path / "c", progress=False)
+    lin = Lineage("matched-text-0", "text", "+".join(slices), tuple(slices))
+    seqs = chat.data(lin, slices)
+    tok = chat.tok
+    for j, seq in enumerate(seqs[:5]):
+        head = tok(tok.apply_chat_template([{"role": "user", "content": chat.prompts[j]}], tokenize=False,
+                                           add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        assert seq[: len(head)] == head and seq[-1] == tok.eos_token_id and len(seq) <= SEQ_LEN
+        assert len(seq) - len(head) - 1 <= CHAT_ANSWER_TOKENS
+    assert all(len(s) == SEQ_LEN for s in text.data(lin, slices))  # raw text: unchanged
+    assert "format" not in text.recipe(lin, "d") and chat.recipe(lin, "d")["format"] == "chat"
+    with pytest.raises(InputError, match="format"):
+        Builder(suspect, Profile(-2.0, -3.0), root=tmp_path / "c", progress=False, fmt="yaml")
+
+    def fake_sample(self: Builder, teacher: str, prompts: list[str], seed: int) -> list[str]:
+        return [f"{teacher} says {p}" for p in prompts]
+
+    import provenance.matched as matched
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(matched.Builder, "_sample_teacher", fake_sample)
+    try:
+        student = chat.data(Lineage("qwen", "student", "qwen"), slices, 16)
+    finally:
+        mp.undo()
+    assert len(student) == 16 and tok.decode(student[3]).count(chat.prompts[3]) == 2  # asked, then answered
+    assert (tmp_path / "c" / "samples" / "qwen-chat-16-0.json").is_file()  # not the text format's answers
+
+
+@requires_models
+def test_the_format_is_read_from_the_suspect_chat_only_when_it_learnt_its_template(tmp_path: Path) -> None:
+    """A model that never saw its template's special tokens (here untrained) gives the assistant turn's opening token
+    the probability of an unused id; SmolLM2-135M-Instruct, trained on chat transcripts, predicts it almost surely.
+    (A 192 x 4 student of SmolLM2's chat answers: bench/chat_no_controls.py records its value.)"""
+    from provenance.matched import CHAT_SCAFFOLD_NATS, suspect_format
+
+    fmt, score = suspect_format(tiny_llama(tmp_path / "raw", 5, "suspect", "ours"))
+    assert fmt == "text" and score is not None and score < CHAT_SCAFFOLD_NATS - 5
+    fmt, score = suspect_format("smollm2-135m-instruct")
+    assert fmt == "chat" and score is not None and score > -0.5
