@@ -935,7 +935,9 @@ def controls_build(suspect: str, references: tuple[str, ...], n: int, out: Path 
     per-byte log-likelihood of the neutral yardstick passages (what the audit's competence check measures) is within
     0.075 nats/byte of the suspect's and its greedy answers are as alike from prompt to prompt as the suspect's
     (within 0.5 in log agreement), or its competence passes the suspect's, falls past its peak (it has learnt its
-    data) or the schedule ends (then it is marked not matched). Models are cached by recipe.
+    data) or the schedule ends (then it is marked not matched). A suspect that learnt from chat transcripts (it predicts
+    its chat template's scaffolding) gets controls that learn in that template too (--format). Models are cached by
+    recipe.
     """
     from provenance.matched import MAX_PARAMS, build_for
     from provenance.models import LoadOptions, resolve
