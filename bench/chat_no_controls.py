@@ -37,3 +37,95 @@ audit against panel (C) was seen (`distilled`, p = 0.0045), and this bench exist
 Usage: python bench/chat_no_controls.py [--only SC2560 CN2] [--analysis 2 3]   (resumable; results in
 bench/results/chat-no-controls.json)
 """
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common  # noqa: F401 - sets up the import path
+from _common import RESULTS, ROOT, machine, subprocess_env, write_results
+
+CACHE = Path.home() / ".cache" / "provenance"
+CHAT = CACHE / "bench-chat"  # bench/chat_student.py's models (trained there)
+OUT = CACHE / "bench-chat-no-controls"
+REFERENCE = "smollm2-135m-instruct"
+TRUTH = {"SC2560": "distilled", "CN2": "independent"}
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def audit(name: str, version: int) -> dict[str, Any]:
+    """One no-`-c` audit through the CLI (the audit builds its matched panel); its stderr goes to a log beside it, so
+    the build can be followed (`tail -f`)."""
+    row_file = OUT / "audits" / f"{name}-v{version}.json"
+    if row_file.is_file():
+        return json.loads(row_file.read_text())
+    suspect = CHAT / "models" / name
+    if not (suspect / "config.json").is_file():
+        raise SystemExit(f"{suspect}: not trained (bench/chat_student.py prepare, train --only {name}, install)")
+    bundle = OUT / "bundles" / f"{name}-v{version}"
+    cmd = [sys.executable, "-m", "provenance", "-v", "audit", "-s", str(suspect), "-r", REFERENCE, "-o", str(bundle),
+           "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--replace"]
+    row_file.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with (OUT / "audits" / f"{name}-v{version}.log").open("w") as err:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=subprocess_env(), cwd=ROOT)
+    if proc.returncode not in (0, 1):  # 1: flagged
+        raise SystemExit(f"audit of {name} (v{version}) failed ({proc.returncode}); see its .log")
+    res = json.loads(proc.stdout)
+    ref = res["references"][0]
+    built = next((w for w in res["warnings"] if w.startswith("matched controls:")), None)
+    panel = json.loads(Path(built.split("panel ", 1)[1].split(";", 1)[0]).read_text()) if built else None
+    row = {"suspect": name, "truth": TRUTH[name], "analysis": version, "likelihood_probes": "instructions",
+           "controls": "matched, built by the audit (no -c)", "seconds": round(time.time() - t0, 1),
+           "verdict": ref["verdict"], "p_value": ref["p_value"], "reason": ref["reason"],
+           "tests": {t["name"]: t.get("p_value") for t in ref["tests"]},
+           "skipped": {t["name"]: t["skipped"] for t in ref["tests"] if t.get("skipped")},
+           "placebo": {r["lineage"]: r["p_value"] for r in ref["placebo"]["rows"]},
+           "placebo_flagged": ref["placebo"]["flagged"], "competence": ref.get("competence_check"),
+           "kind_checks": {t["name"]: t.get("details", {}).get("kind_check") for t in ref["tests"]
+                           if t.get("details", {}).get("kind_check")},
+           "controls_used": ref["controls_used"], "build": built, "panel": panel, "warnings": res["warnings"],
+           "bundle": str(bundle)}
+    row_file.write_text(json.dumps(row, indent=1))
+    log(f"{name} v{version}: {row['verdict']} p={row['p_value']:.3g} {row['tests']}")
+    return row
+
+
+def suspect_format(name: str) -> dict[str, Any]:
+    from provenance.matched import suspect_format as fmt
+
+    got, score = fmt(CHAT / "models" / name)
+    return {"format": got, "scaffold_logprob": score}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", default=["SC2560", "CN2"], choices=sorted(TRUTH))
+    ap.add_argument("--analysis", nargs="+", type=int, default=[2, 3], choices=[2, 3])
+    ap.add_argument("--collect", action="store_true", help="Write the results of the audits finished; run nothing.")
+    args = ap.parse_args()
+    info = machine()
+    if not args.collect:
+        for name in args.only:  # the protocol's order: each suspect's default-analysis audit, then analysis 3
+            for v in args.analysis:
+                audit(name, v)
+    rows = [json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json"))]
+    formats = {r["suspect"]: suspect_format(r["suspect"]) for r in rows}
+    write_results("chat-no-controls", {"machine": info, "protocol": "bench/chat_no_controls.py docstring",
+                                       "suspect_format": formats, "audits": rows,
+                                       "not_run": [f"{n}-v{v}" for n in TRUTH for v in (2, 3)
+                                                   if not any(r["suspect"] == n and r["analysis"] == v
+                                                              for r in rows)]})
+
+
+if __name__ == "__main__":
+    main()
