@@ -16,8 +16,8 @@ tokenizer, data, seed, schedule, version), so a second audit of a suspect of the
 The result is an ordinary controls panel file (`panel.py`) that says what each control is and how close its
 competence came: `audit --controls FILE` reads it like any other panel.
 
-Controls also learn in the suspect's format. A suspect that predicts its own chat template's scaffolding (the tokens
-that close a user turn and open the assistant's: `scaffold_logprob`) learnt from chat transcripts, as a student of a
+Controls also learn in the suspect's format. A suspect that predicts its own chat template's scaffolding (the special
+tokens that open the assistant's turn after a user's: `scaffold_logprob`) learnt from chat transcripts, as a student of a
 chat model's answers does; its controls then learn in that template too (public text as answers to the builder's own
 instructions, students on their teachers' chat answers). Controls that learnt raw text only are of another kind for
 such a suspect (bench/chat_student.py: four raw-text lineages added to six chat-format ones weakened the one family
@@ -84,8 +84,9 @@ ANSWER_TOKENS = 12
 FORMATS = ("text", "chat")
 # A suspect whose mean log-probability of its chat template's scaffolding tokens is above this learnt chat transcripts.
 # The scaffolding is the same few tokens after every user turn: a model trained on transcripts predicts it almost
-# surely (SmolLM2 and a 192 x 4 student of its chat answers: above -1 nats per token), one that never saw its special
-# tokens gives them the probability of an unused id (below -8 for the 49,152-id vocabulary, untrained or raw-text).
+# surely (SmolLM2-135M-Instruct -0.05 nats per token, Qwen2.5-Coder -0.00, bench/chat_student.py's 192 x 4 student of
+# SmolLM2's chat answers -0.006), one that never saw its special tokens gives them the probability of an unused id (an
+# untrained model on the 49,152-id vocabulary: -11.0).
 CHAT_SCAFFOLD_NATS = -3.0
 CHAT_ANSWER_TOKENS = 64  # a public-text lineage's answer: its text cut into chunks of this many tokens
 CHAT_PROMPTS = 6000
@@ -257,7 +258,8 @@ def profile(path: Path | str, texts: Sequence[str]) -> Profile:
 
 
 def scaffold_logprob(path: Path | str, messages: Sequence[str]) -> float | None:
-    """Mean log-probability (nats per token) the model gives its chat template's scaffolding after each user message:
+    """Median over messages of the mean log-probability (nats per token) the model gives its chat template's scaffolding
+    after a user message:
     the special tokens that open the assistant's turn once the user's is closed (`<|im_start|>` in ChatML; all the
     scaffold's tokens after the first where the template has no special ones). Not the token that closes the user's
     turn: whether a message has ended depends on the message (SmolLM2 gives it -0.09 after a whole instruction, -18.9
@@ -288,15 +290,20 @@ def scaffold_logprob(path: Path | str, messages: Sequence[str]) -> float | None:
             lp = torch.log_softmax(logits[:-1], dim=-1)
             after = range(start + 1, len(ids))
             scored = [i for i in after if ids[i] in special] or list(after)
-            vals += [float(lp[i - 1, ids[i]]) for i in scored]
+            vals.append(float(np.mean([float(lp[i - 1, ids[i]]) for i in scored])))
     finally:
         backend.close()
-    return round(float(np.mean(vals)), 4) if vals else None
+    # The median message: a small student predicts the turn's opening only at the lengths it learnt (bench/chat_student.py's
+    # SC2560: -0.01 after a 6-word message, -8.9 after a 24-word one), so one long message must not decide.
+    return round(float(np.median(vals)), 4) if vals else None
 
 
 def suspect_format(path: Path | str, texts: Sequence[str] | None = None) -> tuple[str, float | None]:
-    """("chat" or "text", the scaffold log-probability): the format the suspect's controls learn in."""
-    got = scaffold_logprob(path, _prompts(texts if texts is not None else _yardstick())[:8])
+    """("chat" or "text", the scaffold log-probability): the format the suspect's controls learn in. The messages are
+    the yardstick passages' first six words: short, as instructions are."""
+    words = PREFIX_WORDS[0]
+    messages = [" ".join(t.split()[:words]) for t in (texts if texts is not None else _yardstick())]
+    got = scaffold_logprob(path, messages)
     return ("chat" if got is not None and got > CHAT_SCAFFOLD_NATS else "text"), got
 
 
