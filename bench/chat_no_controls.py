@@ -34,7 +34,7 @@ Expectation stated in advance: SC2560 is flagged `distilled` in audit 1 (the que
 comes out is reported as it is, with the panel's competence and the checks. Development, not a rate: SC2560's chat-only
 audit against panel (C) was seen (`distilled`, p = 0.0045), and this bench exists because of it.
 
-Amendment 1 (14:08 UTC, before any audit finished; the first audit was stopped while building its first controls).
+Amendment 1 (14:03 UTC, before any audit finished; the first audit was stopped while building its first controls).
 The builder's format check as first written read SC2560 as a text model (scaffold -4.47 nats/token, the threshold -3):
 it averaged over the yardstick passages cut after 6, 12, 18 and 24 words, and SC2560 predicts the assistant turn's
 opening token at -0.01 after 6- and 12-word messages and -8.7 to -9.1 after 18- and 24-word ones (its instructions
