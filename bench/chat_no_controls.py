@@ -42,6 +42,18 @@ were all short). The check now takes the median over the yardstick passages' fir
 -0.05, Qwen2.5-Coder -0.00, an untrained model -11.0). Seen before: SC2560's scaffold values above; not seen: any
 verdict. The audits then run as written.
 
+Amendment 2 (14:45 UTC, after the builds' training trails were seen, before any verdict: the audit was stopped while
+building). The eight controls would have taken about two hours of both cores: the students of Qwen and Gemma stopped
+short of the suspect (-1.94 and -1.76 nats/byte against -1.669, past their peak at 50 and 200 steps), and the
+public-text lineages reached the suspect's competence by 400 steps (-1.638) with answers already more varied than its
+(sameness -3.21 against -1.96), then trained on (800 steps: -1.611, -3.91; about 2 s a step with two builds at once)
+towards 1,600 and 3,200, since the builder stopped only once competence passed the suspect's by a tolerance. Builder
+version 4 (commit after this amendment) also stops once competence has reached the suspect's and answers are more varied
+than its by more than the sameness tolerance: training only makes answers more varied, so both measures would only move
+away. All controls are retrained under version 4 (the version is in every recipe); two builds run at once (the audit's
+and a second process building the same plan from its far end, same recipes and cache; one thread each). Nothing else
+changes.
+
 Usage: python bench/chat_no_controls.py [--only SC2560 CN2] [--analysis 2 3]   (resumable; results in
 bench/results/chat-no-controls.json)
 """

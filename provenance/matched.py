@@ -40,7 +40,8 @@ import numpy as np
 from provenance.errors import InputError
 from provenance.fsutil import atomic_write_json, cache_dir, exclusive, sha256_json
 
-MATCHED_VERSION = "3"  # 2: matched on answer sameness too, measured from 5 steps; 3: stops past the peak, rungs
+MATCHED_VERSION = "4"  # 2: matched on answer sameness too, measured from 5 steps; 3: stops past the peak, rungs;
+# 4: stops once competence has reached the suspect's and answers are more varied than its (both passed)
 log = logging.getLogger(__name__)
 
 # A suspect above this many parameters is not trained against here (hours per control on a CPU); ask for a panel.
@@ -632,6 +633,12 @@ def stop_reason(got: Profile, target: Profile, peak: float) -> str | None:
         return MATCHED
     if got.competence > target.competence + TOLERANCE:
         return PASSED  # more training only moves it further away
+    if got.competence >= target.competence - TOLERANCE and got.sameness < target.sameness - SAMENESS_TOLERANCE:
+        # Competence reached and answers already more varied than the suspect's: training makes answers more varied
+        # (every trail: bench/chat_no_controls.py's public-text control went -0.99, -3.33, -3.21, -3.91 from 100 to
+        # 800 steps against the suspect's -1.96), so more steps only move sameness away. Version 3 trained on to
+        # 1,600 steps and beyond here: about 2 s a step on a shared CPU, hours for eight lineages.
+        return PASSED
     if got.competence < peak - PAST_PEAK:
         return PAST_ITS_PEAK  # it has learnt its data: more steps overfit
     return None

@@ -199,6 +199,11 @@ def test_training_stops_once_past_its_peak_as_the_student_of_qwen_on_320_answers
     assert stop_reason(Profile(-1.41, -4.0), target, -1.41) == MATCHED
     assert stop_reason(Profile(-1.30, -4.0), target, -1.30) == PASSED
     assert stop_reason(Profile(-1.60, -4.0), target, -1.55) is None  # a dip within a tolerance of the peak: go on
+    # version 4: competence reached and answers more varied than the suspect's: both passed, more steps only move away
+    chat_target = Profile(-1.669, -1.96)  # bench/chat_no_controls.py's SC2560
+    assert stop_reason(Profile(-1.638, -3.21), chat_target, -1.638) == PASSED  # its public-text control at 400 steps
+    assert stop_reason(Profile(-1.749, -3.33), chat_target, -1.749) is None  # 200 steps: competence not yet reached
+    assert stop_reason(Profile(-1.70, -2.2), chat_target, -1.70) == MATCHED
 
 
 def test_teacher_answers_grow_in_rungs_that_extend_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
