@@ -42,7 +42,7 @@ were all short). The check now takes the median over the yardstick passages' fir
 -0.05, Qwen2.5-Coder -0.00, an untrained model -11.0). Seen before: SC2560's scaffold values above; not seen: any
 verdict. The audits then run as written.
 
-Amendment 2 (14:45 UTC, after the builds' training trails were seen, before any verdict: the audit was stopped while
+Amendment 2 (14:38 UTC, after the builds' training trails were seen, before any verdict: the audit was stopped while
 building). The eight controls would have taken about two hours of both cores: the students of Qwen and Gemma stopped
 short of the suspect (-1.94 and -1.76 nats/byte against -1.669, past their peak at 50 and 200 steps), and the
 public-text lineages reached the suspect's competence by 400 steps (-1.638) with answers already more varied than its
