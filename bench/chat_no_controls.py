@@ -54,6 +54,13 @@ away. All controls are retrained under version 4 (the version is in every recipe
 and a second process building the same plan from its far end, same recipes and cache; one thread each). Nothing else
 changes.
 
+Amendment 3 (15:20 UTC, after SC2560's audit 1 was seen: `distilled`, p = 0.00094; before CN2 was trained). The
+session's time does not allow CN2's own no-`-c` panel (about 40 minutes of building after 10 of training). CN2 is
+instead audited as in 1 with `--controls` naming the panel the audit built for SC2560 (the same eight builder-made
+chat-format lineages; CN2 has SC2560's architecture and tokenizer). This checks whether these controls, all weaker than
+SC2560 on the yardstick, make an independent chat-format model look related to SmolLM2; it is not CN2's no-`-c` path,
+which stays not run. Expectation stated in advance: CN2 not flagged. Audit 2 (analysis 3) is not run.
+
 Usage: python bench/chat_no_controls.py [--only SC2560 CN2] [--analysis 2 3]   (resumable; results in
 bench/results/chat-no-controls.json)
 """
@@ -82,21 +89,27 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def audit(name: str, version: int) -> dict[str, Any]:
+def audit(name: str, version: int, panel_of: str | None = None) -> dict[str, Any]:
     """One no-`-c` audit through the CLI (the audit builds its matched panel); its stderr goes to a log beside it, so
-    the build can be followed (`tail -f`)."""
-    row_file = OUT / "audits" / f"{name}-v{version}.json"
+    the build can be followed (`tail -f`). `panel_of`: give the panel built for that suspect's audit instead
+    (amendment 3)."""
+    tag = f"{name}-v{version}" + (f"-{panel_of}-panel" if panel_of else "")
+    row_file = OUT / "audits" / f"{tag}.json"
     if row_file.is_file():
         return json.loads(row_file.read_text())
     suspect = CHAT / "models" / name
     if not (suspect / "config.json").is_file():
         raise SystemExit(f"{suspect}: not trained (bench/chat_student.py prepare, train --only {name}, install)")
-    bundle = OUT / "bundles" / f"{name}-v{version}"
+    bundle = OUT / "bundles" / tag
+    given = []
+    if panel_of:
+        built = json.loads((OUT / "audits" / f"{panel_of}-v{version}.json").read_text())["build"]
+        given = ["--controls", built.split("panel ", 1)[1].split(";", 1)[0]]
     cmd = [sys.executable, "-m", "provenance", "-v", "audit", "-s", str(suspect), "-r", REFERENCE, "-o", str(bundle),
-           "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--replace"]
+           "--analysis", str(version), "--budget", "200", "--seed", "0", "--json", "--replace", *given]
     row_file.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with (OUT / "audits" / f"{name}-v{version}.log").open("w") as err:
+    with (OUT / "audits" / f"{tag}.log").open("w") as err:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=subprocess_env(), cwd=ROOT)
     if proc.returncode not in (0, 1):  # 1: flagged
         raise SystemExit(f"audit of {name} (v{version}) failed ({proc.returncode}); see its .log")
@@ -104,8 +117,11 @@ def audit(name: str, version: int) -> dict[str, Any]:
     ref = res["references"][0]
     built = next((w for w in res["warnings"] if w.startswith("matched controls:")), None)
     panel = json.loads(Path(built.split("panel ", 1)[1].split(";", 1)[0]).read_text()) if built else None
+    if panel_of:
+        panel = json.loads(Path(given[1]).read_text())
     row = {"suspect": name, "truth": TRUTH[name], "analysis": version, "likelihood_probes": "instructions",
-           "controls": "matched, built by the audit (no -c)", "seconds": round(time.time() - t0, 1),
+           "controls": (f"the panel the audit built for {panel_of} (--controls; amendment 3)" if panel_of
+                        else "matched, built by the audit (no -c)"), "seconds": round(time.time() - t0, 1),
            "verdict": ref["verdict"], "p_value": ref["p_value"], "reason": ref["reason"],
            "tests": {t["name"]: t.get("p_value") for t in ref["tests"]},
            "skipped": {t["name"]: t["skipped"] for t in ref["tests"] if t.get("skipped")},
@@ -120,6 +136,27 @@ def audit(name: str, version: int) -> dict[str, Any]:
     return row
 
 
+def prebuild(name: str) -> None:
+    """Build the no-`-c` audit's plan from its far end in a second process (the same recipes and cache: each control
+    is built once, by whichever process reaches it first), so two cores build the panel."""
+    from provenance.matched import (DEFAULT_LINEAGES, Builder, _slices, _yardstick, chat_prompts, known_families,
+                                    plan_lineages, profile, teachers_outside)
+    from provenance.matched import suspect_format as fmt_of
+    from provenance.models import LoadOptions, resolve
+    from provenance.zoo.corpus import SOURCES
+
+    r = resolve(str(CHAT / "models" / name), LoadOptions())
+    excluded = known_families([REFERENCE]) | ({r.lineage} if r.lineage else set())
+    assert r.local_path is not None
+    fmt, _ = fmt_of(r.local_path)
+    b = Builder(r.local_path, profile(r.local_path, _yardstick()), progress=False, fmt=fmt)
+    slices = _slices(b.root, tuple(SOURCES))
+    b.prompts = chat_prompts(slices) if fmt == "chat" else []
+    for lin in reversed(plan_lineages(DEFAULT_LINEAGES, excluded, teachers_outside(excluded), list(slices))):
+        got = b.build(lin, slices)
+        log(f"{lin.name}: {got.stop}, {got.steps} steps, competence {got.competence:.3f}, {got.seconds:.0f} s")
+
+
 def suspect_format(name: str) -> dict[str, Any]:
     from provenance.matched import suspect_format as fmt
 
@@ -132,18 +169,25 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=["SC2560", "CN2"], choices=sorted(TRUTH))
     ap.add_argument("--analysis", nargs="+", type=int, default=[2, 3], choices=[2, 3])
     ap.add_argument("--collect", action="store_true", help="Write the results of the audits finished; run nothing.")
+    ap.add_argument("--prebuild", metavar="NAME", help="Only build NAME's panel from the plan's far end (run beside "
+                    "the audit, in a second process with OMP_NUM_THREADS=1).")
+    ap.add_argument("--panel-of", metavar="NAME", help="Amendment 3: give the suspects the panel built for NAME.")
     args = ap.parse_args()
     info = machine()
+    if args.prebuild:
+        prebuild(args.prebuild)
+        return
     if not args.collect:
         for name in args.only:  # the protocol's order: each suspect's default-analysis audit, then analysis 3
             for v in args.analysis:
-                audit(name, v)
+                audit(name, v, args.panel_of)
     rows = [json.loads(f.read_text()) for f in sorted((OUT / "audits").glob("*.json"))]
     formats = {r["suspect"]: suspect_format(r["suspect"]) for r in rows}
     write_results("chat-no-controls", {"machine": info, "protocol": "bench/chat_no_controls.py docstring",
                                        "suspect_format": formats, "audits": rows,
-                                       "not_run": [f"{n}-v{v}" for n in TRUTH for v in (2, 3)
+                                       "not_run": [f"{n}-v{v} (no -c)" for n in TRUTH for v in (2, 3)
                                                    if not any(r["suspect"] == n and r["analysis"] == v
+                                                              and r["controls"].startswith("matched")
                                                               for r in rows)]})
 
 
