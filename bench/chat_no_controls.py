@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401 - sets up the import path
-from _common import RESULTS, ROOT, machine, subprocess_env, write_results
+from _common import ROOT, machine, subprocess_env, write_results
 
 CACHE = Path.home() / ".cache" / "provenance"
 CHAT = CACHE / "bench-chat"  # bench/chat_student.py's models (trained there)
