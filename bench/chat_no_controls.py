@@ -139,22 +139,13 @@ def audit(name: str, version: int, panel_of: str | None = None) -> dict[str, Any
 def prebuild(name: str) -> None:
     """Build the no-`-c` audit's plan from its far end in a second process (the same recipes and cache: each control
     is built once, by whichever process reaches it first), so two cores build the panel."""
-    from provenance.matched import (DEFAULT_LINEAGES, Builder, _slices, _yardstick, chat_prompts, known_families,
-                                    plan_lineages, profile, teachers_outside)
-    from provenance.matched import suspect_format as fmt_of
+    from provenance.matched import build_for
     from provenance.models import LoadOptions, resolve
-    from provenance.zoo.corpus import SOURCES
 
-    r = resolve(str(CHAT / "models" / name), LoadOptions())
-    excluded = known_families([REFERENCE]) | ({r.lineage} if r.lineage else set())
-    assert r.local_path is not None
-    fmt, _ = fmt_of(r.local_path)
-    b = Builder(r.local_path, profile(r.local_path, _yardstick()), progress=False, fmt=fmt)
-    slices = _slices(b.root, tuple(SOURCES))
-    b.prompts = chat_prompts(slices) if fmt == "chat" else []
-    for lin in reversed(plan_lineages(DEFAULT_LINEAGES, excluded, teachers_outside(excluded), list(slices))):
-        got = b.build(lin, slices)
-        log(f"{lin.name}: {got.stop}, {got.steps} steps, competence {got.competence:.3f}, {got.seconds:.0f} s")
+    summary = build_for(resolve(str(CHAT / "models" / name), LoadOptions()), [REFERENCE], progress=False,
+                        from_end=True)
+    for c in summary["controls"]:
+        log(f"{c['lineage']}: {c['stop']}, {c['steps']} steps, competence {c['competence']:.3f}, {c['seconds']:.0f} s")
 
 
 def suspect_format(name: str) -> dict[str, Any]:

@@ -84,11 +84,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -132,19 +129,14 @@ def prompts() -> list[str]:
     path = OUT / "prompts.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from provenance.probeset import load
+    from provenance.matched import template_instructions
     from provenance.zoo.corpus import build_slices
 
     slices, _ = build_slices(50_000)
-    counts = Counter(w for text in slices.values() for w in re.findall(r"\b[a-z]{5,12}\b", text))
-    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][WORD_RANKS[0]:WORD_RANKS[1]]
-    every = [t.format(w=w) for t in TEMPLATES for w in words]
-    random.Random(PROMPT_SEED).shuffle(every)
-    taken = {p.text for s in ("instructions", "identity") for p in load(s).probes}
-    out = [p for p in every if p not in taken][:N_PROMPTS]
+    out = template_instructions(slices, TEMPLATES, WORD_RANKS, PROMPT_SEED, N_PROMPTS)
     OUT.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=0))
-    log(f"{len(out)} prompts from {len(words)} words x {len(TEMPLATES)} templates")
+    log(f"{len(out)} prompts from {len(TEMPLATES)} templates")
     return out
 
 

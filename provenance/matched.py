@@ -308,9 +308,11 @@ def suspect_format(path: Path | str, texts: Sequence[str] | None = None) -> tupl
     return ("chat" if got is not None and got > CHAT_SCAFFOLD_NATS else "text"), got
 
 
-def chat_prompts(slices: dict[str, str], n: int = CHAT_PROMPTS) -> list[str]:
-    """The builder's instructions: its templates filled with the corpus's words of frequency rank 150-1,349 (lower-case,
-    5-12 letters, counted over every slice), shuffled under a seed of their own, none an audit prompt."""
+def template_instructions(slices: dict[str, str], templates: Sequence[str], ranks: tuple[int, int], seed: int,
+                          n: int) -> list[str]:
+    """`templates` filled with the corpus's words of frequency rank ranks[0] to ranks[1] - 1 (lower-case, 5-12 letters,
+    counted over every slice), shuffled under `seed`, leaving out every prompt of the audit's `instructions` and
+    `identity` sets; the first `n`. (bench/chat_student.py's training instructions come from here too.)"""
     import random
     import re
     from collections import Counter
@@ -318,11 +320,16 @@ def chat_prompts(slices: dict[str, str], n: int = CHAT_PROMPTS) -> list[str]:
     from provenance.probeset import load as load_probes
 
     counts = Counter(w for text in slices.values() for w in re.findall(r"\b[a-z]{5,12}\b", text))
-    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][slice(*CHAT_WORD_RANKS)]
-    every = [t.format(w=w) for t in CHAT_TEMPLATES for w in words]
-    random.Random(CHAT_PROMPT_SEED).shuffle(every)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][slice(*ranks)]
+    every = [t.format(w=w) for t in templates for w in words]
+    random.Random(seed).shuffle(every)
     taken = {p.text for s in ("instructions", "identity") for p in load_probes(s).probes}
-    out = [p for p in every if p not in taken][:n]
+    return [p for p in every if p not in taken][:n]
+
+
+def chat_prompts(slices: dict[str, str], n: int = CHAT_PROMPTS) -> list[str]:
+    """The builder's instructions: its own templates (none an audit template) and seed (`template_instructions`)."""
+    out = template_instructions(slices, CHAT_TEMPLATES, CHAT_WORD_RANKS, CHAT_PROMPT_SEED, n)
     if not out:
         raise InputError("no instructions for chat-format controls: too little public text installed")
     return out
@@ -385,7 +392,7 @@ class Builder:
         if fmt not in FORMATS:
             raise InputError(f"controls format {fmt!r}: expected one of {', '.join(FORMATS)}")
         self.fmt = fmt
-        self.prompts: list[str] = []  # the chat format's instructions (`chat_prompts`), set with the slices
+        self.prompts: list[str] = []  # the chat format's instructions (`chat_prompts`), from the first slices `data` gets
 
         self.config, self.params = architecture(suspect_path)
         self.tok = AutoTokenizer.from_pretrained(str(suspect_path), local_files_only=True, trust_remote_code=False)
@@ -673,14 +680,16 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
                   max_params: int = MAX_PARAMS, progress: bool = True, root: Path | None = None,
                   schedule: Sequence[int] = SCHEDULE, sources: Sequence[str] | None = None,
                   device: str | None = None, max_teacher_samples: int | None = None,
-                  fmt: str = "auto") -> dict[str, Any]:
+                  fmt: str = "auto", from_end: bool = False) -> dict[str, Any]:
     """Build `n` matched controls for a resolved local suspect and write them as a controls panel (JSON) to `out`.
 
     `excluded_families`: lineages the controls must not belong to (the references', the suspect's when known).
     `teachers`: packaged teachers whose students may serve (None: every packaged teacher). `device`: where to train
     and sample (None: `resolve_device`'s choice); `max_teacher_samples`: the last rung of a student's teacher answers (None:
     320 on a CPU, 20,480 on a GPU). `fmt`: what the controls learn in, "text", "chat" (the suspect's chat template) or
-    "auto" (`suspect_format`). Returns a summary with the panel's path, every control's competence against the
+    "auto" (`suspect_format`). `from_end`: build the plan's lineages last first (a second process beside an audit
+    building the same plan then shares the work: each control is built once, by whichever reaches it first; the panel
+    lists them in the plan's order either way). Returns a summary with the panel's path, every control's competence against the
     suspect's, the format, and what could not be matched.
     """
     from provenance.zoo.corpus import SOURCES
@@ -699,15 +708,15 @@ def build_matched(suspect: Any, excluded_families: set[str], n: int = DEFAULT_LI
     builder = Builder(suspect.local_path, target, root=root, seed=seed, schedule=schedule, progress=progress,
                       device=device, max_teacher_samples=max_teacher_samples, fmt=fmt)
     slices = _slices(builder.root, tuple(s for s in SOURCES if sources is None or s.id in sources))
-    if fmt == "chat":
-        builder.prompts = chat_prompts(slices)
     plan = plan_lineages(n, excluded_families, PACKAGED_TEACHERS if teachers is None else teachers, list(slices))
     if len(plan) < n:
         raise InputError(f"only {len(plan)} matched lineage(s) can be built here (too little public text installed)")
     built = []
-    for lin in plan:
+    for lin in reversed(plan) if from_end else plan:
         log.info("matched control %s (%s: %s)", lin.name, lin.kind, lin.source[:60])
         built.append(builder.build(lin, slices))
+    if from_end:
+        built.reverse()
     panel = {
         "control": [{"spec": str(b.path), "lineage": b.lineage.name,
                      "kind": (f"matched: the suspect's architecture ({builder.params / 1e6:.1f}M parameters"
@@ -771,13 +780,13 @@ def teachers_outside(excluded: set[str]) -> list[str]:
 def build_for(resolved: Any, references: Sequence[str], n: int = DEFAULT_LINEAGES, with_teachers: bool = True,
               out: Path | None = None, max_params: int = MAX_PARAMS, progress: bool = True,
               device: str | None = None, max_teacher_samples: int | None = None,
-              fmt: str = "auto") -> dict[str, Any]:
+              fmt: str = "auto", from_end: bool = False) -> dict[str, Any]:
     """Matched controls for an audit of `resolved` against `references`: no control of a reference's lineage (or the
     suspect's, when known). What `controls build` and an audit with no controls both run."""
     excluded = known_families(references) | ({resolved.lineage} if resolved.lineage else set())
     return build_matched(resolved, excluded, n, teachers=teachers_outside(excluded) if with_teachers else (),
                          out=out, max_params=max_params, progress=progress, device=device,
-                         max_teacher_samples=max_teacher_samples, fmt=fmt)
+                         max_teacher_samples=max_teacher_samples, fmt=fmt, from_end=from_end)
 
 
 def auto_panel(suspect: str, references: Sequence[str], options: Any, mode: str = "auto", progress: bool = True,
